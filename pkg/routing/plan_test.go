@@ -1,0 +1,394 @@
+package routing
+
+import (
+	"bytes"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kubectl-canary/kubectl-canary/pkg/testutil"
+)
+
+var testNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// loadSnapshot reads testdata/routing/NAME/cluster.yaml.
+func loadSnapshot(t testing.TB, name string) *Snapshot {
+	t.Helper()
+	return snapshotOf(t, testutil.ReadObjects(t, testutil.Testdata("routing", name, "cluster.yaml")))
+}
+
+func snapshotOf(t testing.TB, objects []*unstructured.Unstructured) *Snapshot {
+	t.Helper()
+	snap := &Snapshot{Now: testNow, APIVersion: "networking.istio.io/v1"}
+	for _, u := range objects {
+		switch u.GetKind() {
+		case "Service":
+			snap.Service = &corev1.Service{}
+			require.NoError(t, runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, snap.Service))
+		case "Deployment":
+			d := appsv1.Deployment{}
+			require.NoError(t, runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &d))
+			snap.Deployments = append(snap.Deployments, d)
+		case "VirtualService":
+			snap.VirtualServices = append(snap.VirtualServices, u)
+		case "DestinationRule":
+			snap.DestinationRules = append(snap.DestinationRules, u)
+		default:
+			t.Fatalf("fixture holds unexpected kind %s", u.GetKind())
+		}
+	}
+	return snap
+}
+
+// apply writes a plan into the snapshot the way the API server would.
+func (s *Snapshot) apply(plan *Plan) {
+	for _, c := range plan.Changes {
+		list := &s.VirtualServices
+		if c.Desired.GetKind() == "DestinationRule" {
+			list = &s.DestinationRules
+		}
+		replaced := false
+		for i, obj := range *list {
+			if obj.GetName() == c.Desired.GetName() {
+				(*list)[i] = c.Desired.DeepCopy()
+				replaced = true
+			}
+		}
+		if !replaced {
+			*list = append(*list, c.Desired.DeepCopy())
+		}
+	}
+	s.Now = s.Now.Add(time.Minute)
+}
+
+func (s *Snapshot) object(kind, name string) *unstructured.Unstructured {
+	list := s.VirtualServices
+	if kind == "DestinationRule" {
+		list = s.DestinationRules
+	}
+	for _, obj := range list {
+		if obj.GetName() == name {
+			return obj
+		}
+	}
+	return nil
+}
+
+// renderPlan prints a plan for golden files: each object as it must become.
+func renderPlan(t testing.TB, plan *Plan) []byte {
+	var out bytes.Buffer
+	fmt.Fprintf(&out, "# canary %s/%s: stable %s, canary %s, weight %d, phase %s\n",
+		plan.Namespace, plan.Service, plan.State.Stable, plan.State.Canary, plan.State.Weight, plan.State.Phase)
+	for _, w := range plan.Warnings {
+		fmt.Fprintf(&out, "# warning: %s\n", w)
+	}
+	for _, c := range plan.Changes {
+		verb := "configured"
+		switch {
+		case c.Live == nil:
+			verb = "created"
+		case !c.Changed():
+			verb = "unchanged"
+		}
+		data, err := yaml.Marshal(c.Desired.Object)
+		require.NoError(t, err)
+		fmt.Fprintf(&out, "---\n# %s %s/%s %s (stage %d)\n%s", c.Desired.GetKind(), c.Desired.GetNamespace(), c.Desired.GetName(), verb, c.Stage, data)
+	}
+	return out.Bytes()
+}
+
+type step struct {
+	name   string
+	intent Intent
+}
+
+func start(weight int) Intent { return Intent{Action: ActionStart, Weight: weight} }
+func weight(w int) Intent     { return Intent{Action: ActionWeight, Weight: w} }
+
+var (
+	promote = Intent{Action: ActionPromote}
+	abort   = Intent{Action: ActionAbort}
+)
+
+func TestFlowsMatchGoldenFiles(t *testing.T) {
+	flows := []struct {
+		cluster, flow string
+		steps         []step
+	}{
+		{"no-istio", "promote", []step{
+			{"start", start(10)}, {"start-again", start(10)}, {"weight-50", weight(50)},
+			{"promote", promote}, {"promote-again", promote},
+			{"next-start", Intent{Action: ActionStart, Weight: 20}},
+		}},
+		{"no-istio", "abort", []step{{"start", start(10)}, {"weight-0", weight(0)}, {"abort", abort}, {"abort-again", abort}}},
+		{"bookinfo-adopted", "abort", []step{
+			{"start-v3", Intent{Action: ActionStart, Weight: 10, Canary: "v3"}},
+			{"weight-30", weight(30)}, {"abort", abort},
+		}},
+		{"bookinfo-adopted", "promote-default-route", []step{
+			{"start-v3", Intent{Action: ActionStart, Weight: 25, CanaryDeployment: "reviews-v3", Routes: []string{"default"}}},
+			{"promote", promote},
+		}},
+		{"hosts-and-gateway", "promote", []step{{"start", start(5)}, {"weight-100", weight(100)}, {"promote", promote}}},
+		{"hosts-and-gateway", "abort", []step{{"start", start(5)}, {"abort", abort}}},
+		{"app-kubernetes-version", "abort", []step{{"start", start(1)}, {"abort", abort}}},
+		{"unnamed-label", "promote", []step{{"start", start(50)}, {"promote", promote}}},
+	}
+	for _, f := range flows {
+		t.Run(f.cluster+"/"+f.flow, func(t *testing.T) {
+			snap := loadSnapshot(t, f.cluster)
+			for i, s := range f.steps {
+				plan, err := Compute(*snap, s.intent)
+				require.NoError(t, err, "step %s", s.name)
+				testutil.Golden(t, testutil.Testdata("routing", f.cluster, f.flow, fmt.Sprintf("%02d-%s.yaml", i+1, s.name)), renderPlan(t, plan))
+				assertManagedWeightsSumTo100(t, plan)
+				snap.apply(plan)
+			}
+		})
+	}
+}
+
+func TestRunningTheSameCommandTwiceChangesNothing(t *testing.T) {
+	for _, cluster := range []string{"no-istio", "hosts-and-gateway", "app-kubernetes-version", "unnamed-label"} {
+		for _, intents := range [][]Intent{{start(10)}, {start(10), weight(40)}, {start(10), promote}, {start(10), abort}} {
+			snap := loadSnapshot(t, cluster)
+			for _, intent := range intents {
+				plan, err := Compute(*snap, intent)
+				require.NoError(t, err)
+				snap.apply(plan)
+			}
+			again, err := Compute(*snap, intents[len(intents)-1])
+			require.NoError(t, err, "%s %v", cluster, intents)
+			assert.False(t, again.Changed(), "%s: %v twice must write nothing", cluster, intents)
+		}
+	}
+}
+
+func TestAbortRestoresTheAdoptedSpecExactly(t *testing.T) {
+	snap := loadSnapshot(t, "bookinfo-adopted")
+	before := map[string]interface{}{
+		"vs": runtime.DeepCopyJSONValue(snap.object("VirtualService", "reviews").Object["spec"]),
+		"dr": runtime.DeepCopyJSONValue(snap.object("DestinationRule", "reviews").Object["spec"]),
+	}
+	for _, intent := range []Intent{{Action: ActionStart, Weight: 10, Canary: "v3"}, weight(60), abort} {
+		plan, err := Compute(*snap, intent)
+		require.NoError(t, err)
+		snap.apply(plan)
+	}
+	assert.Equal(t, before["vs"], snap.object("VirtualService", "reviews").Object["spec"])
+	assert.Equal(t, before["dr"], snap.object("DestinationRule", "reviews").Object["spec"])
+	assert.Equal(t, "keep me", snap.object("VirtualService", "reviews").GetAnnotations()["other.tool/note"])
+}
+
+func TestAbortAfterSomeoneElseChangedTheVirtualServiceOnlyResetsWeights(t *testing.T) {
+	snap := loadSnapshot(t, "bookinfo-adopted")
+	plan, err := Compute(*snap, Intent{Action: ActionStart, Weight: 10, Canary: "v3"})
+	require.NoError(t, err)
+	snap.apply(plan)
+	vs := snap.object("VirtualService", "reviews")
+	// Another writer adds a timeout to the default route meanwhile.
+	routes := vs.Object["spec"].(map[string]interface{})["http"].([]interface{})
+	routes[2].(map[string]interface{})["timeout"] = "3s"
+
+	plan, err = Compute(*snap, abort)
+	require.NoError(t, err)
+	require.Len(t, plan.Warnings, 1)
+	assert.Contains(t, plan.Warnings[0], "VirtualService bookinfo/reviews changed since the canary started")
+	snap.apply(plan)
+	def := snap.object("VirtualService", "reviews").Object["spec"].(map[string]interface{})["http"].([]interface{})[2].(map[string]interface{})
+	assert.Equal(t, "3s", def["timeout"], "the other writer's change survives")
+	assert.Equal(t, []interface{}{map[string]interface{}{"destination": map[string]interface{}{"host": "reviews", "subset": "v1"}}}, def["route"])
+	// The canary subset start added is pruned, the DestinationRule is otherwise as before.
+	var names []string
+	for _, s := range snap.object("DestinationRule", "reviews").Object["spec"].(map[string]interface{})["subsets"].([]interface{}) {
+		names = append(names, s.(map[string]interface{})["name"].(string))
+	}
+	assert.Equal(t, []string{"v1", "v2"}, names)
+}
+
+func TestErrorsNameTheObjectAndTheFix(t *testing.T) {
+	twoVersionLabels := func(s *Snapshot) {
+		for i := range s.Deployments {
+			s.Deployments[i].Spec.Template.Labels["build"] = fmt.Sprintf("b%d", i)
+			delete(s.Deployments[i].Spec.Template.Labels, "version")
+			s.Deployments[i].Spec.Template.Labels["flavor"] = fmt.Sprintf("f%d", i)
+		}
+	}
+	cases := []struct {
+		name    string
+		cluster string
+		mutate  func(*Snapshot)
+		intent  Intent
+		wantErr []string
+	}{
+		{"no deployment behind the service", "no-istio", func(s *Snapshot) { s.Deployments = s.Deployments[2:] }, start(10),
+			[]string{"no Deployment in namespace shop has pods matching the selector of service reviews", "deploy the versions first"}},
+		{"selector-less service", "no-istio", func(s *Snapshot) { s.Service.Spec.Selector = nil }, start(10),
+			[]string{"service shop/reviews has no selector"}},
+		{"one version only", "no-istio", func(s *Snapshot) { s.Deployments = s.Deployments[:1] }, start(10),
+			[]string{"service shop/reviews has only one version behind it (deployment reviews-v1)", "deploy the canary"}},
+		{"ambiguous version label", "no-istio", func(s *Snapshot) { s.Deployments = s.Deployments[:2]; twoVersionLabels(s) }, start(10),
+			[]string{"cannot choose the version label of service shop/reviews: candidates are build, flavor", "--version-label"}},
+		{"no differing label", "no-istio", func(s *Snapshot) {
+			for i := range s.Deployments {
+				delete(s.Deployments[i].Spec.Template.Labels, "version")
+			}
+		}, start(10), []string{"cannot tell the versions of service shop/reviews apart", "--version-label"}},
+		{"version label missing on a deployment", "no-istio", nil, Intent{Action: ActionStart, Weight: 10, VersionLabel: "track"},
+			[]string{`version label "track" is missing from the pod template of deployment(s) reviews-v1, reviews-v2`}},
+		{"several canary candidates", "bookinfo-adopted", nil, start(10),
+			[]string{"service bookinfo/reviews has several versions besides stable version=v1: v2, v3", "pass --canary"}},
+		{"canary equal to stable", "no-istio", nil, Intent{Action: ActionStart, Weight: 10, Canary: "v1"},
+			[]string{"canary version=v1 is the stable version of service shop/reviews", "--canary"}},
+		{"unknown canary", "no-istio", nil, Intent{Action: ActionStart, Weight: 10, Canary: "v9"},
+			[]string{"--canary v9: service shop/reviews has no such version (version values: v1, v2)"}},
+		{"unknown canary deployment", "no-istio", nil, Intent{Action: ActionStart, Weight: 10, CanaryDeployment: "nope"},
+			[]string{"--canary-deployment nope: no such deployment behind service shop/reviews (deployments: reviews-v1, reviews-v2)"}},
+		{"unknown stable", "no-istio", nil, Intent{Action: ActionStart, Weight: 10, Stable: "v0"},
+			[]string{"--stable v0: service shop/reviews has no such version"}},
+		{"weight above 100", "no-istio", nil, start(101), []string{"weight 101 is out of range", "0 to 100"}},
+		{"negative weight", "no-istio", nil, weight(-5), []string{"weight -5 is out of range"}},
+		{"weight without canary", "no-istio", nil, weight(20), []string{"no canary in progress for service shop/reviews", "kubectl canary start reviews"}},
+		{"promote without canary", "no-istio", nil, promote, []string{"no canary in progress for service shop/reviews"}},
+		{"abort without canary", "no-istio", nil, abort, []string{"no canary in progress for service shop/reviews"}},
+		{"unknown route name", "bookinfo-adopted", nil, Intent{Action: ActionStart, Weight: 10, Canary: "v3", Routes: []string{"nope"}},
+			[]string{"--route nope: no route of that name sends traffic to stable subset v1 of service bookinfo/reviews"}},
+		{"pinned route cannot be managed", "bookinfo-adopted", nil, Intent{Action: ActionStart, Weight: 10, Canary: "v3", Routes: []string{"jason"}},
+			[]string{"--route jason"}},
+		{"two destination rules", "bookinfo-adopted", func(s *Snapshot) {
+			dup := s.DestinationRules[0].DeepCopy()
+			dup.SetName("reviews-dup")
+			s.DestinationRules = append(s.DestinationRules, dup)
+		}, Intent{Action: ActionStart, Weight: 10, Canary: "v3"}, []string{"DestinationRules reviews, reviews-dup all apply to service bookinfo/reviews", "merge them"}},
+		{"name taken by another host's VirtualService", "no-istio", func(s *Snapshot) {
+			s.VirtualServices = append(s.VirtualServices, testutil.DecodeObjects(t, []byte("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews, namespace: shop}\nspec: {hosts: [other], http: [{route: [{destination: {host: other}}]}]}"))...)
+		}, start(10), []string{"VirtualService shop/reviews exists but does not route service reviews"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			snap := loadSnapshot(t, c.cluster)
+			if c.mutate != nil {
+				c.mutate(snap)
+			}
+			_, err := Compute(*snap, c.intent)
+			require.Error(t, err)
+			for _, want := range c.wantErr {
+				assert.Contains(t, err.Error(), want)
+			}
+		})
+	}
+}
+
+func TestStartWhileAnotherCanaryRunsIsRefused(t *testing.T) {
+	snap := loadSnapshot(t, "bookinfo-adopted")
+	plan, err := Compute(*snap, Intent{Action: ActionStart, Weight: 10, Canary: "v3"})
+	require.NoError(t, err)
+	snap.apply(plan)
+	_, err = Compute(*snap, Intent{Action: ActionStart, Weight: 10, Canary: "v2"})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "a canary of service bookinfo/reviews is already in progress")
+	assert.Contains(t, err.Error(), "promote or abort it")
+}
+
+func TestRoutesAreFoundAgainAfterSomeoneInsertsOne(t *testing.T) {
+	snap := loadSnapshot(t, "bookinfo-adopted")
+	plan, err := Compute(*snap, Intent{Action: ActionStart, Weight: 10, Canary: "v3"})
+	require.NoError(t, err)
+	snap.apply(plan)
+	spec := snap.object("VirtualService", "reviews").Object["spec"].(map[string]interface{})
+	// Someone puts an unnamed route in front, and the tcp route (unnamed) shifts nothing.
+	spec["http"] = append([]interface{}{map[string]interface{}{
+		"match": []interface{}{map[string]interface{}{"uri": map[string]interface{}{"prefix": "/admin"}}},
+		"route": []interface{}{map[string]interface{}{"destination": map[string]interface{}{"host": "reviews", "subset": "v1"}}},
+	}}, spec["http"].([]interface{})...)
+	plan, err = Compute(*snap, weight(40))
+	require.NoError(t, err)
+	snap.apply(plan)
+	http := snap.object("VirtualService", "reviews").Object["spec"].(map[string]interface{})["http"].([]interface{})
+	assert.Len(t, http[0].(map[string]interface{})["route"], 1, "the inserted route is not managed")
+	def := http[3].(map[string]interface{})
+	assert.Equal(t, "default", def["name"])
+	assert.Equal(t, int64(40), def["route"].([]interface{})[1].(map[string]interface{})["weight"])
+}
+
+func TestStatusSummarizesCanariesWithReadiness(t *testing.T) {
+	snap := loadSnapshot(t, "no-istio")
+	plan, err := Compute(*snap, start(10))
+	require.NoError(t, err)
+	snap.apply(plan)
+	statuses := Summarize([]corev1.Service{*snap.Service}, snap.Deployments, snap.VirtualServices, snap.DestinationRules)
+	require.Len(t, statuses, 1)
+	st := statuses[0]
+	assert.Equal(t, "shop", st.Namespace)
+	assert.Equal(t, "reviews", st.Service)
+	assert.Equal(t, "v1", st.Stable)
+	assert.Equal(t, "v2", st.Canary)
+	assert.Equal(t, 10, st.Weight)
+	assert.Equal(t, PhaseProgressing, st.Phase)
+	assert.Equal(t, Ready{Available: 3, Desired: 3}, st.StableReady)
+	assert.Equal(t, &Ready{Available: 1, Desired: 1}, st.CanaryReady)
+	assert.Equal(t, []string{"DestinationRule/reviews", "VirtualService/reviews"}, st.Objects)
+}
+
+func TestHostEquivalence(t *testing.T) {
+	cases := []struct {
+		host, objectNamespace string
+		want                  bool
+	}{
+		{"reviews", "bookinfo", true},
+		{"reviews", "other", false},
+		{"reviews.bookinfo", "other", true},
+		{"reviews.bookinfo.svc", "other", true},
+		{"reviews.bookinfo.svc.cluster.local", "other", true},
+		{"Reviews.Bookinfo.svc.cluster.local.", "other", true},
+		{"reviews.bookinfo.svc.example.org", "bookinfo", false},
+		{"reviews.other", "bookinfo", false},
+		{"*.bookinfo.svc.cluster.local", "bookinfo", false},
+		{"*", "bookinfo", false},
+		{"", "bookinfo", false},
+		{"ratings", "bookinfo", false},
+	}
+	for _, c := range cases {
+		assert.Equal(t, c.want, hostRefersToService(c.host, c.objectNamespace, "reviews", "bookinfo", ""), "%s in %s", c.host, c.objectNamespace)
+	}
+	assert.True(t, hostRefersToService("reviews.bookinfo.svc.example.org", "x", "reviews", "bookinfo", "example.org"))
+}
+
+func TestSubsetNamesAreDNSLabels(t *testing.T) {
+	spec := map[string]interface{}{"subsets": []interface{}{map[string]interface{}{"name": "v2"}}}
+	assert.Equal(t, "1-5-0-rc-1", subsetName(spec, "1.5.0-rc.1"))
+	assert.Equal(t, "v2-2", subsetName(spec, "V2"))
+	assert.Equal(t, "version", subsetName(spec, "..."))
+}
+
+// assertManagedWeightsSumTo100 checks the invariant on every route a plan manages.
+func assertManagedWeightsSumTo100(t *testing.T, plan *Plan) {
+	t.Helper()
+	for _, c := range plan.Changes {
+		st, err := ReadState(c.Desired, plan.Service)
+		require.NoError(t, err)
+		if st == nil || c.Desired.GetKind() != "VirtualService" {
+			continue
+		}
+		spec := c.Desired.Object["spec"].(map[string]interface{})
+		for _, ref := range st.Routes {
+			route, err := locateRoute(spec, ref)
+			require.NoError(t, err)
+			dests := destinationsOf(route)
+			var sum int64
+			for _, d := range dests {
+				sum += destinationWeight(asMap(d), len(dests))
+			}
+			assert.Equal(t, int64(100), sum, "%s in %s", ref, filepath.Join(c.Desired.GetNamespace(), c.Desired.GetName()))
+		}
+	}
+}

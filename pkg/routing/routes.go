@@ -1,0 +1,279 @@
+package routing
+
+import (
+	"fmt"
+	"sort"
+
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// routeKinds are the VirtualService route lists whose destinations the plugin
+// may split. All three share the shape {match?, route: [{destination, weight}]}.
+var routeKinds = []string{"http", "tls", "tcp"}
+
+// serviceRef names the Service a canary runs on.
+type serviceRef struct {
+	name, namespace, clusterDomain string
+}
+
+func (s serviceRef) isHost(host, objectNamespace string) bool {
+	return hostRefersToService(host, objectNamespace, s.name, s.namespace, s.clusterDomain)
+}
+
+func (s serviceRef) fqdn() string { return ServiceFQDN(s.name, s.namespace, s.clusterDomain) }
+
+func asMap(v interface{}) map[string]interface{} {
+	m, _ := v.(map[string]interface{})
+	return m
+}
+
+func asSlice(v interface{}) []interface{} {
+	s, _ := v.([]interface{})
+	return s
+}
+
+func asString(v interface{}) string {
+	s, _ := v.(string)
+	return s
+}
+
+// asInt reads a JSON number whichever way it was decoded.
+func asInt(v interface{}) (int64, bool) {
+	switch n := v.(type) {
+	case int64:
+		return n, true
+	case int32:
+		return int64(n), true
+	case int:
+		return int64(n), true
+	case float64:
+		return int64(n), n == float64(int64(n))
+	}
+	return 0, false
+}
+
+func routesOf(spec map[string]interface{}, kind string) []interface{} {
+	return asSlice(spec[kind])
+}
+
+func destinationsOf(route map[string]interface{}) []interface{} {
+	return asSlice(route["route"])
+}
+
+func destinationHost(d map[string]interface{}) string {
+	return asString(asMap(d["destination"])["host"])
+}
+
+func destinationSubset(d map[string]interface{}) string {
+	return asString(asMap(d["destination"])["subset"])
+}
+
+// destinationWeight is the share a destination receives. Istio sends all
+// traffic to a lone destination whatever its weight says.
+func destinationWeight(d map[string]interface{}, siblings int) int64 {
+	if siblings == 1 {
+		return 100
+	}
+	w, _ := asInt(d["weight"])
+	return w
+}
+
+// sendsTraffic reports whether a destination gets any traffic: a missing
+// weight among several destinations is read as "some", not as zero, so a
+// hand-written route is never mistaken for an empty one.
+func sendsTraffic(d map[string]interface{}, siblings int) bool {
+	if siblings == 1 {
+		return true
+	}
+	w, ok := asInt(d["weight"])
+	return !ok || w > 0
+}
+
+// routesToService reports whether any route of spec sends traffic to the Service.
+func routesToService(spec map[string]interface{}, svc serviceRef, objectNamespace string) bool {
+	for _, kind := range routeKinds {
+		for _, r := range routesOf(spec, kind) {
+			for _, d := range destinationsOf(asMap(r)) {
+				if svc.isHost(destinationHost(asMap(d)), objectNamespace) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// isSplittable is the SPEC's definition of a route start may manage: it sends
+// traffic to the stable subset or to the Service without a subset, and to
+// nothing outside the Service's stable and canary subsets. A route pinned to
+// any other subset, the canary's included, is a deliberate rule.
+func isSplittable(route map[string]interface{}, svc serviceRef, objectNamespace, stableSubset, canarySubset string) bool {
+	dests := destinationsOf(route)
+	if len(dests) == 0 {
+		return false
+	}
+	toStable := false
+	for _, raw := range dests {
+		d := asMap(raw)
+		if d == nil || !svc.isHost(destinationHost(d), objectNamespace) {
+			return false
+		}
+		switch destinationSubset(d) {
+		case "", stableSubset:
+			if sendsTraffic(d, len(dests)) {
+				toStable = true
+			}
+		case canarySubset:
+		default:
+			return false
+		}
+	}
+	return toStable
+}
+
+// splitDestinations returns the destination list [stable: 100-w, canary: w].
+// The entries start as copies of the route's own destinations so that ports,
+// header rules and fields unknown to the plugin survive.
+func splitDestinations(route map[string]interface{}, stableSubset, canarySubset string, canaryWeight int64) []interface{} {
+	stable, canary := destinationTemplates(route, stableSubset, canarySubset)
+	stable["weight"] = 100 - canaryWeight
+	canary["weight"] = canaryWeight
+	return []interface{}{stable, canary}
+}
+
+// soleDestination returns the destination list that sends everything to one
+// subset, the shape a route has before and after a canary.
+func soleDestination(route map[string]interface{}, stableSubset, canarySubset, target string) []interface{} {
+	stable, canary := destinationTemplates(route, stableSubset, canarySubset)
+	d := stable
+	if target == canarySubset {
+		d = canary
+	}
+	delete(d, "weight")
+	return []interface{}{d}
+}
+
+func destinationTemplates(route map[string]interface{}, stableSubset, canarySubset string) (stable, canary map[string]interface{}) {
+	for _, raw := range destinationsOf(route) {
+		d := asMap(raw)
+		switch destinationSubset(d) {
+		case "", stableSubset:
+			if stable == nil {
+				stable = runtime.DeepCopyJSONValue(d).(map[string]interface{})
+			}
+		case canarySubset:
+			if canary == nil {
+				canary = runtime.DeepCopyJSONValue(d).(map[string]interface{})
+			}
+		}
+	}
+	if stable == nil && canary != nil {
+		stable = runtime.DeepCopyJSONValue(canary).(map[string]interface{})
+	}
+	if canary == nil {
+		canary = runtime.DeepCopyJSONValue(stable).(map[string]interface{})
+	}
+	setSubset(stable, stableSubset)
+	setSubset(canary, canarySubset)
+	return stable, canary
+}
+
+func setSubset(d map[string]interface{}, subset string) {
+	dest := asMap(d["destination"])
+	if dest == nil {
+		dest = map[string]interface{}{}
+		d["destination"] = dest
+	}
+	dest["subset"] = subset
+}
+
+// routeRefFor records a route so later commands find it again.
+func routeRefFor(kind string, index int, route map[string]interface{}) RouteRef {
+	return RouteRef{Kind: kind, Index: index, Name: asString(route["name"]), Match: matchFingerprint(route)}
+}
+
+// locateRoute finds a recorded route: by name when it has one, else at its
+// recorded index if the match there is unchanged, else by its match alone.
+func locateRoute(spec map[string]interface{}, ref RouteRef) (map[string]interface{}, error) {
+	routes := routesOf(spec, ref.Kind)
+	if ref.Name != "" {
+		for _, r := range routes {
+			if asString(asMap(r)["name"]) == ref.Name {
+				return asMap(r), nil
+			}
+		}
+		return nil, fmt.Errorf("managed %s is gone", ref)
+	}
+	if ref.Index < len(routes) {
+		r := asMap(routes[ref.Index])
+		if asString(r["name"]) == "" && matchFingerprint(r) == ref.Match {
+			return r, nil
+		}
+	}
+	var found map[string]interface{}
+	for _, raw := range routes {
+		r := asMap(raw)
+		if asString(r["name"]) == "" && matchFingerprint(r) == ref.Match {
+			if found != nil {
+				return nil, fmt.Errorf("managed %s cannot be told apart from another route with the same match", ref)
+			}
+			found = r
+		}
+	}
+	if found == nil {
+		return nil, fmt.Errorf("managed %s is gone", ref)
+	}
+	return found, nil
+}
+
+// stableFromRoutes returns the version the live routes send traffic to.
+// Catch-all routes (no match) speak for the Service; only when there are none
+// do routes with match conditions count. Empty means no route names a version.
+func stableFromRoutes(specs []objectSpec, svc serviceRef, subsetVersions map[string]string) (string, error) {
+	catchAll, matched := map[string]int64{}, map[string]int64{}
+	for _, s := range specs {
+		for _, kind := range routeKinds {
+			for _, raw := range routesOf(s.spec, kind) {
+				r := asMap(raw)
+				tally := catchAll
+				if _, hasMatch := r["match"]; hasMatch {
+					tally = matched
+				}
+				dests := destinationsOf(r)
+				for _, rd := range dests {
+					d := asMap(rd)
+					if !svc.isHost(destinationHost(d), s.namespace) || !sendsTraffic(d, len(dests)) {
+						continue
+					}
+					if v, ok := subsetVersions[destinationSubset(d)]; ok {
+						tally[v] += destinationWeight(d, len(dests))
+					}
+				}
+			}
+		}
+	}
+	tally := catchAll
+	if len(tally) == 0 {
+		tally = matched
+	}
+	switch len(tally) {
+	case 0:
+		return "", nil
+	case 1:
+		for v := range tally {
+			return v, nil
+		}
+	}
+	versions := make([]string, 0, len(tally))
+	for v := range tally {
+		versions = append(versions, v)
+	}
+	sort.Strings(versions)
+	return "", fmt.Errorf("the routes of service %s/%s already send traffic to several versions (%v); pass --stable with the one that serves users today", svc.namespace, svc.name, versions)
+}
+
+// objectSpec is a spec with the namespace its short host names resolve in.
+type objectSpec struct {
+	namespace string
+	spec      map[string]interface{}
+}

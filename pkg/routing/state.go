@@ -1,0 +1,153 @@
+package routing
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
+)
+
+// StateAnnotationPrefix starts the key of the annotation that records a
+// Service's canary on every routing object the plugin touches. The Service
+// name completes the key, so one VirtualService can carry the canaries of
+// several Services side by side.
+const StateAnnotationPrefix = "kubectl-canary.io/"
+
+// ManagedByLabel marks objects the plugin created.
+const (
+	ManagedByLabel = "app.kubernetes.io/managed-by"
+	ManagedByValue = "kubectl-canary"
+)
+
+// Phase is where a canary stands.
+type Phase string
+
+const (
+	PhaseProgressing Phase = "Progressing"
+	PhasePromoted    Phase = "Promoted"
+	PhaseAborted     Phase = "Aborted"
+)
+
+// State is what the plugin records on each object it touches, so that every
+// command (from any laptop) reads the canary from the cluster alone.
+type State struct {
+	Service      string `json:"service"`
+	VersionLabel string `json:"versionLabel"`
+	Stable       string `json:"stable"`
+	StableSubset string `json:"stableSubset"`
+	Canary       string `json:"canary,omitempty"`
+	CanarySubset string `json:"canarySubset,omitempty"`
+	// PromotedFrom is the stable version a promoted canary replaced.
+	PromotedFrom string    `json:"promotedFrom,omitempty"`
+	Weight       int       `json:"weight"`
+	Phase        Phase     `json:"phase"`
+	StartedAt    time.Time `json:"startedAt"`
+	UpdatedAt    time.Time `json:"updatedAt"`
+	// Routes are the managed routes of a VirtualService, chosen by start.
+	Routes []RouteRef `json:"routes,omitempty"`
+	// AddedSubsets are the DestinationRule subsets start added; only these
+	// are ever pruned.
+	AddedSubsets []string `json:"addedSubsets,omitempty"`
+	// Created is set when the plugin created the object.
+	Created bool `json:"created,omitempty"`
+	// PreStartSpec is the spec of an adopted object before start, restored
+	// by abort when SpecHash shows nobody changed the object since.
+	PreStartSpec map[string]interface{} `json:"preStartSpec,omitempty"`
+	// SpecHash is the hash of the spec the plugin last wrote.
+	SpecHash string `json:"specHash,omitempty"`
+}
+
+// RouteRef finds a managed route again. Indices shift when someone inserts a
+// route, so a route is found by name first, then by its match conditions.
+type RouteRef struct {
+	Kind  string `json:"kind"`
+	Index int    `json:"index"`
+	Name  string `json:"name,omitempty"`
+	Match string `json:"match,omitempty"`
+}
+
+func (r RouteRef) String() string {
+	if r.Name != "" {
+		return fmt.Sprintf("%s route %q", r.Kind, r.Name)
+	}
+	return fmt.Sprintf("%s route #%d", r.Kind, r.Index)
+}
+
+// StateKey is the annotation key of a Service's canary state.
+func StateKey(service string) string { return StateAnnotationPrefix + service }
+
+// ReadState returns the canary state of service recorded on obj, if any.
+func ReadState(obj *unstructured.Unstructured, service string) (*State, error) {
+	if obj == nil {
+		return nil, nil
+	}
+	raw, ok := obj.GetAnnotations()[StateKey(service)]
+	if !ok {
+		return nil, nil
+	}
+	st := &State{}
+	if err := json.Unmarshal([]byte(raw), st); err != nil {
+		return nil, fmt.Errorf("annotation %s on %s %s/%s is not valid canary state (%v); remove the annotation and start again", StateKey(service), obj.GetKind(), obj.GetNamespace(), obj.GetName(), err)
+	}
+	if st.PreStartSpec != nil {
+		// Decode numbers as the API machinery does (int64, not float64), so
+		// a restored spec is identical to the one that was saved.
+		data, _ := json.Marshal(st.PreStartSpec)
+		st.PreStartSpec = nil
+		if err := utiljson.Unmarshal(data, &st.PreStartSpec); err != nil {
+			return nil, err
+		}
+	}
+	return st, nil
+}
+
+// StatesOn lists every canary state recorded on obj, keyed by Service.
+func StatesOn(obj *unstructured.Unstructured) map[string]*State {
+	out := map[string]*State{}
+	for key := range obj.GetAnnotations() {
+		if !strings.HasPrefix(key, StateAnnotationPrefix) {
+			continue
+		}
+		service := strings.TrimPrefix(key, StateAnnotationPrefix)
+		if st, err := ReadState(obj, service); err == nil && st != nil {
+			out[service] = st
+		}
+	}
+	return out
+}
+
+func writeState(obj *unstructured.Unstructured, st *State) {
+	data, err := json.Marshal(st)
+	if err != nil {
+		panic(fmt.Sprintf("canary state cannot fail to marshal: %v", err))
+	}
+	annotations := obj.GetAnnotations()
+	if annotations == nil {
+		annotations = map[string]string{}
+	}
+	annotations[StateKey(st.Service)] = string(data)
+	obj.SetAnnotations(annotations)
+}
+
+// specHash fingerprints a spec; encoding/json sorts map keys, so equal specs
+// hash equally whatever order their fields were read in.
+func specHash(spec map[string]interface{}) string {
+	data, _ := json.Marshal(spec)
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:8])
+}
+
+func matchFingerprint(route map[string]interface{}) string {
+	match, ok := route["match"]
+	if !ok {
+		return ""
+	}
+	data, _ := json.Marshal(match)
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:6])
+}

@@ -1,0 +1,103 @@
+package routing
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+)
+
+// CanaryStatus is one Service's canary as status shows it.
+type CanaryStatus struct {
+	Namespace    string    `json:"namespace"`
+	Service      string    `json:"service"`
+	VersionLabel string    `json:"versionLabel"`
+	Stable       string    `json:"stable"`
+	Canary       string    `json:"canary,omitempty"`
+	PromotedFrom string    `json:"promotedFrom,omitempty"`
+	Weight       int       `json:"weight"`
+	Phase        Phase     `json:"phase"`
+	StableReady  Ready     `json:"stableReady"`
+	CanaryReady  *Ready    `json:"canaryReady,omitempty"`
+	StartedAt    time.Time `json:"startedAt"`
+	UpdatedAt    time.Time `json:"updatedAt"`
+	// Objects are the routing objects carrying the state, as kind/name.
+	Objects []string `json:"objects"`
+}
+
+// Ready counts available and desired replicas of a version.
+type Ready struct {
+	Available int32 `json:"available"`
+	Desired   int32 `json:"desired"`
+}
+
+func (r Ready) String() string { return fmt.Sprintf("%d/%d", r.Available, r.Desired) }
+
+// Summarize finds every canary recorded on the given routing objects and
+// joins it with the readiness of its versions. The VirtualService's state
+// speaks for the canary; a DestinationRule's only when no VirtualService has one.
+func Summarize(services []corev1.Service, deployments []appsv1.Deployment, virtualServices, destinationRules []*unstructured.Unstructured) []CanaryStatus {
+	type key struct{ namespace, service string }
+	found := map[key]*CanaryStatus{}
+	// VirtualServices are read first, so their state is the one kept.
+	for _, obj := range append(append([]*unstructured.Unstructured{}, virtualServices...), destinationRules...) {
+		for service, st := range StatesOn(obj) {
+			k := key{obj.GetNamespace(), service}
+			cs := found[k]
+			if cs == nil {
+				cs = &CanaryStatus{
+					Namespace: k.namespace, Service: service, VersionLabel: st.VersionLabel,
+					Stable: st.Stable, Canary: st.Canary, PromotedFrom: st.PromotedFrom,
+					Weight: st.Weight, Phase: st.Phase, StartedAt: st.StartedAt, UpdatedAt: st.UpdatedAt,
+				}
+				found[k] = cs
+			}
+			cs.Objects = append(cs.Objects, obj.GetKind()+"/"+obj.GetName())
+		}
+	}
+
+	servicesByKey := map[key]*corev1.Service{}
+	for i := range services {
+		servicesByKey[key{services[i].Namespace, services[i].Name}] = &services[i]
+	}
+	deploymentsByNamespace := map[string][]*appsv1.Deployment{}
+	for i := range deployments {
+		d := &deployments[i]
+		deploymentsByNamespace[d.Namespace] = append(deploymentsByNamespace[d.Namespace], d)
+	}
+	out := make([]CanaryStatus, 0, len(found))
+	for k, cs := range found {
+		if svc := servicesByKey[k]; svc != nil && len(svc.Spec.Selector) > 0 {
+			selector := labels.SelectorFromSet(svc.Spec.Selector)
+			cs.StableReady = versionReadiness(deploymentsByNamespace[k.namespace], selector, cs.VersionLabel, cs.Stable)
+			if cs.Canary != "" {
+				r := versionReadiness(deploymentsByNamespace[k.namespace], selector, cs.VersionLabel, cs.Canary)
+				cs.CanaryReady = &r
+			}
+		}
+		sort.Strings(cs.Objects)
+		out = append(out, *cs)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Namespace != out[j].Namespace {
+			return out[i].Namespace < out[j].Namespace
+		}
+		return out[i].Service < out[j].Service
+	})
+	return out
+}
+
+func versionReadiness(deployments []*appsv1.Deployment, selector labels.Selector, label, value string) Ready {
+	v := &Version{Value: value}
+	for _, d := range deployments {
+		if selector.Matches(labels.Set(d.Spec.Template.Labels)) && d.Spec.Template.Labels[label] == value {
+			v.Deployments = append(v.Deployments, d)
+		}
+	}
+	available, desired := v.readiness()
+	return Ready{Available: available, Desired: desired}
+}
