@@ -1,15 +1,28 @@
+// Command kubectl-canary is the `kubectl canary` plugin: kubectl finds it on
+// PATH by its name and runs it for `kubectl canary ...`.
 package main
 
 import (
-	_ "github.com/spf13/cobra"
-	_ "github.com/spf13/pflag"
-	_ "github.com/stretchr/testify/assert"
-	_ "istio.io/client-go/pkg/clientset/versioned"
-	_ "k8s.io/cli-runtime/pkg/genericclioptions"
-	_ "k8s.io/client-go/kubernetes"
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	// Cloud kubeconfigs (OIDC, exec, GCP, Azure) authenticate through these.
 	_ "k8s.io/client-go/plugin/pkg/client/auth"
-	_ "k8s.io/kubectl/pkg/cmd/util"
-	_ "sigs.k8s.io/yaml"
+
+	"github.com/kubectl-canary/kubectl-canary/pkg/cmd"
 )
 
-func main() {}
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	root := cmd.NewCmdCanary(genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr})
+	err := root.ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "error: %v\n", err)
+		os.Exit(1)
+	}
+}

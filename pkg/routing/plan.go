@@ -842,4 +842,3 @@ func jsonEqual(a, b interface{}) bool {
 	db, errB := json.Marshal(b)
 	return errA == nil && errB == nil && string(da) == string(db)
 }
-

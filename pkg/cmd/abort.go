@@ -1,0 +1,51 @@
+package cmd
+
+import (
+	"github.com/spf13/cobra"
+	"k8s.io/kubectl/pkg/util/templates"
+
+	"github.com/kubectl-canary/kubectl-canary/pkg/routing"
+)
+
+// AbortOptions holds the flags of `kubectl canary abort`.
+type AbortOptions struct {
+	*changeOptions
+}
+
+func newCmdAbort(g *globalOptions) *cobra.Command {
+	o := &AbortOptions{changeOptions: newChangeOptions(g, routing.ActionAbort)}
+	cmd := &cobra.Command{
+		Use:   "abort SERVICE",
+		Short: "Send all of a Service's traffic back to the stable version at once",
+		Long: templates.LongDesc(`
+			Abort a running canary: its managed routes send 100% of the traffic to
+			the stable version again. A VirtualService or DestinationRule that
+			existed before start gets its pre-start spec back exactly, unless
+			someone changed it meanwhile (then only the weights are reset, with a
+			warning). A VirtualService the plugin created is kept, pinned to
+			stable: deleting it would let the Service balance over every version's
+			pods again.`),
+		Example: templates.Examples(`
+			# Roll reviews back to its stable version
+			kubectl canary abort reviews`),
+		Args: exactlyOneService,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Complete(cmd, args); err != nil {
+				return err
+			}
+			return o.Run(cmd)
+		},
+	}
+	o.addFlags(cmd)
+	return cmd
+}
+
+// Complete reads SERVICE and the flags.
+func (o *AbortOptions) Complete(cmd *cobra.Command, args []string) error {
+	return o.complete(cmd, args)
+}
+
+// Run aborts the canary.
+func (o *AbortOptions) Run(cmd *cobra.Command) error {
+	return o.run(cmd.Context())
+}

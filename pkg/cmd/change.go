@@ -1,0 +1,218 @@
+package cmd
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/printers"
+	"k8s.io/client-go/util/retry"
+	cmdutil "k8s.io/kubectl/pkg/cmd/util"
+
+	"github.com/kubectl-canary/kubectl-canary/pkg/kube"
+	"github.com/kubectl-canary/kubectl-canary/pkg/routing"
+)
+
+// conflictBackoff bounds how often a command re-reads and re-plans after
+// losing a race with another writer (about 5 s in all).
+var conflictBackoff = wait.Backoff{Steps: 8, Duration: 20 * time.Millisecond, Factor: 2, Jitter: 0.2}
+
+// changeOptions is the part every mutating verb shares: read the cluster,
+// plan the intent, then diff, print or write the plan.
+type changeOptions struct {
+	*globalOptions
+	namespace  string
+	service    string
+	intent     routing.Intent
+	dryRun     cmdutil.DryRunStrategy
+	printFlags *genericclioptions.JSONYamlPrintFlags
+	output     string
+	printer    printers.ResourcePrinter
+}
+
+func newChangeOptions(g *globalOptions, action routing.Action) *changeOptions {
+	return &changeOptions{globalOptions: g, intent: routing.Intent{Action: action}, printFlags: genericclioptions.NewJSONYamlPrintFlags()}
+}
+
+func (o *changeOptions) addFlags(cmd *cobra.Command) {
+	cmdutil.AddDryRunFlag(cmd)
+	cmd.Flags().Lookup("dry-run").Usage = `"client" (or no value) prints a diff of what would change and writes nothing; "server" also sends the writes with dryRun=All so that the API server validates them.`
+	cmd.Flags().StringVarP(&o.output, "output", "o", "", "Print the objects as they must become (with --dry-run) or as written, in this format: yaml or json.")
+}
+
+func (o *changeOptions) complete(cmd *cobra.Command, args []string) error {
+	o.service = args[0]
+	o.intent.ClusterDomain = o.clusterDomain
+	var err error
+	if o.namespace, err = o.factory.Namespace(); err != nil {
+		return err
+	}
+	if o.dryRun, err = dryRunStrategy(cmd); err != nil {
+		return err
+	}
+	if o.output != "" {
+		if o.printer, err = o.printFlags.ToPrinter(o.output); err != nil {
+			return fmt.Errorf("--output %q is not supported; use yaml or json", o.output)
+		}
+	}
+	return nil
+}
+
+// dryRunStrategy reads --dry-run; a bare --dry-run means client, without
+// the deprecation warning kubectl prints for it.
+func dryRunStrategy(cmd *cobra.Command) (cmdutil.DryRunStrategy, error) {
+	switch value := cmd.Flag("dry-run").Value.String(); value {
+	case "unchanged", "client", "true":
+		return cmdutil.DryRunClient, nil
+	case "server":
+		return cmdutil.DryRunServer, nil
+	case "none", "false", "":
+		return cmdutil.DryRunNone, nil
+	default:
+		return cmdutil.DryRunNone, fmt.Errorf(`--dry-run %q is not supported; use "client" or "server"`, value)
+	}
+}
+
+// outcome is one object of a plan once the command has acted on it.
+type outcome struct {
+	change routing.Change
+	// result is the object as written (or as the server would write it).
+	result *unstructured.Unstructured
+}
+
+// run reads, plans and writes, starting over when another writer changed an
+// object in between, so neither that writer's change nor the intent is lost.
+func (o *changeOptions) run(ctx context.Context) error {
+	clients, err := o.factory.Clients()
+	if err != nil {
+		return err
+	}
+	var plan *routing.Plan
+	var outcomes []outcome
+	permissionsChecked := false
+	err = retry.OnError(conflictBackoff, kube.IsRetryable, func() error {
+		snap, err := clients.ReadSnapshot(ctx, o.namespace, o.service)
+		if err != nil {
+			return err
+		}
+		if plan, err = routing.Compute(*snap, o.intent); err != nil {
+			return err
+		}
+		if o.dryRun == cmdutil.DryRunClient {
+			outcomes = plannedOutcomes(plan)
+			return nil
+		}
+		if !permissionsChecked && plan.Changed() && o.dryRun == cmdutil.DryRunNone {
+			if err := clients.CheckPermissions(ctx, plan.Changes); err != nil {
+				return err
+			}
+			permissionsChecked = true
+		}
+		outcomes, err = o.write(ctx, clients, plan)
+		return err
+	})
+	if kube.IsRetryable(err) {
+		return fmt.Errorf("other writers kept changing the routing objects of service %s/%s; nothing more was written, run the command again: %w", o.namespace, o.service, err)
+	}
+	if err != nil {
+		return err
+	}
+	return o.report(plan, outcomes)
+}
+
+func plannedOutcomes(plan *routing.Plan) []outcome {
+	out := make([]outcome, 0, len(plan.Changes))
+	for _, c := range plan.Changes {
+		out = append(out, outcome{change: c, result: c.Desired})
+	}
+	return out
+}
+
+// write applies a plan in its order: subsets, then routes, then pruning.
+func (o *changeOptions) write(ctx context.Context, clients *kube.Clients, plan *routing.Plan) ([]outcome, error) {
+	var out []outcome
+	for _, c := range plan.Changes {
+		if !c.Changed() {
+			out = append(out, outcome{change: c, result: c.Live})
+			continue
+		}
+		result, err := clients.Write(ctx, c, o.dryRun == cmdutil.DryRunServer)
+		if err != nil {
+			if kube.IsRetryable(err) {
+				return nil, err
+			}
+			verb := "update"
+			if c.Live == nil {
+				verb = "create"
+			}
+			return nil, fmt.Errorf("cannot %s %s %s/%s: %w", verb, c.Desired.GetKind(), c.Desired.GetNamespace(), c.Desired.GetName(), err)
+		}
+		out = append(out, outcome{change: c, result: result})
+	}
+	return out, nil
+}
+
+func (o *changeOptions) report(plan *routing.Plan, outcomes []outcome) error {
+	for _, w := range plan.Warnings {
+		fmt.Fprintf(o.ErrOut, "Warning: %s\n", w)
+	}
+	if o.printer != nil {
+		list := &unstructured.UnstructuredList{Object: map[string]interface{}{"apiVersion": "v1", "kind": "List"}}
+		for _, oc := range outcomes {
+			list.Items = append(list.Items, *oc.result)
+		}
+		return o.printer.PrintObj(list, o.Out)
+	}
+	suffix := ""
+	switch o.dryRun {
+	case cmdutil.DryRunClient:
+		suffix = " (dry run)"
+	case cmdutil.DryRunServer:
+		suffix = " (server dry run)"
+	}
+	if o.dryRun != cmdutil.DryRunNone {
+		if err := printDiff(o.IOStreams, outcomes); err != nil {
+			return err
+		}
+	} else {
+		for _, oc := range outcomes {
+			verb := "configured"
+			switch {
+			case oc.change.Live == nil:
+				verb = "created"
+			case !oc.change.Changed():
+				verb = "unchanged"
+			}
+			fmt.Fprintf(o.Out, "%s.%s/%s %s\n", strings.ToLower(oc.change.Desired.GetKind()), kube.IstioNetworkingGroup, oc.change.Desired.GetName(), verb)
+		}
+	}
+	fmt.Fprintf(o.Out, "%s%s\n", summary(plan, o.intent.Action), suffix)
+	return nil
+}
+
+// summary is the one line that says where the canary stands.
+func summary(plan *routing.Plan, action routing.Action) string {
+	st := plan.State
+	var where string
+	switch st.Phase {
+	case routing.PhasePromoted:
+		where = fmt.Sprintf("promoted, %s=%s is stable and gets 100%% of the traffic", st.VersionLabel, st.Stable)
+	case routing.PhaseAborted:
+		where = fmt.Sprintf("aborted, %s=%s gets 100%% of the traffic", st.VersionLabel, st.Stable)
+	default:
+		where = fmt.Sprintf("canary %s=%s gets %d%%, stable %s=%s gets %d%%", st.VersionLabel, st.Canary, st.Weight, st.VersionLabel, st.Stable, 100-st.Weight)
+	}
+	verb := map[routing.Action]string{
+		routing.ActionStart: "started", routing.ActionWeight: "reweighted",
+		routing.ActionPromote: "promoted", routing.ActionAbort: "aborted",
+	}[action]
+	if !plan.Changed() {
+		verb = "unchanged"
+	}
+	return fmt.Sprintf("canary %s/%s %s: %s", plan.Namespace, plan.Service, verb, where)
+}

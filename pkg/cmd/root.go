@@ -1,0 +1,85 @@
+// Package cmd holds one thin command per verb of `kubectl canary`. Each has
+// its own Options with Complete, Validate and Run; the routing decisions
+// live in pkg/routing and the cluster access in pkg/kube.
+package cmd
+
+import (
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/kubectl/pkg/util/templates"
+
+	"github.com/kubectl-canary/kubectl-canary/pkg/kube"
+	"github.com/kubectl-canary/kubectl-canary/pkg/routing"
+)
+
+var rootLong = templates.LongDesc(`
+	Run Istio canary releases of plain Kubernetes Deployments.
+
+	kubectl canary sends a small, controlled share of a Service's traffic to a
+	new version, then promotes it or rolls it back by changing Istio routing
+	only: VirtualServices and DestinationRules are created or patched in place,
+	keeping every route and field the plugin does not own. Deployments are never
+	edited, scaled or restarted. The canary's state lives in annotations on the
+	routing objects, so everyone sees the same canary.`)
+
+var rootExample = templates.Examples(`
+	# Send 10% of the reviews Service's traffic to its new version
+	kubectl canary start reviews
+
+	# Move to half and half, then make the canary the stable version
+	kubectl canary weight reviews 50
+	kubectl canary promote reviews
+
+	# Or send everything back to the stable version at once
+	kubectl canary abort reviews
+
+	# See every canary in the cluster
+	kubectl canary status -A`)
+
+// globalOptions are shared by every command: kubectl's connection flags and
+// the streams to write to.
+type globalOptions struct {
+	configFlags   *genericclioptions.ConfigFlags
+	factory       kube.Factory
+	clusterDomain string
+	genericiooptions.IOStreams
+}
+
+// NewCmdCanary builds `kubectl canary` and its verbs.
+func NewCmdCanary(streams genericiooptions.IOStreams) *cobra.Command {
+	configFlags := genericclioptions.NewConfigFlags(true)
+	return newCmdCanary(&globalOptions{configFlags: configFlags, factory: kube.NewFactory(configFlags), IOStreams: streams})
+}
+
+// newCmdCanary lets tests inject a factory of fake clients.
+func newCmdCanary(o *globalOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:          "canary",
+		Short:        "Run Istio canary releases of Deployments from the command line",
+		Long:         rootLong,
+		Example:      rootExample,
+		SilenceUsage: true,
+		// Errors are printed once, by main.
+		SilenceErrors: true,
+		Annotations: map[string]string{
+			cobra.CommandDisplayNameAnnotation: "kubectl canary",
+		},
+	}
+	cmd.SetIn(o.In)
+	cmd.SetOut(o.Out)
+	cmd.SetErr(o.ErrOut)
+	if o.configFlags != nil {
+		o.configFlags.AddFlags(cmd.PersistentFlags())
+	}
+	cmd.PersistentFlags().StringVar(&o.clusterDomain, "cluster-domain", routing.DefaultClusterDomain, "DNS suffix of the cluster's Service names, for host names the plugin writes")
+	cmd.AddCommand(
+		newCmdStart(o),
+		newCmdWeight(o),
+		newCmdPromote(o),
+		newCmdAbort(o),
+		newCmdStatus(o),
+		newCmdVersion(o),
+	)
+	return cmd
+}

@@ -1,0 +1,94 @@
+package cmd
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"k8s.io/kubectl/pkg/util/templates"
+
+	"github.com/kubectl-canary/kubectl-canary/pkg/routing"
+)
+
+var startLong = templates.LongDesc(`
+	Start a canary of a Service: add DestinationRule subsets for the stable and
+	canary versions where none selects them, and split the managed routes of
+	every VirtualService that routes the Service between stable and canary.
+	Creates a VirtualService and DestinationRule named after the Service when
+	none exists.
+
+	The versions are the Deployments whose pods the Service selects, told apart
+	by a version label: --version-label, else version, app.kubernetes.io/version,
+	service.istio.io/canonical-revision, else the one label whose values differ.
+	Stable is the version the routes send traffic to today (else the oldest
+	Deployment); the canary is the other one, or --canary when there are several.`)
+
+var startExample = templates.Examples(`
+	# Send 10% of reviews' traffic to its other version
+	kubectl canary start reviews
+
+	# Bookinfo has three versions: pick the canary, start at 5%
+	kubectl canary start reviews --canary v3 --weight 5
+
+	# Name the canary by its Deployment, and manage only the route named default
+	kubectl canary start reviews --canary-deployment reviews-v3 --route default
+
+	# See what would change without writing anything
+	kubectl canary start reviews --dry-run`)
+
+// StartOptions holds the flags of `kubectl canary start`.
+type StartOptions struct {
+	*changeOptions
+}
+
+func newCmdStart(g *globalOptions) *cobra.Command {
+	o := &StartOptions{changeOptions: newChangeOptions(g, routing.ActionStart)}
+	cmd := &cobra.Command{
+		Use:     "start SERVICE [--canary VERSION | --canary-deployment NAME] [--weight PERCENT]",
+		Short:   "Start a canary: split a Service's traffic between its stable and canary versions",
+		Long:    startLong,
+		Example: startExample,
+		Args:    exactlyOneService,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Complete(cmd, args); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(cmd)
+		},
+	}
+	cmd.Flags().IntVar(&o.intent.Weight, "weight", 10, "Share of traffic for the canary, in percent (0-100).")
+	cmd.Flags().StringVar(&o.intent.Canary, "canary", "", "Version label value of the canary; needed when the Service has more than two versions.")
+	cmd.Flags().StringVar(&o.intent.CanaryDeployment, "canary-deployment", "", "Deployment of the canary, instead of --canary.")
+	cmd.Flags().StringVar(&o.intent.Stable, "stable", "", "Version label value of the stable version, when the routes do not say it.")
+	cmd.Flags().StringVar(&o.intent.VersionLabel, "version-label", "", "Pod label that tells the versions apart, instead of inferring it.")
+	cmd.Flags().StringArrayVar(&o.intent.Routes, "route", nil, "Manage only the named routes (repeatable); by default every route that sends traffic to the stable version alone.")
+	o.addFlags(cmd)
+	return cmd
+}
+
+// Complete fills in what the flags and the kubeconfig say.
+func (o *StartOptions) Complete(cmd *cobra.Command, args []string) error {
+	return o.complete(cmd, args)
+}
+
+// Validate checks the flags before the cluster is read.
+func (o *StartOptions) Validate() error {
+	if o.intent.Weight < 0 || o.intent.Weight > 100 {
+		return fmt.Errorf("--weight %d is out of range; give the canary's share as a whole number from 0 to 100", o.intent.Weight)
+	}
+	return nil
+}
+
+// Run starts the canary.
+func (o *StartOptions) Run(cmd *cobra.Command) error {
+	return o.run(cmd.Context())
+}
+
+func exactlyOneService(cmd *cobra.Command, args []string) error {
+	if len(args) != 1 {
+		return fmt.Errorf("%s needs exactly one SERVICE argument, got %d; see kubectl canary %s --help", cmd.Name(), len(args), cmd.Name())
+	}
+	return nil
+}

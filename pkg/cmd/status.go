@@ -1,0 +1,229 @@
+package cmd
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/util/duration"
+	"k8s.io/cli-runtime/pkg/printers"
+	"k8s.io/kubectl/pkg/util/templates"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kubectl-canary/kubectl-canary/pkg/routing"
+)
+
+// StatusOptions holds the flags of `kubectl canary status`.
+type StatusOptions struct {
+	*globalOptions
+	service       string
+	namespace     string
+	allNamespaces bool
+	output        string
+	watch         bool
+	interval      time.Duration
+	now           func() time.Time
+}
+
+func newCmdStatus(g *globalOptions) *cobra.Command {
+	o := &StatusOptions{globalOptions: g, now: time.Now}
+	cmd := &cobra.Command{
+		Use:   "status [SERVICE]",
+		Short: "Show canaries: stable and canary versions, weight, phase and readiness",
+		Long: templates.LongDesc(`
+			Show the canaries recorded on the routing objects of a namespace (or of
+			every namespace with -A): the stable and canary versions, the canary's
+			weight, the phase, and the available/desired replicas of each version.
+			The state is read from the cluster alone, so everyone sees the same.`),
+		Example: templates.Examples(`
+			# Every canary in the current namespace
+			kubectl canary status
+
+			# One Service, as JSON for scripts
+			kubectl canary status reviews -o json
+
+			# Every canary in the cluster, refreshed as it changes
+			kubectl canary status -A --watch`),
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Complete(args); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().BoolVarP(&o.allNamespaces, "all-namespaces", "A", false, "Show canaries in every namespace.")
+	cmd.Flags().StringVarP(&o.output, "output", "o", "", "Output format: yaml or json (default: a table).")
+	cmd.Flags().BoolVarP(&o.watch, "watch", "w", false, "Keep watching and print a row again whenever a canary changes.")
+	cmd.Flags().DurationVar(&o.interval, "interval", 2*time.Second, "How often --watch reads the cluster.")
+	return cmd
+}
+
+// Complete reads the arguments and the namespace.
+func (o *StatusOptions) Complete(args []string) error {
+	if len(args) == 1 {
+		o.service = args[0]
+	}
+	var err error
+	o.namespace, err = o.factory.Namespace()
+	return err
+}
+
+// Validate rejects flag combinations that cannot be honoured.
+func (o *StatusOptions) Validate() error {
+	switch o.output {
+	case "", "json", "yaml":
+	default:
+		return fmt.Errorf("--output %q is not supported; use yaml or json, or leave it out for a table", o.output)
+	}
+	if o.service != "" && o.allNamespaces {
+		return fmt.Errorf("a SERVICE and --all-namespaces cannot go together; pick the namespace with -n instead")
+	}
+	if o.watch && o.output != "" {
+		return fmt.Errorf("--watch prints a table; leave out --output")
+	}
+	if o.interval <= 0 {
+		return fmt.Errorf("--interval must be positive, for example 2s")
+	}
+	return nil
+}
+
+// Run prints the status once, or keeps printing changes with --watch.
+func (o *StatusOptions) Run(ctx context.Context) error {
+	statuses, err := o.read(ctx)
+	if err != nil {
+		return err
+	}
+	if o.output != "" {
+		return o.printStructured(statuses)
+	}
+	if !o.watch {
+		return o.printTable(o.Out, statuses, true)
+	}
+	shown := map[string]string{}
+	header := true
+	ticker := time.NewTicker(o.interval)
+	defer ticker.Stop()
+	for {
+		var changed []routing.CanaryStatus
+		for _, st := range statuses {
+			key := st.Namespace + "/" + st.Service
+			fingerprint := fmt.Sprintf("%s %s %d %s %v %v", st.Stable, st.Canary, st.Weight, st.Phase, st.StableReady, st.CanaryReady)
+			if shown[key] != fingerprint {
+				shown[key] = fingerprint
+				changed = append(changed, st)
+			}
+		}
+		if len(changed) > 0 || header {
+			if err := o.printTable(o.Out, changed, header); err != nil {
+				return err
+			}
+			header = false
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticker.C:
+		}
+		if statuses, err = o.read(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+func (o *StatusOptions) read(ctx context.Context) ([]routing.CanaryStatus, error) {
+	clients, err := o.factory.Clients()
+	if err != nil {
+		return nil, err
+	}
+	namespace := o.namespace
+	if o.allNamespaces {
+		namespace = ""
+	}
+	inv, err := clients.ReadInventory(ctx, namespace)
+	if err != nil {
+		return nil, err
+	}
+	statuses := routing.Summarize(inv.Services, inv.Deployments, inv.VirtualServices, inv.DestinationRules)
+	if o.service == "" {
+		return statuses, nil
+	}
+	for _, st := range statuses {
+		if st.Service == o.service {
+			return []routing.CanaryStatus{st}, nil
+		}
+	}
+	for _, svc := range inv.Services {
+		if svc.Name == o.service {
+			return nil, fmt.Errorf("service %s/%s has no canary recorded; start one with kubectl canary start %s", o.namespace, o.service, o.service)
+		}
+	}
+	return nil, fmt.Errorf("service %q not found in namespace %q; check the name, or pass -n with the namespace it lives in", o.service, o.namespace)
+}
+
+func (o *StatusOptions) printStructured(statuses []routing.CanaryStatus) error {
+	var value interface{} = map[string]interface{}{"items": statuses}
+	if o.service != "" {
+		value = statuses[0]
+	}
+	data, err := json.MarshalIndent(value, "", "    ")
+	if err != nil {
+		return err
+	}
+	if o.output == "yaml" {
+		if data, err = yaml.JSONToYAML(data); err != nil {
+			return err
+		}
+	} else {
+		data = append(data, '\n')
+	}
+	_, err = o.Out.Write(data)
+	return err
+}
+
+func (o *StatusOptions) printTable(out io.Writer, statuses []routing.CanaryStatus, header bool) error {
+	if len(statuses) == 0 && header && !o.watch {
+		where := "namespace " + o.namespace
+		if o.allNamespaces {
+			where = "any namespace"
+		}
+		_, err := fmt.Fprintf(o.ErrOut, "No canaries found in %s.\n", where)
+		return err
+	}
+	w := printers.GetNewTabWriter(out)
+	if header {
+		if o.allNamespaces {
+			fmt.Fprint(w, "NAMESPACE\t")
+		}
+		fmt.Fprintln(w, "SERVICE\tSTABLE\tCANARY\tWEIGHT\tPHASE\tSTABLE READY\tCANARY READY\tAGE")
+	}
+	for _, st := range statuses {
+		if o.allNamespaces {
+			fmt.Fprintf(w, "%s\t", st.Namespace)
+		}
+		canary, weight, canaryReady := "-", "-", "-"
+		if st.Canary != "" {
+			canary = st.Canary
+			canaryReady = "?"
+			if st.CanaryReady != nil {
+				canaryReady = st.CanaryReady.String()
+			}
+		}
+		if st.Phase == routing.PhaseProgressing {
+			weight = strconv.Itoa(st.Weight) + "%"
+		}
+		age := "<unknown>"
+		if !st.StartedAt.IsZero() {
+			age = duration.HumanDuration(o.now().Sub(st.StartedAt))
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", st.Service, st.Stable, canary, weight, st.Phase, st.StableReady, canaryReady, age)
+	}
+	return w.Flush()
+}

@@ -1,0 +1,86 @@
+package cmd
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"k8s.io/kubectl/pkg/util/templates"
+
+	"github.com/kubectl-canary/kubectl-canary/pkg/routing"
+)
+
+var weightExample = templates.Examples(`
+	# Send half of reviews' traffic to the canary
+	kubectl canary weight reviews 50
+
+	# Hold the canary at 0% without ending it
+	kubectl canary weight reviews 0`)
+
+// WeightOptions holds the arguments of `kubectl canary weight`.
+type WeightOptions struct {
+	*changeOptions
+}
+
+func newCmdWeight(g *globalOptions) *cobra.Command {
+	o := &WeightOptions{changeOptions: newChangeOptions(g, routing.ActionWeight)}
+	cmd := &cobra.Command{
+		Use:   "weight SERVICE PERCENT",
+		Short: "Set the canary's share of a Service's traffic",
+		Long: templates.LongDesc(`
+			Set the share of traffic, in percent, that the managed routes of a
+			running canary send to the canary version; the stable version gets the
+			rest. Nothing else in the routing objects changes.`),
+		Example: weightExample,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 2 {
+				return fmt.Errorf("weight needs SERVICE and PERCENT, got %d argument(s); for example: kubectl canary weight reviews 50", len(args))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Complete(cmd, args); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(cmd)
+		},
+	}
+	o.addFlags(cmd)
+	return cmd
+}
+
+// Complete reads SERVICE and PERCENT.
+func (o *WeightOptions) Complete(cmd *cobra.Command, args []string) error {
+	w, err := parsePercent(args[1])
+	if err != nil {
+		return err
+	}
+	o.intent.Weight = w
+	return o.complete(cmd, args)
+}
+
+// Validate checks the weight before the cluster is read.
+func (o *WeightOptions) Validate() error {
+	if o.intent.Weight < 0 || o.intent.Weight > 100 {
+		return fmt.Errorf("weight %d is out of range; give the canary's share as a whole number from 0 to 100", o.intent.Weight)
+	}
+	return nil
+}
+
+// Run sets the weight.
+func (o *WeightOptions) Run(cmd *cobra.Command) error {
+	return o.run(cmd.Context())
+}
+
+// parsePercent accepts "25" and "25%".
+func parsePercent(s string) (int, error) {
+	w, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(s), "%"))
+	if err != nil {
+		return 0, fmt.Errorf("weight %q is not a whole number; give the canary's share from 0 to 100, for example 25", s)
+	}
+	return w, nil
+}

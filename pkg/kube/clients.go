@@ -1,0 +1,119 @@
+// Package kube is the plugin's only door to the cluster: it reads the
+// snapshot the routing core plans against and writes the plan back,
+// optimistically and in the order the plan gives.
+package kube
+
+import (
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+)
+
+// IstioNetworkingGroup is the API group of VirtualService and DestinationRule.
+const IstioNetworkingGroup = "networking.istio.io"
+
+// istioVersions lists the versions of networking.istio.io the plugin speaks,
+// newest first; the newest one the cluster serves is used.
+var istioVersions = []string{"v1", "v1beta1", "v1alpha3"}
+
+// FieldManager names the plugin in managedFields and audit logs.
+const FieldManager = "kubectl-canary"
+
+// Clients are the API clients a command needs.
+type Clients struct {
+	Core    kubernetes.Interface
+	Dynamic dynamic.Interface
+	// IstioVersion is the networking.istio.io version to read and write.
+	IstioVersion string
+}
+
+// VirtualServices is the resource of VirtualServices at the chosen version.
+func (c *Clients) VirtualServices() schema.GroupVersionResource {
+	return schema.GroupVersionResource{Group: IstioNetworkingGroup, Version: c.IstioVersion, Resource: "virtualservices"}
+}
+
+// DestinationRules is the resource of DestinationRules at the chosen version.
+func (c *Clients) DestinationRules() schema.GroupVersionResource {
+	return schema.GroupVersionResource{Group: IstioNetworkingGroup, Version: c.IstioVersion, Resource: "destinationrules"}
+}
+
+// APIVersion is the apiVersion of objects the plugin creates.
+func (c *Clients) APIVersion() string { return IstioNetworkingGroup + "/" + c.IstioVersion }
+
+// Factory builds clients lazily, so commands that need no cluster (version,
+// help) never touch the kubeconfig.
+type Factory interface {
+	Clients() (*Clients, error)
+	// Namespace is the namespace from -n or the kubeconfig context.
+	Namespace() (string, error)
+}
+
+// NewFactory builds clients from kubectl's standard flags.
+func NewFactory(flags *genericclioptions.ConfigFlags) Factory {
+	return &configFlagsFactory{flags: flags}
+}
+
+type configFlagsFactory struct {
+	flags   *genericclioptions.ConfigFlags
+	clients *Clients
+}
+
+func (f *configFlagsFactory) Namespace() (string, error) {
+	ns, _, err := f.flags.ToRawKubeConfigLoader().Namespace()
+	return ns, err
+}
+
+func (f *configFlagsFactory) Clients() (*Clients, error) {
+	if f.clients != nil {
+		return f.clients, nil
+	}
+	config, err := f.flags.ToRESTConfig()
+	if err != nil {
+		return nil, err
+	}
+	config.UserAgent = "kubectl-canary"
+	core, err := kubernetes.NewForConfig(config)
+	if err != nil {
+		return nil, err
+	}
+	dyn, err := dynamic.NewForConfig(config)
+	if err != nil {
+		return nil, err
+	}
+	mapper, err := f.flags.ToRESTMapper()
+	if err != nil {
+		return nil, err
+	}
+	version, err := servedIstioVersion(mapper)
+	if err != nil {
+		return nil, err
+	}
+	f.clients = &Clients{Core: core, Dynamic: dyn, IstioVersion: version}
+	return f.clients, nil
+}
+
+// servedIstioVersion picks the newest networking.istio.io version that
+// serves both VirtualService and DestinationRule. The mapper is backed by
+// kubectl's discovery cache, so a warm cache costs no request.
+func servedIstioVersion(mapper meta.RESTMapper) (string, error) {
+	served := map[string]int{}
+	for _, kind := range []string{"VirtualService", "DestinationRule"} {
+		mappings, err := mapper.RESTMappings(schema.GroupKind{Group: IstioNetworkingGroup, Kind: kind})
+		if err != nil && !meta.IsNoMatchError(err) {
+			return "", fmt.Errorf("cannot discover the Istio API of the cluster: %w", err)
+		}
+		for _, m := range mappings {
+			served[m.GroupVersionKind.Version]++
+		}
+	}
+	for _, v := range istioVersions {
+		if served[v] == 2 {
+			return v, nil
+		}
+	}
+	return "", fmt.Errorf("the cluster does not serve VirtualService and DestinationRule of %s (tried %v); install Istio, or its CRDs, before running a canary", IstioNetworkingGroup, istioVersions)
+}

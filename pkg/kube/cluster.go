@@ -1,0 +1,194 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	authorizationv1 "k8s.io/api/authorization/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/tools/pager"
+
+	"github.com/kubectl-canary/kubectl-canary/pkg/routing"
+)
+
+// ReadSnapshot reads everything the routing core needs about one Service:
+// one GET and three LISTs, whatever the command.
+func (c *Clients) ReadSnapshot(ctx context.Context, namespace, service string) (*routing.Snapshot, error) {
+	svc, err := c.Core.CoreV1().Services(namespace).Get(ctx, service, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("service %q not found in namespace %q; check the name, or pass -n with the namespace it lives in", service, namespace)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cannot read service %s/%s: %w", namespace, service, err)
+	}
+	snap := &routing.Snapshot{Service: svc, APIVersion: c.APIVersion(), Now: time.Now()}
+	if snap.Deployments, err = c.listDeployments(ctx, namespace); err != nil {
+		return nil, err
+	}
+	if snap.VirtualServices, err = c.listRouting(ctx, c.VirtualServices(), namespace); err != nil {
+		return nil, err
+	}
+	if snap.DestinationRules, err = c.listRouting(ctx, c.DestinationRules(), namespace); err != nil {
+		return nil, err
+	}
+	return snap, nil
+}
+
+// Inventory is every object status needs, in one namespace or all.
+type Inventory struct {
+	Services         []corev1.Service
+	Deployments      []appsv1.Deployment
+	VirtualServices  []*unstructured.Unstructured
+	DestinationRules []*unstructured.Unstructured
+}
+
+// ReadInventory lists Services, Deployments, VirtualServices and
+// DestinationRules in a namespace ("" for all), page by page.
+func (c *Clients) ReadInventory(ctx context.Context, namespace string) (*Inventory, error) {
+	inv := &Inventory{}
+	err := pager.New(func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+		return c.Core.CoreV1().Services(namespace).List(ctx, opts)
+	}).EachListItem(ctx, metav1.ListOptions{}, func(obj runtime.Object) error {
+		inv.Services = append(inv.Services, *obj.(*corev1.Service))
+		return nil
+	})
+	if err != nil {
+		return nil, listError("services", namespace, err)
+	}
+	if inv.Deployments, err = c.listDeployments(ctx, namespace); err != nil {
+		return nil, err
+	}
+	if inv.VirtualServices, err = c.listRouting(ctx, c.VirtualServices(), namespace); err != nil {
+		return nil, err
+	}
+	if inv.DestinationRules, err = c.listRouting(ctx, c.DestinationRules(), namespace); err != nil {
+		return nil, err
+	}
+	return inv, nil
+}
+
+func (c *Clients) listDeployments(ctx context.Context, namespace string) ([]appsv1.Deployment, error) {
+	var out []appsv1.Deployment
+	err := pager.New(func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+		return c.Core.AppsV1().Deployments(namespace).List(ctx, opts)
+	}).EachListItem(ctx, metav1.ListOptions{}, func(obj runtime.Object) error {
+		out = append(out, *obj.(*appsv1.Deployment))
+		return nil
+	})
+	if err != nil {
+		return nil, listError("deployments", namespace, err)
+	}
+	return out, nil
+}
+
+// listRouting reads VirtualServices or DestinationRules as unstructured data,
+// which keeps every field, including ones newer than our Istio API.
+func (c *Clients) listRouting(ctx context.Context, gvr schema.GroupVersionResource, namespace string) ([]*unstructured.Unstructured, error) {
+	var out []*unstructured.Unstructured
+	err := pager.New(func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+		return c.Dynamic.Resource(gvr).Namespace(namespace).List(ctx, opts)
+	}).EachListItem(ctx, metav1.ListOptions{}, func(obj runtime.Object) error {
+		u := obj.(*unstructured.Unstructured)
+		out = append(out, u)
+		return nil
+	})
+	if err != nil {
+		return nil, listError(gvr.GroupResource().String(), namespace, err)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].GetNamespace() != out[j].GetNamespace() {
+			return out[i].GetNamespace() < out[j].GetNamespace()
+		}
+		return out[i].GetName() < out[j].GetName()
+	})
+	return out, nil
+}
+
+func listError(resource, namespace string, err error) error {
+	where := "in namespace " + namespace
+	if namespace == "" {
+		where = "in all namespaces"
+	}
+	if apierrors.IsForbidden(err) {
+		return fmt.Errorf("not allowed to list %s %s: %w; ask for the list permission (see the RBAC section of the README)", resource, where, err)
+	}
+	return fmt.Errorf("cannot list %s %s: %w", resource, where, err)
+}
+
+// Write creates or updates one object of a plan. An update carries the
+// resourceVersion that was read, so a concurrent change is a conflict, never
+// a silent overwrite; the caller re-reads and plans again.
+func (c *Clients) Write(ctx context.Context, change routing.Change, serverDryRun bool) (*unstructured.Unstructured, error) {
+	gvr := c.VirtualServices()
+	if change.Desired.GetKind() == "DestinationRule" {
+		gvr = c.DestinationRules()
+	}
+	var dryRun []string
+	if serverDryRun {
+		dryRun = []string{metav1.DryRunAll}
+	}
+	client := c.Dynamic.Resource(gvr).Namespace(change.Desired.GetNamespace())
+	desired := change.Desired.DeepCopy()
+	desired.SetAPIVersion(c.APIVersion())
+	if change.Live == nil {
+		return client.Create(ctx, desired, metav1.CreateOptions{DryRun: dryRun, FieldManager: FieldManager})
+	}
+	return client.Update(ctx, desired, metav1.UpdateOptions{DryRun: dryRun, FieldManager: FieldManager})
+}
+
+// IsRetryable tells whether a write lost a race with another writer.
+func IsRetryable(err error) bool {
+	return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err)
+}
+
+// CheckPermissions asks the API server, before the first write, whether
+// every write of the plan is allowed, so a missing permission stops the
+// command before it changes anything.
+func (c *Clients) CheckPermissions(ctx context.Context, changes []routing.Change) error {
+	type need struct{ verb, resource, namespace string }
+	var needs []need
+	seen := map[need]bool{}
+	for _, ch := range changes {
+		if !ch.Changed() {
+			continue
+		}
+		n := need{verb: "update", resource: c.VirtualServices().Resource, namespace: ch.Desired.GetNamespace()}
+		if ch.Desired.GetKind() == "DestinationRule" {
+			n.resource = c.DestinationRules().Resource
+		}
+		if ch.Live == nil {
+			n.verb = "create"
+		}
+		if !seen[n] {
+			seen[n] = true
+			needs = append(needs, n)
+		}
+	}
+	var denied []string
+	for _, n := range needs {
+		review, err := c.Core.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
+			Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
+				Namespace: n.namespace, Verb: n.verb, Group: IstioNetworkingGroup, Resource: n.resource,
+			}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			return fmt.Errorf("cannot check permissions with the API server: %w", err)
+		}
+		if !review.Status.Allowed {
+			denied = append(denied, fmt.Sprintf("%s %s.%s in namespace %s", n.verb, n.resource, IstioNetworkingGroup, n.namespace))
+		}
+	}
+	if len(denied) > 0 {
+		return fmt.Errorf("not allowed to %s; nothing was changed. Ask for these permissions (see the RBAC section of the README)", strings.Join(denied, ", and to "))
+	}
+	return nil
+}
