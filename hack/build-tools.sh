@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Builds the control-plane binaries the e2e harness runs (etcd, kube-apiserver,
+# kubectl) from the pinned tools modules under hack/tools/ and prints the folder
+# that holds them as the last line on stdout:
+#
+#   BIN=$(hack/build-tools.sh)
+#
+# The folder is hack/bin/<key>/, where <key> hashes the tools modules' go.mod
+# and go.sum (plus the Go version and this script's recipe version), so the
+# binaries are rebuilt only when a pin changes and a second run returns at
+# once. Build progress goes to stderr. Needs only Go: modules come through the
+# module proxy on the first run.
+set -euo pipefail
+
+hack=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+tools_dir=$hack/tools
+bin_root=$hack/bin
+
+# Bump when the build commands below change in a way that changes the output,
+# so that existing caches are not reused.
+recipe=1
+
+# One line per binary: output name, tools module (a folder under hack/tools/),
+# main package. etcd has its own module because k8s.io/kubernetes requires a
+# newer etcd server, which would override the etcd pin in a shared module.
+tools=(
+  "etcd           etcd go.etcd.io/etcd/server/v3"
+  "kube-apiserver kube k8s.io/kubernetes/cmd/kube-apiserver"
+  "kubectl        kube k8s.io/kubernetes/cmd/kubectl"
+)
+
+log() { echo "build-tools: $*" >&2; }
+
+# The tools modules must not be affected by a go.work or by GOFLAGS from the
+# caller's environment (e.g. -mod=vendor); cgo is off so the binaries are
+# static and no C toolchain is needed.
+export GOWORK=off GOFLAGS=-mod=readonly CGO_ENABLED=0
+
+modules() {
+  local line name mod pkg
+  for line in "${tools[@]}"; do
+    read -r name mod pkg <<<"$line"
+    echo "$mod"
+  done | sort -u
+}
+
+cache_key() {
+  local mod
+  {
+    echo "recipe $recipe"
+    go env GOVERSION GOOS GOARCH
+    printf '%s\n' "${tools[@]}"
+    for mod in $(modules); do
+      echo "== $mod/go.mod"
+      cat "$tools_dir/$mod/go.mod"
+      echo "== $mod/go.sum"
+      cat "$tools_dir/$mod/go.sum"
+    done
+  } | sha256sum | cut -c1-16
+}
+
+key=$(cache_key)
+out=$bin_root/$key
+
+# Fast path: a finished build is renamed into place atomically, so an existing
+# folder is always complete.
+if [[ -d $out ]]; then
+  echo "$out"
+  exit 0
+fi
+
+mkdir -p "$bin_root"
+# Serialize concurrent builds (e.g. two test runs started at once) so that the
+# second waits for the first instead of compiling the same thing again.
+exec 9>"$bin_root/.lock"
+flock 9
+if [[ -d $out ]]; then
+  echo "$out"
+  exit 0
+fi
+
+tmp=$(mktemp -d "$bin_root/.tmp-$key.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+# kube-apiserver and kubectl report the version they were stamped with;
+# without this they say v0.0.0-master, which confuses version checks.
+kube_version=$(cd "$tools_dir/kube" && go list -m -f '{{.Version}}' k8s.io/kubernetes)
+kube_minor=${kube_version#v1.}
+kube_minor=${kube_minor%%.*}
+kube_ldflags=""
+for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
+  kube_ldflags+=" -X $pkg.gitVersion=$kube_version -X $pkg.gitMajor=1"
+  kube_ldflags+=" -X $pkg.gitMinor=$kube_minor -X $pkg.gitTreeState=clean"
+done
+
+start=$SECONDS
+for line in "${tools[@]}"; do
+  read -r name mod pkg <<<"$line"
+  ldflags="-s -w"
+  [[ $mod == kube ]] && ldflags+=$kube_ldflags
+  log "building $name from $pkg (hack/tools/$mod) ..."
+  t0=$SECONDS
+  # go's own output goes to stderr so that stdout carries only the bin path.
+  (cd "$tools_dir/$mod" && go build -trimpath -ldflags "$ldflags" -o "$tmp/$name" "$pkg") >&2
+  log "built $name in $((SECONDS - t0))s"
+done
+
+chmod 755 "$tmp"  # mktemp made it 0700
+mv -T "$tmp" "$out"
+trap - EXIT
+log "all tools built in $((SECONDS - start))s into $out"
+echo "$out"
