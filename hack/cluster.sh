@@ -382,6 +382,7 @@ run_cleanup() {
   fi
   [[ -f $run_dir/clusters ]] && mapfile -t nested < <(tac "$run_dir/clusters")
   for d in "${nested[@]}"; do
+    [[ -f $d/pids ]] || continue # already stopped by the command
     "$self" down "$d" || rc=$((rc ? rc : 1))
   done
   "$self" down "$run_dir" || rc=$((rc ? rc : 1))

@@ -12,21 +12,41 @@
 #   CANARY_E2E_PLUGIN      the kubectl-canary binary under test
 # and PATH starts with the plugin's folder and the built kubectl's folder, so
 # `kubectl canary ...` runs the plugin through kubectl's plugin mechanism.
+# TMPDIR is a folder removed at the end, even after an interrupted test.
+# CANARY_CLUSTER_KEEP=1 keeps it (cluster logs, audit log) for a look.
 set -euo pipefail
 
 hack=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+# Started with SIGINT ignored (as a background job of a script), bash could not
+# trap it below: start again with the default disposition.
+ignored=$(awk '/^SigIgn:/ { print $2 }' /proc/$$/status)
+if (((16#$ignored >> 1) & 1)) && [[ -z ${CANARY_E2E_REEXEC:-} ]]; then
+  CANARY_E2E_REEXEC=1 exec env --default-signal=INT,QUIT "$hack/e2e.sh" "$@"
+fi
+unset CANARY_E2E_REEXEC
+
 root=$(cd "$hack/.." && pwd)
 
 bin=$("$hack/build-tools.sh" | tail -n 1)
 
-plugin_dir=$(mktemp -d "${TMPDIR:-/tmp}/kubectl-canary-e2e.XXXXXX")
-trap 'rm -rf "$plugin_dir"' EXIT
+# One folder for everything this run leaves behind: the plugin binary, and as
+# TMPDIR the cluster's folder and the tests' t.TempDir()s, which an
+# interrupted test binary cannot remove itself.
+work=$(mktemp -d "${TMPDIR:-/tmp}/kubectl-canary-e2e.XXXXXX")
+if [[ ${CANARY_CLUSTER_KEEP:-} == 1 ]]; then
+  trap 'echo "e2e: kept $work" >&2' EXIT
+else
+  trap 'rm -rf "$work"' EXIT
+fi
+mkdir "$work/bin" "$work/tmp"
 echo "e2e: building kubectl-canary" >&2
-(cd "$root" && go build -o "$plugin_dir/kubectl-canary" ./cmd/kubectl-canary)
+(cd "$root" && go build -o "$work/bin/kubectl-canary" ./cmd/kubectl-canary)
 
-export PATH=$plugin_dir:$bin:$PATH
+export PATH=$work/bin:$bin:$PATH
+export TMPDIR=$work/tmp
 export CANARY_E2E_CLUSTER_SH=$hack/cluster.sh
-export CANARY_E2E_PLUGIN=$plugin_dir/kubectl-canary
+export CANARY_E2E_PLUGIN=$work/bin/kubectl-canary
 
 cd "$root"
 # In the background, with the default SIGINT restored (bash makes background
