@@ -16,6 +16,9 @@ hack=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 tools_dir=$hack/tools
 bin_root=$hack/bin
 
+# Go's default install folder, for shells whose PATH lacks it.
+command -v go >/dev/null || PATH=$PATH:/usr/local/go/bin
+
 # Bump when the build commands below change in a way that changes the output,
 # so that existing caches are not reused.
 recipe=1

@@ -18,9 +18,14 @@
 #         CANARY_E2E_ETCD                     http://127.0.0.1:PORT
 #         CANARY_E2E_CRD_VERSIONS             LIST, or empty
 #         CANARY_E2E_CLUSTER_SH               this script
+#       (Source it by a path with a slash: `source env` finds /usr/bin/env.)
+#       Also in DIR: kubeconfig, user.kubeconfig, pids, audit.log, etcd.log,
+#       kube-apiserver.log, tokens.csv, istio-crds.yaml (as applied).
 #       --crd-versions v1beta1,v1alpha3 serves the networking.istio.io CRDs only
 #       at those versions (the first one listed that a CRD has is its storage
-#       version), like an older cluster.
+#       version), like an older cluster. Namespace istio-system exists.
+#       ServiceAccount admission is off, so pods can be created in any
+#       namespace (they stay Pending: there are no nodes).
 #   hack/cluster.sh down DIR
 #       Stops that cluster: kube-apiserver first, then etcd, each by the pid in
 #       DIR/pids, SIGKILL after a bounded wait. Idempotent.
@@ -36,16 +41,22 @@ hack=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$hack/.." && pwd)
 self=$hack/cluster.sh
 
+# Go's default install folder, for shells whose PATH lacks it.
+command -v go >/dev/null || PATH=$PATH:/usr/local/go/bin
+for tool in go python3 openssl curl setsid; do
+  command -v "$tool" >/dev/null || { echo "cluster: error: $tool not found" >&2; exit 1; }
+done
+
 # Bounds, in seconds.
-ready_timeout=60   # etcd health, kube-apiserver /readyz (about 2 s here)
-stop_timeout=10    # graceful shutdown before SIGKILL (about 5 s here)
+ready_timeout=60   # etcd health, kube-apiserver /readyz (about 3 s here)
+stop_timeout=10    # graceful shutdown before SIGKILL (about 1 s here)
 child_timeout=15   # for CMD of `run` to exit after a forwarded signal
 
 log() { echo "cluster: $*" >&2; }
+die() { log "error: $*"; exit 1; }
 
 # since T0: seconds elapsed since $EPOCHREALTIME was T0, e.g. 2.31.
 since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }'; }
-die() { log "error: $*"; exit 1; }
 
 usage() {
   sed -n '2,/^set -euo/p' "$self" | sed '$d; s/^# \{0,1\}//' >&2
@@ -53,8 +64,8 @@ usage() {
 }
 
 # free_ports N prints N distinct free TCP ports on 127.0.0.1. All sockets are
-# held open until every port is chosen, so the N ports differ; the kernel does
-# not hand a just-released ephemeral port out again at once.
+# held open until every port is chosen, so the N ports differ. Another process
+# may still take one before our server binds it: `up` then retries.
 free_ports() {
   python3 - "$1" <<'EOF'
 import socket, sys
@@ -126,7 +137,7 @@ tail_logs() {
   for f in "$dir/etcd.log" "$dir/kube-apiserver.log"; do
     [[ -s $f ]] || continue
     log "last lines of $f:"
-    tail -n 25 "$f" | sed 's/^/    /' >&2
+    tail -n 15 "$f" | sed 's/^/    /' >&2
   done
 }
 

@@ -26,6 +26,9 @@ if (((16#$ignored >> 1) & 1)) && [[ -z ${CANARY_E2E_REEXEC:-} ]]; then
 fi
 unset CANARY_E2E_REEXEC
 
+# Go's default install folder, for shells whose PATH lacks it.
+command -v go >/dev/null || PATH=$PATH:/usr/local/go/bin
+
 root=$(cd "$hack/.." && pwd)
 
 bin=$("$hack/build-tools.sh" | tail -n 1)
