@@ -1,0 +1,306 @@
+package cmd
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
+	"k8s.io/client-go/kubernetes/fake"
+	clienttesting "k8s.io/client-go/testing"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kubectl-canary/kubectl-canary/pkg/kube"
+	"github.com/kubectl-canary/kubectl-canary/pkg/routing"
+	"github.com/kubectl-canary/kubectl-canary/pkg/testutil"
+)
+
+// fakeCluster is a namespace of fake clients loaded from a routing fixture.
+type fakeCluster struct {
+	t         *testing.T
+	namespace string
+	core      *fake.Clientset
+	dynamic   *dynamicfake.FakeDynamicClient
+	// denied lists "verb resource" pairs the fake authorizer refuses.
+	denied map[string]bool
+}
+
+func (f *fakeCluster) Namespace() (string, error) { return f.namespace, nil }
+
+func (f *fakeCluster) Clients() (*kube.Clients, error) {
+	return &kube.Clients{Core: f.core, Dynamic: f.dynamic, IstioVersion: "v1"}, nil
+}
+
+var (
+	vsGVR = schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "virtualservices"}
+	drGVR = schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "destinationrules"}
+)
+
+func newFakeCluster(t *testing.T, fixture, namespace string) *fakeCluster {
+	t.Helper()
+	var typed, routingObjects []runtime.Object
+	for _, u := range testutil.ReadObjects(t, testutil.Testdata("routing", fixture, "cluster.yaml")) {
+		switch u.GetKind() {
+		case "Service":
+			svc := &corev1.Service{}
+			require.NoError(t, runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, svc))
+			typed = append(typed, svc)
+		case "Deployment":
+			d := &appsv1.Deployment{}
+			require.NoError(t, runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, d))
+			typed = append(typed, d)
+		default:
+			routingObjects = append(routingObjects, u)
+		}
+	}
+	f := &fakeCluster{t: t, namespace: namespace, core: fake.NewSimpleClientset(typed...), denied: map[string]bool{}}
+	f.dynamic = dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+		map[schema.GroupVersionResource]string{vsGVR: "VirtualServiceList", drGVR: "DestinationRuleList"}, routingObjects...)
+	f.core.PrependReactor("create", "selfsubjectaccessreviews", func(action clienttesting.Action) (bool, runtime.Object, error) {
+		review := action.(clienttesting.CreateAction).GetObject().(*authorizationv1.SelfSubjectAccessReview)
+		attrs := review.Spec.ResourceAttributes
+		review.Status.Allowed = !f.denied[attrs.Verb+" "+attrs.Resource]
+		return true, review, nil
+	})
+	return f
+}
+
+// run executes `kubectl canary ARGS...` against the fake cluster.
+func (f *fakeCluster) run(args ...string) (stdout, stderr string, err error) {
+	var out, errOut bytes.Buffer
+	cmd := newCmdCanary(&globalOptions{factory: f, IOStreams: genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}})
+	cmd.SetArgs(args)
+	err = cmd.ExecuteContext(context.Background())
+	return out.String(), errOut.String(), err
+}
+
+// writes lists the create and update calls the command sent.
+func (f *fakeCluster) writes() []string {
+	var out []string
+	for _, a := range f.dynamic.Actions() {
+		if a.GetVerb() == "create" || a.GetVerb() == "update" || a.GetVerb() == "patch" || a.GetVerb() == "delete" {
+			out = append(out, a.GetVerb()+" "+a.GetResource().Resource)
+		}
+	}
+	return out
+}
+
+func (f *fakeCluster) get(gvr schema.GroupVersionResource, name string) *unstructured.Unstructured {
+	obj, err := f.dynamic.Resource(gvr).Namespace(f.namespace).Get(context.Background(), name, metav1GetOptions)
+	require.NoError(f.t, err)
+	return obj
+}
+
+func weightsOf(t *testing.T, vs *unstructured.Unstructured, kind string, index int) []int64 {
+	routes, _, _ := unstructured.NestedSlice(vs.Object, "spec", kind)
+	require.Greater(t, len(routes), index)
+	var out []int64
+	for _, d := range routes[index].(map[string]interface{})["route"].([]interface{}) {
+		w, _ := d.(map[string]interface{})["weight"].(int64)
+		out = append(out, w)
+	}
+	return out
+}
+
+func TestStartWeightPromoteWritesAndReports(t *testing.T) {
+	f := newFakeCluster(t, "no-istio", "shop")
+	out, _, err := f.run("start", "reviews")
+	require.NoError(t, err)
+	assert.Equal(t, "destinationrule.networking.istio.io/reviews created\nvirtualservice.networking.istio.io/reviews created\n"+
+		"canary shop/reviews started: canary version=v2 gets 10%, stable version=v1 gets 90%\n", out)
+	assert.Equal(t, []string{"create destinationrules", "create virtualservices"}, f.writes(), "subsets are written before routes use them")
+	assert.Equal(t, []int64{90, 10}, weightsOf(t, f.get(vsGVR, "reviews"), "http", 0))
+
+	out, _, err = f.run("start", "reviews")
+	require.NoError(t, err)
+	assert.Contains(t, out, "virtualservice.networking.istio.io/reviews unchanged\ncanary shop/reviews unchanged: canary version=v2 gets 10%")
+	assert.Len(t, f.writes(), 2, "the second start writes nothing")
+
+	out, _, err = f.run("weight", "reviews", "50%")
+	require.NoError(t, err)
+	assert.Contains(t, out, "canary shop/reviews reweighted: canary version=v2 gets 50%, stable version=v1 gets 50%")
+	assert.Equal(t, []int64{50, 50}, weightsOf(t, f.get(vsGVR, "reviews"), "http", 0))
+
+	out, _, err = f.run("promote", "reviews")
+	require.NoError(t, err)
+	assert.Contains(t, out, "canary shop/reviews promoted: promoted, version=v2 is stable and gets 100% of the traffic")
+	vs := f.get(vsGVR, "reviews")
+	dests, _, _ := unstructured.NestedSlice(vs.Object, "spec", "http")
+	assert.Equal(t, []interface{}{map[string]interface{}{"destination": map[string]interface{}{"host": "reviews.shop.svc.cluster.local", "subset": "v2"}}},
+		dests[0].(map[string]interface{})["route"])
+
+	out, _, err = f.run("status", "reviews", "-o", "json")
+	require.NoError(t, err)
+	assert.Contains(t, out, `"stable": "v2"`)
+	assert.Contains(t, out, `"phase": "Promoted"`)
+	assert.Contains(t, out, `"promotedFrom": "v1"`)
+}
+
+func TestBadInputErrorsNameTheObjectAndWriteNothing(t *testing.T) {
+	cases := []struct {
+		name    string
+		fixture string
+		setup   func(f *fakeCluster)
+		args    []string
+		want    string
+	}{
+		{"unknown service", "no-istio", nil, []string{"start", "nope"}, `service "nope" not found in namespace "shop"; check the name, or pass -n`},
+		{"no deployment behind it", "no-istio", func(f *fakeCluster) {
+			for _, name := range []string{"reviews-v1", "reviews-v2"} {
+				require.NoError(t, f.core.AppsV1().Deployments("shop").Delete(context.Background(), name, metav1DeleteOptions))
+			}
+		}, []string{"start", "reviews"}, "no Deployment in namespace shop has pods matching the selector of service reviews"},
+		{"one version only", "no-istio", func(f *fakeCluster) {
+			require.NoError(t, f.core.AppsV1().Deployments("shop").Delete(context.Background(), "reviews-v2", metav1DeleteOptions))
+		}, []string{"start", "reviews"}, "service shop/reviews has only one version behind it"},
+		{"ambiguous version label", "unnamed-label", func(f *fakeCluster) {
+			for _, name := range []string{"db-proxy", "db-proxy-next"} {
+				d, err := f.core.AppsV1().Deployments("data").Get(context.Background(), name, metav1GetOptions)
+				require.NoError(t, err)
+				d.Spec.Template.Labels["build"] = name
+				_, err = f.core.AppsV1().Deployments("data").Update(context.Background(), d, metav1UpdateOptions)
+				require.NoError(t, err)
+			}
+		}, []string{"start", "db-proxy"}, "cannot choose the version label of service data/db-proxy: candidates are build, track; pass --version-label"},
+		{"several canary candidates", "bookinfo-adopted", nil, []string{"start", "reviews"}, "several versions besides stable version=v1: v2, v3; pass --canary"},
+		{"canary equal to stable", "no-istio", nil, []string{"start", "reviews", "--canary", "v1"}, "canary version=v1 is the stable version of service shop/reviews"},
+		{"start weight above 100", "no-istio", nil, []string{"start", "reviews", "--weight", "150"}, "--weight 150 is out of range"},
+		{"start weight not an integer", "no-istio", nil, []string{"start", "reviews", "--weight", "ten"}, `invalid argument "ten" for "--weight" flag`},
+		{"weight above 100", "no-istio", nil, []string{"weight", "reviews", "101"}, "weight 101 is out of range"},
+		{"weight negative", "no-istio", nil, []string{"weight", "reviews", "--", "-1"}, "weight -1 is out of range"},
+		{"weight not an integer", "no-istio", nil, []string{"weight", "reviews", "12.5"}, `weight "12.5" is not a whole number`},
+		{"weight without a canary", "no-istio", nil, []string{"weight", "reviews", "20"}, "no canary in progress for service shop/reviews; start one with kubectl canary start reviews"},
+		{"promote without a canary", "no-istio", nil, []string{"promote", "reviews"}, "no canary in progress for service shop/reviews"},
+		{"abort without a canary", "no-istio", nil, []string{"abort", "reviews"}, "no canary in progress for service shop/reviews"},
+		{"weight needs two arguments", "no-istio", nil, []string{"weight", "reviews"}, "weight needs SERVICE and PERCENT"},
+		{"bad dry-run value", "no-istio", nil, []string{"start", "reviews", "--dry-run=maybe"}, `--dry-run "maybe" is not supported`},
+		{"missing permission", "no-istio", func(f *fakeCluster) { f.denied["create virtualservices"] = true },
+			[]string{"start", "reviews"}, "not allowed to create virtualservices.networking.istio.io in namespace shop; nothing was changed"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ns := map[string]string{"no-istio": "shop", "unnamed-label": "data", "bookinfo-adopted": "bookinfo"}[c.fixture]
+			f := newFakeCluster(t, c.fixture, ns)
+			if c.setup != nil {
+				c.setup(f)
+			}
+			_, _, err := f.run(c.args...)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), c.want)
+			assert.Empty(t, f.writes(), "bad input writes nothing")
+		})
+	}
+}
+
+// normalizeDiff removes what changes from run to run: temp folders and times.
+func normalizeDiff(s string) string {
+	s = regexp.MustCompile(`/[^ \t\n]*/(LIVE|MERGED)-[0-9]+`).ReplaceAllString(s, "$1")
+	s = regexp.MustCompile(`(?m)^((---|\+\+\+) \S+)\t.*$`).ReplaceAllString(s, "$1")
+	return regexp.MustCompile(`"(startedAt|updatedAt)":"[^"]*"`).ReplaceAllString(s, `"$1":"TIME"`)
+}
+
+func TestDryRunPrintsADiffAndWritesNothing(t *testing.T) {
+	t.Setenv("KUBECTL_EXTERNAL_DIFF", "")
+	f := newFakeCluster(t, "bookinfo-adopted", "bookinfo")
+	out, _, err := f.run("start", "reviews", "--canary", "v3", "--dry-run")
+	require.NoError(t, err)
+	assert.Empty(t, f.writes())
+	testutil.Golden(t, testutil.Testdata("cmd", "start-dry-run.diff"), []byte(normalizeDiff(out)))
+
+	out, _, err = f.run("start", "reviews", "--canary", "v3", "--dry-run=client", "-o", "yaml")
+	require.NoError(t, err)
+	assert.Empty(t, f.writes())
+	list := map[string]interface{}{}
+	require.NoError(t, yaml.Unmarshal([]byte(out), &list))
+	assert.Equal(t, "List", list["kind"])
+	assert.Len(t, list["items"], 2)
+}
+
+func TestExternalDiffIsHonoured(t *testing.T) {
+	f := newFakeCluster(t, "no-istio", "shop")
+	t.Setenv("KUBECTL_EXTERNAL_DIFF", "ls")
+	out, _, err := f.run("start", "reviews", "--dry-run")
+	require.NoError(t, err)
+	assert.Contains(t, out, "networking.istio.io.v1.VirtualService.shop.reviews")
+	assert.Contains(t, out, "networking.istio.io.v1.DestinationRule.shop.reviews")
+	assert.Empty(t, f.writes())
+}
+
+func TestConflictIsRetriedWithTheIntentReapplied(t *testing.T) {
+	f := newFakeCluster(t, "bookinfo-adopted", "bookinfo")
+	_, _, err := f.run("start", "reviews", "--canary", "v3")
+	require.NoError(t, err)
+	conflicts := 0
+	f.dynamic.PrependReactor("update", "virtualservices", func(action clienttesting.Action) (bool, runtime.Object, error) {
+		if conflicts > 0 {
+			return false, nil, nil
+		}
+		conflicts++
+		// Another writer gets in first: it adds a retry policy to the default route.
+		// (The tracker is used directly: the fake client is locked while reactors run.)
+		obj, err := f.dynamic.Tracker().Get(vsGVR, "bookinfo", "reviews")
+		require.NoError(t, err)
+		vs := obj.(*unstructured.Unstructured).DeepCopy()
+		routes, _, _ := unstructured.NestedSlice(vs.Object, "spec", "http")
+		routes[2].(map[string]interface{})["retries"] = map[string]interface{}{"attempts": int64(2)}
+		require.NoError(t, unstructured.SetNestedSlice(vs.Object, routes, "spec", "http"))
+		require.NoError(t, f.dynamic.Tracker().Update(vsGVR, vs, "bookinfo"))
+		return true, nil, apierrors.NewConflict(vsGVR.GroupResource(), "reviews", nil)
+	})
+	_, _, err = f.run("weight", "reviews", "40")
+	require.NoError(t, err)
+	assert.Equal(t, 1, conflicts)
+	vs := f.get(vsGVR, "reviews")
+	assert.Equal(t, []int64{60, 40}, weightsOf(t, vs, "http", 2), "the intent survives")
+	routes, _, _ := unstructured.NestedSlice(vs.Object, "spec", "http")
+	assert.Equal(t, map[string]interface{}{"attempts": int64(2)}, routes[2].(map[string]interface{})["retries"], "the other writer's change survives")
+}
+
+func TestStatusTable(t *testing.T) {
+	f := newFakeCluster(t, "no-istio", "shop")
+	_, _, err := f.run("start", "reviews", "--weight", "25")
+	require.NoError(t, err)
+	var out bytes.Buffer
+	g := &globalOptions{factory: f, IOStreams: genericiooptions.IOStreams{Out: &out, ErrOut: &out}}
+	o := &StatusOptions{globalOptions: g, namespace: "shop", allNamespaces: true, interval: time.Second, now: func() time.Time { return time.Now().Add(90 * time.Minute) }}
+	require.NoError(t, o.Run(context.Background()))
+	assert.Regexp(t, `NAMESPACE\s+SERVICE\s+STABLE\s+CANARY\s+WEIGHT\s+PHASE\s+STABLE READY\s+CANARY READY\s+AGE\n`+
+		`shop\s+reviews\s+v1\s+v2\s+25%\s+Progressing\s+3/3\s+1/1\s+(89|90)m\n`, out.String())
+
+	_, _, err = f.run("status", "ratings")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `service "ratings" not found in namespace "shop"`)
+}
+
+func TestVersionNeedsNoCluster(t *testing.T) {
+	var out bytes.Buffer
+	cmd := newCmdCanary(&globalOptions{IOStreams: genericiooptions.IOStreams{Out: &out, ErrOut: os.Stderr}})
+	cmd.SetArgs([]string{"version"})
+	require.NoError(t, cmd.Execute())
+	assert.Regexp(t, `^kubectl-canary dev \(commit unknown, go1\.\d+`, out.String())
+}
+
+func TestHelpSaysKubectlCanary(t *testing.T) {
+	var out bytes.Buffer
+	cmd := NewCmdCanary(genericiooptions.IOStreams{Out: &out, ErrOut: &out})
+	cmd.SetArgs([]string{"start", "--help"})
+	require.NoError(t, cmd.Execute())
+	assert.Contains(t, out.String(), "kubectl canary start SERVICE")
+	assert.Contains(t, out.String(), "--kubeconfig")
+}
+
+var _ = routing.ActionStart
