@@ -8,13 +8,17 @@
 # The folder is hack/bin/<key>/, where <key> hashes the tools modules' go.mod
 # and go.sum (plus the Go version and this script's recipe version), so the
 # binaries are rebuilt only when a pin changes and a second run returns at
-# once. Build progress goes to stderr. Needs only Go: modules come through the
+# once (CANARY_TOOLS_CACHE=DIR puts <key>/ under DIR instead of hack/bin).
+# Build progress goes to stderr. Needs only Go: modules come through the
 # module proxy on the first run.
 set -euo pipefail
 
 hack=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 tools_dir=$hack/tools
-bin_root=$hack/bin
+# CANARY_TOOLS_CACHE moves the cache, e.g. to share it between clones.
+bin_root=${CANARY_TOOLS_CACHE:-$hack/bin}
+mkdir -p "$bin_root"
+bin_root=$(cd "$bin_root" && pwd) # callers get an absolute path
 
 # Go's default install folder, for shells whose PATH lacks it.
 command -v go >/dev/null || PATH=$PATH:/usr/local/go/bin
@@ -72,7 +76,6 @@ if [[ -d $out ]]; then
   exit 0
 fi
 
-mkdir -p "$bin_root"
 # Serialize concurrent builds (e.g. two test runs started at once) so that the
 # second waits for the first instead of compiling the same thing again.
 exec 9>"$bin_root/.lock"
