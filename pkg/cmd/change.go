@@ -201,9 +201,9 @@ func summary(plan *routing.Plan, action routing.Action) string {
 	var where string
 	switch st.Phase {
 	case routing.PhasePromoted:
-		where = fmt.Sprintf("promoted, %s=%s is stable and gets 100%% of the traffic", st.VersionLabel, st.Stable)
+		where = fmt.Sprintf("%s=%s is stable and gets 100%% of the traffic", st.VersionLabel, st.Stable)
 	case routing.PhaseAborted:
-		where = fmt.Sprintf("aborted, %s=%s gets 100%% of the traffic", st.VersionLabel, st.Stable)
+		where = fmt.Sprintf("stable %s=%s gets 100%% of the traffic again", st.VersionLabel, st.Stable)
 	default:
 		where = fmt.Sprintf("canary %s=%s gets %d%%, stable %s=%s gets %d%%", st.VersionLabel, st.Canary, st.Weight, st.VersionLabel, st.Stable, 100-st.Weight)
 	}
@@ -212,7 +212,7 @@ func summary(plan *routing.Plan, action routing.Action) string {
 		routing.ActionPromote: "promoted", routing.ActionAbort: "aborted",
 	}[action]
 	if !plan.Changed() {
-		verb = "unchanged"
+		verb = "unchanged (" + strings.ToLower(string(st.Phase)) + ")"
 	}
 	return fmt.Sprintf("canary %s/%s %s: %s", plan.Namespace, plan.Service, verb, where)
 }

@@ -127,7 +127,7 @@ func TestStartWeightPromoteWritesAndReports(t *testing.T) {
 
 	out, _, err = f.run("start", "reviews")
 	require.NoError(t, err)
-	assert.Contains(t, out, "virtualservice.networking.istio.io/reviews unchanged\ncanary shop/reviews unchanged: canary version=v2 gets 10%")
+	assert.Contains(t, out, "virtualservice.networking.istio.io/reviews unchanged\ncanary shop/reviews unchanged (progressing): canary version=v2 gets 10%")
 	assert.Len(t, f.writes(), 2, "the second start writes nothing")
 
 	out, _, err = f.run("weight", "reviews", "50%")
@@ -137,7 +137,7 @@ func TestStartWeightPromoteWritesAndReports(t *testing.T) {
 
 	out, _, err = f.run("promote", "reviews")
 	require.NoError(t, err)
-	assert.Contains(t, out, "canary shop/reviews promoted: promoted, version=v2 is stable and gets 100% of the traffic")
+	assert.Contains(t, out, "canary shop/reviews promoted: version=v2 is stable and gets 100% of the traffic")
 	vs := f.get(vsGVR, "reviews")
 	dests, _, _ := unstructured.NestedSlice(vs.Object, "spec", "http")
 	assert.Equal(t, []interface{}{map[string]interface{}{"destination": map[string]interface{}{"host": "reviews.shop.svc.cluster.local", "subset": "v2"}}},
