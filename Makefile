@@ -1,0 +1,48 @@
+# kubectl-canary: build, test and install the `kubectl canary` plugin.
+# `make help` lists the targets.
+
+GO        ?= go
+BINDIR    ?= /usr/local/bin
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+PKG       := github.com/kubectl-canary/kubectl-canary
+LDFLAGS   := -s -w -X $(PKG)/pkg/version.Version=$(VERSION) -X $(PKG)/pkg/version.Commit=$(COMMIT)
+ARGS      ?= --help
+
+.PHONY: help build run test lint fuzz e2e check install uninstall clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+build: ## build bin/kubectl-canary
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/kubectl-canary ./cmd/kubectl-canary
+
+run: build ## build, then run the plugin with ARGS (default --help)
+	./bin/kubectl-canary $(ARGS)
+
+test: ## unit tests: routing core, commands with fake clients, harness tools
+	$(GO) test ./...
+
+lint: ## go vet, and fail on files gofmt would change
+	$(GO) vet ./...
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
+
+fuzz: ## fuzz the routing core for a minute
+	$(GO) test ./pkg/routing -run '^$$' -fuzz FuzzRoutingInvariants -fuzztime 60s
+
+e2e: ## end-to-end suite against a local etcd + kube-apiserver with the Istio CRDs
+	hack/e2e.sh
+
+check: lint test e2e ## everything CI runs: lint, unit tests, end-to-end suite
+
+install: build ## put kubectl-canary in BINDIR so `kubectl canary` works
+	install -d $(BINDIR)
+	install -m 0755 bin/kubectl-canary $(BINDIR)/kubectl-canary
+	@echo "installed $(BINDIR)/kubectl-canary; try: kubectl canary version"
+
+uninstall: ## remove kubectl-canary from BINDIR
+	rm -f $(BINDIR)/kubectl-canary
+
+clean: ## remove build output (the cached cluster binaries in hack/bin stay)
+	rm -rf bin dist
