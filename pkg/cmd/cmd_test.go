@@ -11,8 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	authorizationv1 "k8s.io/api/authorization/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -25,7 +25,6 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubectl-canary/kubectl-canary/pkg/kube"
-	"github.com/kubectl-canary/kubectl-canary/pkg/routing"
 	"github.com/kubectl-canary/kubectl-canary/pkg/testutil"
 )
 
@@ -302,5 +301,3 @@ func TestHelpSaysKubectlCanary(t *testing.T) {
 	assert.Contains(t, out.String(), "kubectl canary start SERVICE")
 	assert.Contains(t, out.String(), "--kubeconfig")
 }
-
-var _ = routing.ActionStart
