@@ -29,23 +29,8 @@ func newCmdAbort(g *globalOptions) *cobra.Command {
 			# Roll reviews back to its stable version
 			kubectl canary abort reviews`),
 		Args: exactlyOneService,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(cmd, args); err != nil {
-				return err
-			}
-			return o.Run(cmd)
-		},
+		RunE: runVerb(o),
 	}
 	o.addFlags(cmd)
 	return cmd
-}
-
-// Complete reads SERVICE and the flags.
-func (o *AbortOptions) Complete(cmd *cobra.Command, args []string) error {
-	return o.complete(cmd, args)
-}
-
-// Run aborts the canary.
-func (o *AbortOptions) Run(cmd *cobra.Command) error {
-	return o.run(cmd.Context())
 }

@@ -35,6 +35,26 @@ type changeOptions struct {
 	printer    printers.ResourcePrinter
 }
 
+// verb is the Complete, Validate, Run shape every command's Options have.
+type verb interface {
+	Complete(cmd *cobra.Command, args []string) error
+	Validate() error
+	Run(cmd *cobra.Command) error
+}
+
+// runVerb is the RunE of every mutating command.
+func runVerb(o verb) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := o.Complete(cmd, args); err != nil {
+			return err
+		}
+		if err := o.Validate(); err != nil {
+			return err
+		}
+		return o.Run(cmd)
+	}
+}
+
 func newChangeOptions(g *globalOptions, action routing.Action) *changeOptions {
 	return &changeOptions{globalOptions: g, intent: routing.Intent{Action: action}, printFlags: genericclioptions.NewJSONYamlPrintFlags()}
 }
@@ -45,7 +65,8 @@ func (o *changeOptions) addFlags(cmd *cobra.Command) {
 	cmd.Flags().StringVarP(&o.output, "output", "o", "", "Print the objects as they must become (with --dry-run) or as written, in this format: yaml or json.")
 }
 
-func (o *changeOptions) complete(cmd *cobra.Command, args []string) error {
+// Complete reads SERVICE, the namespace and the output flags.
+func (o *changeOptions) Complete(cmd *cobra.Command, args []string) error {
 	o.service = args[0]
 	o.intent.ClusterDomain = o.clusterDomain
 	var err error
@@ -84,6 +105,12 @@ type outcome struct {
 	// result is the object as written (or as the server would write it).
 	result *unstructured.Unstructured
 }
+
+// Validate has nothing to check for verbs whose only argument is SERVICE.
+func (o *changeOptions) Validate() error { return nil }
+
+// Run carries out the intent against the cluster.
+func (o *changeOptions) Run(cmd *cobra.Command) error { return o.run(cmd.Context()) }
 
 // run reads, plans and writes, starting over when another writer changed an
 // object in between, so neither that writer's change nor the intent is lost.

@@ -27,23 +27,8 @@ func newCmdPromote(g *globalOptions) *cobra.Command {
 			# Make the canary of reviews the stable version
 			kubectl canary promote reviews`),
 		Args: exactlyOneService,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(cmd, args); err != nil {
-				return err
-			}
-			return o.Run(cmd)
-		},
+		RunE: runVerb(o),
 	}
 	o.addFlags(cmd)
 	return cmd
-}
-
-// Complete reads SERVICE and the flags.
-func (o *PromoteOptions) Complete(cmd *cobra.Command, args []string) error {
-	return o.complete(cmd, args)
-}
-
-// Run promotes the canary.
-func (o *PromoteOptions) Run(cmd *cobra.Command) error {
-	return o.run(cmd.Context())
 }

@@ -48,15 +48,7 @@ func newCmdStart(g *globalOptions) *cobra.Command {
 		Long:    startLong,
 		Example: startExample,
 		Args:    exactlyOneService,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(cmd, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd)
-		},
+		RunE:    runVerb(o),
 	}
 	cmd.Flags().IntVar(&o.intent.Weight, "weight", 10, "Share of traffic for the canary, in percent (0-100).")
 	cmd.Flags().StringVar(&o.intent.Canary, "canary", "", "Version label value of the canary; needed when the Service has more than two versions.")
@@ -68,22 +60,12 @@ func newCmdStart(g *globalOptions) *cobra.Command {
 	return cmd
 }
 
-// Complete fills in what the flags and the kubeconfig say.
-func (o *StartOptions) Complete(cmd *cobra.Command, args []string) error {
-	return o.complete(cmd, args)
-}
-
 // Validate checks the flags before the cluster is read.
 func (o *StartOptions) Validate() error {
 	if o.intent.Weight < 0 || o.intent.Weight > 100 {
 		return fmt.Errorf("--weight %d is out of range; give the canary's share as a whole number from 0 to 100", o.intent.Weight)
 	}
 	return nil
-}
-
-// Run starts the canary.
-func (o *StartOptions) Run(cmd *cobra.Command) error {
-	return o.run(cmd.Context())
 }
 
 func exactlyOneService(cmd *cobra.Command, args []string) error {

@@ -39,15 +39,7 @@ func newCmdWeight(g *globalOptions) *cobra.Command {
 			}
 			return nil
 		},
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(cmd, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd)
-		},
+		RunE: runVerb(o),
 	}
 	o.addFlags(cmd)
 	return cmd
@@ -60,7 +52,7 @@ func (o *WeightOptions) Complete(cmd *cobra.Command, args []string) error {
 		return err
 	}
 	o.intent.Weight = w
-	return o.complete(cmd, args)
+	return o.changeOptions.Complete(cmd, args)
 }
 
 // Validate checks the weight before the cluster is read.
@@ -69,11 +61,6 @@ func (o *WeightOptions) Validate() error {
 		return fmt.Errorf("weight %d is out of range; give the canary's share as a whole number from 0 to 100", o.intent.Weight)
 	}
 	return nil
-}
-
-// Run sets the weight.
-func (o *WeightOptions) Run(cmd *cobra.Command) error {
-	return o.run(cmd.Context())
 }
 
 // parsePercent accepts "25" and "25%".

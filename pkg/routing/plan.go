@@ -194,6 +194,16 @@ func (p *planner) states() ([]*State, error) {
 	return out, nil
 }
 
+// progressingState is the object's recorded canary of the Service when it
+// is in progress. A malformed annotation was already reported by states().
+func (p *planner) progressingState(o *object) *State {
+	st, err := ReadState(o.live, p.svc.name)
+	if err != nil || st == nil || st.Phase != PhaseProgressing {
+		return nil
+	}
+	return st
+}
+
 // activeState is the recorded canary in progress, if any.
 func (p *planner) activeState() (*State, error) {
 	states, err := p.states()
@@ -420,11 +430,8 @@ func (p *planner) setWeight() (*State, error) {
 	}
 	var first *State
 	for _, vs := range p.vss {
-		st, err := ReadState(vs.live, p.svc.name)
-		if err != nil {
-			return nil, err
-		}
-		if st == nil || st.Phase != PhaseProgressing {
+		st := p.progressingState(vs)
+		if st == nil {
 			continue
 		}
 		if err := splitRoutes(vs, st.Routes, st.StableSubset, st.CanarySubset, int64(p.intent.Weight)); err != nil {
@@ -513,11 +520,8 @@ func (p *planner) finish(phase Phase) (*State, error) {
 
 	var first *State
 	for _, vs := range p.vss {
-		st, err := ReadState(vs.live, p.svc.name)
-		if err != nil {
-			return nil, err
-		}
-		if st == nil || st.Phase != PhaseProgressing {
+		st := p.progressingState(vs)
+		if st == nil {
 			continue
 		}
 		if err := p.finishRoutes(vs, st, phase); err != nil {
@@ -534,11 +538,8 @@ func (p *planner) finish(phase Phase) (*State, error) {
 	}
 	inUse := referencedSubsets(specs, p.svc)
 	for _, dr := range p.drs {
-		st, err := ReadState(dr.live, p.svc.name)
-		if err != nil {
-			return nil, err
-		}
-		if st == nil || st.Phase != PhaseProgressing {
+		st := p.progressingState(dr)
+		if st == nil {
 			continue
 		}
 		p.pruneSubsets(dr, st, phase, inUse)
