@@ -21,6 +21,8 @@ const (
 	ActionWeight  Action = "weight"
 	ActionPromote Action = "promote"
 	ActionAbort   Action = "abort"
+	// ActionRoute changes the match rules of a running canary.
+	ActionRoute Action = "route"
 )
 
 // Intent is a command's request, independent of how the cluster looks.
@@ -39,6 +41,13 @@ type Intent struct {
 	Routes []string
 	// ClusterDomain is the DNS suffix of Service FQDNs; empty means cluster.local.
 	ClusterDomain string
+	// Matches send matching requests 100% to the canary (start, route).
+	Matches []MatchRule
+	// Sticky keeps clients that reached the canary on it (start).
+	Sticky bool
+	// Mirror shadows this share of managed traffic to the canary (start,
+	// weight); nil leaves a running canary's mirror as it is.
+	Mirror *int
 }
 
 // Snapshot is what the core is told about the cluster.
@@ -166,6 +175,8 @@ func Compute(snap Snapshot, intent Intent) (*Plan, error) {
 		state, err = p.start()
 	case ActionWeight:
 		state, err = p.setWeight()
+	case ActionRoute:
+		state, err = p.changeMatches()
 	case ActionPromote:
 		state, err = p.finish(PhasePromoted)
 	case ActionAbort:
@@ -261,6 +272,11 @@ func (p *planner) start() (*State, error) {
 		CanarySubset: canarySubset,
 		Phase:        PhaseProgressing,
 		StartedAt:    p.snap.Now.UTC().Truncate(time.Second),
+		Matches:      p.intent.Matches,
+		Sticky:       p.intent.Sticky,
+	}
+	if p.intent.Mirror != nil {
+		base.Mirror = *p.intent.Mirror
 	}
 	if active != nil {
 		base.StartedAt = active.StartedAt
@@ -342,8 +358,12 @@ func (p *planner) startRoutes(base State) (*State, error) {
 		if reapply {
 			st.PreStartSpec = prev.PreStartSpec
 			st.Created = prev.Created
+			st.AddedRoutes = prev.AddedRoutes
 		} else if !st.Created {
 			st.PreStartSpec = runtime.DeepCopyJSON(vs.liveSpec())
+		}
+		if err := p.shapeExtras(vs, &st); err != nil {
+			return nil, err
 		}
 		p.setState(vs, &st)
 		if first == nil {
@@ -383,6 +403,9 @@ func (p *planner) startRoutes(base State) (*State, error) {
 	st.Weight = p.intent.Weight
 	st.Routes = refs
 	st.Created = true
+	if err := p.shapeExtras(vs, &st); err != nil {
+		return nil, err
+	}
 	p.setState(vs, &st)
 	return &st, nil
 }
@@ -438,6 +461,43 @@ func (p *planner) setWeight() (*State, error) {
 			return nil, err
 		}
 		st.Weight = p.intent.Weight
+		if p.intent.Mirror != nil {
+			st.Mirror = *p.intent.Mirror
+		}
+		if err := p.shapeExtras(vs, st); err != nil {
+			return nil, err
+		}
+		p.setState(vs, st)
+		if first == nil {
+			first = st
+		}
+	}
+	if first == nil {
+		return nil, p.noCanaryError()
+	}
+	return first, nil
+}
+
+// changeMatches replaces the match rules of a running canary; the split of
+// the managed routes stays as it is.
+func (p *planner) changeMatches() (*State, error) {
+	active, err := p.activeState()
+	if err != nil {
+		return nil, err
+	}
+	if active == nil {
+		return nil, p.noCanaryError()
+	}
+	var first *State
+	for _, vs := range p.vss {
+		st := p.progressingState(vs)
+		if st == nil {
+			continue
+		}
+		st.Matches = p.intent.Matches
+		if err := p.shapeExtras(vs, st); err != nil {
+			return nil, err
+		}
 		p.setState(vs, st)
 		if first == nil {
 			first = st
@@ -570,6 +630,10 @@ func (p *planner) finishRoutes(vs *object, st *State, phase Phase) error {
 			}
 			route["route"] = soleDestination(route, st.StableSubset, st.CanarySubset, target)
 		}
+		st.Matches, st.Sticky, st.Mirror = nil, false, 0
+		if err := p.shapeExtras(vs, st); err != nil {
+			return err
+		}
 	}
 	closeState(st, phase)
 	return nil
@@ -621,6 +685,7 @@ func closeState(st *State, phase Phase) {
 	st.Weight = 0
 	st.PreStartSpec = nil
 	st.AddedSubsets = nil
+	st.Matches, st.Sticky, st.Mirror, st.AddedRoutes = nil, false, 0, nil
 }
 
 func (p *planner) noCanaryError() error {

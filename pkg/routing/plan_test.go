@@ -111,6 +111,8 @@ type step struct {
 	intent Intent
 }
 
+func intPtr(i int) *int { return &i }
+
 func start(weight int) Intent { return Intent{Action: ActionStart, Weight: weight} }
 func weight(w int) Intent     { return Intent{Action: ActionWeight, Weight: w} }
 
@@ -142,6 +144,20 @@ func TestFlowsMatchGoldenFiles(t *testing.T) {
 		{"hosts-and-gateway", "abort", []step{{"start", start(5)}, {"abort", abort}}},
 		{"app-kubernetes-version", "abort", []step{{"start", start(1)}, {"abort", abort}}},
 		{"unnamed-label", "promote", []step{{"start", start(50)}, {"promote", promote}}},
+		{"bookinfo-adopted", "dark-launch", []step{
+			{"start-testers-only", Intent{Action: ActionStart, Weight: 0, Canary: "v3", Matches: []MatchRule{
+				{Name: "x-tester", Op: "exact", Value: "yes"}, {Name: "user-agent", Op: "prefix", Value: "qa-bot"}, {Cookie: true, Name: "beta", Op: "exact", Value: "on"},
+			}}},
+			{"weight-20-keeps-match-routes", weight(20)},
+			{"route-changes-matches", Intent{Action: ActionRoute, Matches: []MatchRule{{Name: "x-tester", Op: "regex", Value: "^(yes|true)$"}}}},
+			{"route-clears-matches", Intent{Action: ActionRoute}},
+			{"abort", abort},
+		}},
+		{"no-istio", "sticky-mirror", []step{
+			{"start-sticky-mirror-50", Intent{Action: ActionStart, Weight: 10, Sticky: true, Mirror: intPtr(50)}},
+			{"weight-30-mirror-off", Intent{Action: ActionWeight, Weight: 30, Mirror: intPtr(0)}},
+			{"promote", promote},
+		}},
 	}
 	for _, f := range flows {
 		t.Run(f.cluster+"/"+f.flow, func(t *testing.T) {

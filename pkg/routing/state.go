@@ -50,6 +50,15 @@ type State struct {
 	UpdatedAt    time.Time `json:"updatedAt"`
 	// Routes are the managed routes of a VirtualService, chosen by start.
 	Routes []RouteRef `json:"routes,omitempty"`
+	// Matches are the request rules that send matching requests to the canary.
+	Matches []MatchRule `json:"matches,omitempty"`
+	// Sticky keeps a client that reached the canary on it, by cookie.
+	Sticky bool `json:"sticky,omitempty"`
+	// Mirror is the share of managed traffic shadowed to the canary, in percent.
+	Mirror int `json:"mirror,omitempty"`
+	// AddedRoutes are the names of the routes the canary added to a
+	// VirtualService (match and sticky routes); promote and abort remove them.
+	AddedRoutes []string `json:"addedRoutes,omitempty"`
 	// AddedSubsets are the DestinationRule subsets start added; only these
 	// are ever pruned.
 	AddedSubsets []string `json:"addedSubsets,omitempty"`

@@ -1,0 +1,188 @@
+package routing
+
+import (
+	"fmt"
+	"reflect"
+	"regexp"
+	"sort"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// MatchRule is one request attribute that sends a request to the canary:
+// a header (exact, regex or prefix) or a cookie (exact).
+type MatchRule struct {
+	Cookie bool   `json:"cookie,omitempty"`
+	Name   string `json:"name"`
+	// Op is exact, regex or prefix, Istio's StringMatch kinds.
+	Op    string `json:"op"`
+	Value string `json:"value"`
+}
+
+func (m MatchRule) String() string {
+	if m.Cookie {
+		return fmt.Sprintf("cookie %s=%s", m.Name, m.Value)
+	}
+	op := map[string]string{"exact": "=", "regex": "~", "prefix": "^"}[m.Op]
+	return fmt.Sprintf("header %s%s%s", m.Name, op, m.Value)
+}
+
+var headerName = regexp.MustCompile(`^[a-z0-9!#$%&'*+.^_|~-]+$`)
+var cookieName = regexp.MustCompile(`^[A-Za-z0-9!#$%&'*+.^_|~-]+$`)
+
+// ParseHeaderRule reads --header NAME=VALUE (exact), NAME~REGEX or
+// NAME^PREFIX. Istio matches header names in lower case.
+func ParseHeaderRule(s string) (MatchRule, error) {
+	i := strings.IndexAny(s, "=~^")
+	if i <= 0 || i == len(s)-1 {
+		return MatchRule{}, fmt.Errorf("--header %q: write NAME=VALUE (exact), NAME~REGEX or NAME^PREFIX, for example --header x-canary=true", s)
+	}
+	rule := MatchRule{Name: strings.ToLower(strings.TrimSpace(s[:i])), Op: map[byte]string{'=': "exact", '~': "regex", '^': "prefix"}[s[i]], Value: s[i+1:]}
+	if !headerName.MatchString(rule.Name) {
+		return MatchRule{}, fmt.Errorf("--header %q: %q is not a valid HTTP header name", s, rule.Name)
+	}
+	if rule.Op == "regex" {
+		// Envoy uses RE2, which is what Go's regexp implements.
+		if _, err := regexp.Compile(rule.Value); err != nil {
+			return MatchRule{}, fmt.Errorf("--header %q: the regular expression does not compile (%v); Istio uses RE2 syntax", s, err)
+		}
+	}
+	return rule, nil
+}
+
+// ParseCookieRule reads --cookie NAME=VALUE.
+func ParseCookieRule(s string) (MatchRule, error) {
+	name, value, ok := strings.Cut(s, "=")
+	if !ok || name == "" || value == "" {
+		return MatchRule{}, fmt.Errorf("--cookie %q: write NAME=VALUE, for example --cookie tester=yes", s)
+	}
+	if !cookieName.MatchString(name) || strings.ContainsAny(value, "; ,\"\\") {
+		return MatchRule{}, fmt.Errorf("--cookie %q: cookie names are tokens and values may not hold spaces, commas, semicolons, quotes or backslashes", s)
+	}
+	return MatchRule{Cookie: true, Name: name, Op: "exact", Value: value}, nil
+}
+
+// maxCookies bounds the cookies one rule may AND together: Istio matches the
+// whole Cookie header with one RE2 expression, and RE2 has no lookahead, so
+// every order of the cookies is spelled out.
+const maxCookies = 3
+
+// headerConditions turns rules into the headers map of an HTTPMatchRequest.
+func headerConditions(rules []MatchRule) (map[string]interface{}, error) {
+	headers := map[string]interface{}{}
+	var cookies []string
+	for _, r := range rules {
+		if r.Cookie {
+			cookies = append(cookies, regexp.QuoteMeta(r.Name+"="+r.Value))
+			continue
+		}
+		if _, dup := headers[r.Name]; dup {
+			return nil, fmt.Errorf("header %s is given twice; one request carries one value, so give it once (use ~ for a regular expression that allows several)", r.Name)
+		}
+		headers[r.Name] = map[string]interface{}{r.Op: r.Value}
+	}
+	if len(cookies) > maxCookies {
+		return nil, fmt.Errorf("%d --cookie rules given; at most %d can be combined in one match", len(cookies), maxCookies)
+	}
+	if len(cookies) > 0 {
+		if _, dup := headers["cookie"]; dup {
+			return nil, fmt.Errorf("--header cookie and --cookie cannot be combined; use --cookie for each cookie")
+		}
+		sort.Strings(cookies)
+		var orders []string
+		permute(cookies, 0, func(order []string) {
+			orders = append(orders, `^(.*;\s*)?`+strings.Join(order, `;\s*(.*;\s*)?`)+`(;.*)?$`)
+		})
+		headers["cookie"] = map[string]interface{}{"regex": strings.Join(orders, "|")}
+	}
+	return headers, nil
+}
+
+// permute visits every order of items.
+func permute(items []string, k int, visit func([]string)) {
+	if k == len(items) {
+		visit(append([]string(nil), items...))
+		return
+	}
+	for i := k; i < len(items); i++ {
+		items[k], items[i] = items[i], items[k]
+		permute(items, k+1, visit)
+		items[k], items[i] = items[i], items[k]
+	}
+}
+
+// withConditions ANDs the extra header conditions into every entry of a
+// route's match list (the entries themselves are ORed), so the canary route
+// catches exactly the requests the original route catches that also match.
+func withConditions(match []interface{}, headers map[string]interface{}) ([]interface{}, error) {
+	if len(match) == 0 {
+		match = []interface{}{map[string]interface{}{}}
+	}
+	out := make([]interface{}, 0, len(match))
+	for _, raw := range match {
+		entry := runtime.DeepCopyJSON(asMap(raw))
+		existing := asMap(entry["headers"])
+		merged := map[string]interface{}{}
+		for name, cond := range existing {
+			merged[name] = cond
+		}
+		for name, cond := range headers {
+			if prev, ok := existing[name]; ok && !reflect.DeepEqual(prev, cond) {
+				return nil, fmt.Errorf("the route already matches header %s differently", name)
+			}
+			merged[name] = cond
+		}
+		entry["headers"] = merged
+		out = append(out, entry)
+	}
+	return out, nil
+}
+
+// StickyCookie is the cookie that keeps a client on the canary once it got there.
+func StickyCookie(service string) string { return "kubectl-canary-" + service }
+
+// stickyHeaderValue is the Set-Cookie value the canary destination adds.
+func stickyHeaderValue(service, canary string) string {
+	return fmt.Sprintf("%s=%s; Path=/; Max-Age=86400", StickyCookie(service), canary)
+}
+
+// setStickyCookie makes a destination add the sticky Set-Cookie header to responses.
+func setStickyCookie(d map[string]interface{}, service, canary string) {
+	headers := asMap(d["headers"])
+	if headers == nil {
+		headers = map[string]interface{}{}
+		d["headers"] = headers
+	}
+	response := asMap(headers["response"])
+	if response == nil {
+		response = map[string]interface{}{}
+		headers["response"] = response
+	}
+	add := asMap(response["add"])
+	if add == nil {
+		add = map[string]interface{}{}
+		response["add"] = add
+	}
+	add["set-cookie"] = stickyHeaderValue(service, canary)
+}
+
+// clearStickyCookie removes what setStickyCookie added and nothing else.
+func clearStickyCookie(d map[string]interface{}, service string) {
+	headers := asMap(d["headers"])
+	response := asMap(headers["response"])
+	add := asMap(response["add"])
+	if !strings.HasPrefix(asString(add["set-cookie"]), StickyCookie(service)+"=") {
+		return
+	}
+	delete(add, "set-cookie")
+	if len(add) == 0 {
+		delete(response, "add")
+	}
+	if len(response) == 0 {
+		delete(headers, "response")
+	}
+	if len(headers) == 0 {
+		delete(d, "headers")
+	}
+}

@@ -1,0 +1,86 @@
+package routing
+
+import (
+	"regexp"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestParseRules(t *testing.T) {
+	cases := []struct {
+		in   string
+		want MatchRule
+	}{
+		{"x-canary=true", MatchRule{Name: "x-canary", Op: "exact", Value: "true"}},
+		{"X-User~^(alice|bob)$", MatchRule{Name: "x-user", Op: "regex", Value: "^(alice|bob)$"}},
+		{"user-agent^Mozilla", MatchRule{Name: "user-agent", Op: "prefix", Value: "Mozilla"}},
+		{"x-a=b=c", MatchRule{Name: "x-a", Op: "exact", Value: "b=c"}},
+	}
+	for _, c := range cases {
+		got, err := ParseHeaderRule(c.in)
+		require.NoError(t, err, c.in)
+		assert.Equal(t, c.want, got, c.in)
+	}
+	for _, bad := range []string{"novalue", "=x", "x=", "bad name=1", "x~(unclosed"} {
+		_, err := ParseHeaderRule(bad)
+		assert.Error(t, err, bad)
+	}
+	got, err := ParseCookieRule("beta=on")
+	require.NoError(t, err)
+	assert.Equal(t, MatchRule{Cookie: true, Name: "beta", Op: "exact", Value: "on"}, got)
+	for _, bad := range []string{"beta", "=on", "beta=", "beta=o n", "be ta=on", "beta=a;b"} {
+		_, err := ParseCookieRule(bad)
+		assert.Error(t, err, bad)
+	}
+}
+
+// The cookie expression is RE2, which Go's regexp implements: check it the
+// way Envoy will evaluate it against whole Cookie headers.
+func TestCookieRulesMatchTheCookieHeader(t *testing.T) {
+	headers, err := headerConditions([]MatchRule{{Cookie: true, Name: "beta", Op: "exact", Value: "on"}})
+	require.NoError(t, err)
+	one := regexp.MustCompile(headers["cookie"].(map[string]interface{})["regex"].(string))
+	for _, h := range []string{"beta=on", "a=1; beta=on", "beta=on; a=1", "a=1;beta=on;b=2"} {
+		assert.True(t, one.MatchString(h), h)
+	}
+	for _, h := range []string{"beta=off", "xbeta=on", "beta=onx", "a=beta=on", ""} {
+		assert.False(t, one.MatchString(h), h)
+	}
+
+	headers, err = headerConditions([]MatchRule{{Cookie: true, Name: "a", Op: "exact", Value: "1"}, {Cookie: true, Name: "b", Op: "exact", Value: "2"}})
+	require.NoError(t, err)
+	both := regexp.MustCompile(headers["cookie"].(map[string]interface{})["regex"].(string))
+	for _, h := range []string{"a=1; b=2", "b=2; a=1", "x=0; b=2; y=9; a=1; z=3"} {
+		assert.True(t, both.MatchString(h), h)
+	}
+	for _, h := range []string{"a=1", "b=2", "a=1; b=3"} {
+		assert.False(t, both.MatchString(h), h)
+	}
+}
+
+func TestConflictingRulesAreRefused(t *testing.T) {
+	_, err := headerConditions([]MatchRule{{Name: "x", Op: "exact", Value: "1"}, {Name: "x", Op: "prefix", Value: "2"}})
+	assert.ErrorContains(t, err, "header x is given twice")
+	_, err = withConditions([]interface{}{map[string]interface{}{"headers": map[string]interface{}{"x": map[string]interface{}{"exact": "0"}}}},
+		map[string]interface{}{"x": map[string]interface{}{"exact": "1"}})
+	assert.ErrorContains(t, err, "already matches header x differently")
+}
+
+func TestAUserOwnedMirrorIsNeverReplaced(t *testing.T) {
+	snap := loadSnapshot(t, "bookinfo-adopted")
+	vs := snap.object("VirtualService", "reviews")
+	def := vs.Object["spec"].(map[string]interface{})["http"].([]interface{})[2].(map[string]interface{})
+	def["mirror"] = map[string]interface{}{"host": "reviews-shadow"}
+	_, err := Compute(*snap, Intent{Action: ActionStart, Weight: 10, Canary: "v3", Mirror: intPtr(20)})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `http route "default" of VirtualService bookinfo/reviews already mirrors to reviews-shadow`)
+
+	// Without --mirror the user's mirror is simply kept.
+	plan, err := Compute(*snap, Intent{Action: ActionStart, Weight: 10, Canary: "v3"})
+	require.NoError(t, err)
+	snap.apply(plan)
+	def = snap.object("VirtualService", "reviews").Object["spec"].(map[string]interface{})["http"].([]interface{})[2].(map[string]interface{})
+	assert.Equal(t, map[string]interface{}{"host": "reviews-shadow"}, def["mirror"])
+}
