@@ -187,6 +187,13 @@ func TestBadInputErrorsNameTheObjectAndWriteNothing(t *testing.T) {
 		{"abort without a canary", "no-istio", nil, []string{"abort", "reviews"}, "no canary in progress for service shop/reviews"},
 		{"weight needs two arguments", "no-istio", nil, []string{"weight", "reviews"}, "weight needs SERVICE and PERCENT"},
 		{"bad dry-run value", "no-istio", nil, []string{"start", "reviews", "--dry-run=maybe"}, `--dry-run "maybe" is not supported`},
+		{"bad header rule", "no-istio", nil, []string{"start", "reviews", "--header", "x-tester"}, `--header "x-tester": write NAME=VALUE (exact), NAME~REGEX or NAME^PREFIX`},
+		{"bad header regex", "no-istio", nil, []string{"start", "reviews", "--header", "x~(a"}, "the regular expression does not compile"},
+		{"bad cookie rule", "no-istio", nil, []string{"start", "reviews", "--cookie", "beta"}, `--cookie "beta": write NAME=VALUE`},
+		{"mirror above 100", "no-istio", nil, []string{"start", "reviews", "--mirror", "120"}, "--mirror 120 is out of range"},
+		{"route without rules", "no-istio", nil, []string{"route", "reviews"}, "give the new rules with --header or --cookie, or remove them with --clear-matches"},
+		{"route with rules and clear", "no-istio", nil, []string{"route", "reviews", "--header", "a=b", "--clear-matches"}, "--clear-matches removes every rule"},
+		{"route without a canary", "no-istio", nil, []string{"route", "reviews", "--header", "a=b"}, "no canary in progress for service shop/reviews"},
 		{"missing permission", "no-istio", func(f *fakeCluster) { f.denied["create virtualservices"] = true },
 			[]string{"start", "reviews"}, "not allowed to create virtualservices.networking.istio.io in namespace shop; nothing was changed"},
 	}
@@ -277,8 +284,8 @@ func TestStatusTable(t *testing.T) {
 	g := &globalOptions{factory: f, IOStreams: genericiooptions.IOStreams{Out: &out, ErrOut: &out}}
 	o := &StatusOptions{globalOptions: g, namespace: "shop", allNamespaces: true, interval: time.Second, now: func() time.Time { return time.Now().Add(90 * time.Minute) }}
 	require.NoError(t, o.Run(context.Background()))
-	assert.Regexp(t, `NAMESPACE\s+SERVICE\s+STABLE\s+CANARY\s+WEIGHT\s+PHASE\s+STABLE READY\s+CANARY READY\s+AGE\n`+
-		`shop\s+reviews\s+v1\s+v2\s+25%\s+Progressing\s+3/3\s+1/1\s+(89|90)m\n`, out.String())
+	assert.Regexp(t, `NAMESPACE\s+SERVICE\s+STABLE\s+CANARY\s+WEIGHT\s+PHASE\s+STABLE READY\s+CANARY READY\s+AGE\s+ROUTING\n`+
+		`shop\s+reviews\s+v1\s+v2\s+25%\s+Progressing\s+3/3\s+1/1\s+(89|90)m\s+-\n`, out.String())
 
 	_, _, err = f.run("status", "ratings")
 	require.Error(t, err)
@@ -300,4 +307,36 @@ func TestHelpSaysKubectlCanary(t *testing.T) {
 	require.NoError(t, cmd.Execute())
 	assert.Contains(t, out.String(), "kubectl canary start SERVICE")
 	assert.Contains(t, out.String(), "--kubeconfig")
+}
+
+func TestMatchRulesMirrorAndStickyThroughTheCommands(t *testing.T) {
+	f := newFakeCluster(t, "no-istio", "shop")
+	_, _, err := f.run("start", "reviews", "--weight", "0", "--header", "x-tester=yes", "--cookie", "beta=on", "--mirror", "20", "--sticky")
+	require.NoError(t, err)
+	http, _, _ := unstructured.NestedSlice(f.get(vsGVR, "reviews").Object, "spec", "http")
+	require.Len(t, http, 3, "match route, sticky route, split route")
+	assert.Equal(t, "canary-match", http[0].(map[string]interface{})["name"])
+	assert.Equal(t, "canary-sticky", http[1].(map[string]interface{})["name"])
+	assert.Equal(t, map[string]interface{}{"value": int64(20)}, http[2].(map[string]interface{})["mirrorPercentage"])
+
+	out, _, err := f.run("status", "reviews")
+	require.NoError(t, err)
+	assert.Contains(t, out, "header x-tester=yes, cookie beta=on, sticky, mirror 20%")
+
+	_, _, err = f.run("route", "reviews", "--clear-matches")
+	require.NoError(t, err)
+	http, _, _ = unstructured.NestedSlice(f.get(vsGVR, "reviews").Object, "spec", "http")
+	require.Len(t, http, 2, "the sticky route stays, the match route goes")
+
+	_, _, err = f.run("weight", "reviews", "30", "--mirror", "0")
+	require.NoError(t, err)
+	http, _, _ = unstructured.NestedSlice(f.get(vsGVR, "reviews").Object, "spec", "http")
+	assert.NotContains(t, http[1].(map[string]interface{}), "mirror")
+
+	_, _, err = f.run("abort", "reviews")
+	require.NoError(t, err)
+	http, _, _ = unstructured.NestedSlice(f.get(vsGVR, "reviews").Object, "spec", "http")
+	assert.Equal(t, []interface{}{map[string]interface{}{"route": []interface{}{map[string]interface{}{
+		"destination": map[string]interface{}{"host": "reviews.shop.svc.cluster.local", "subset": "v1"},
+	}}}}, http, "abort removes every route and header it added")
 }

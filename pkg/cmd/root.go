@@ -40,16 +40,19 @@ var rootExample = templates.Examples(`
 // globalOptions are shared by every command: kubectl's connection flags and
 // the streams to write to.
 type globalOptions struct {
-	configFlags   *genericclioptions.ConfigFlags
-	factory       kube.Factory
-	clusterDomain string
+	configFlags     *genericclioptions.ConfigFlags
+	factory         kube.Factory
+	clusterDomain   string
+	istioAPIVersion string
 	genericiooptions.IOStreams
 }
 
 // NewCmdCanary builds `kubectl canary` and its verbs.
 func NewCmdCanary(streams genericiooptions.IOStreams) *cobra.Command {
 	configFlags := genericclioptions.NewConfigFlags(true)
-	return newCmdCanary(&globalOptions{configFlags: configFlags, factory: kube.NewFactory(configFlags), IOStreams: streams})
+	o := &globalOptions{configFlags: configFlags, IOStreams: streams}
+	o.factory = kube.NewFactory(configFlags, &o.istioAPIVersion)
+	return newCmdCanary(o)
 }
 
 // newCmdCanary lets tests inject a factory of fake clients.
@@ -72,10 +75,12 @@ func newCmdCanary(o *globalOptions) *cobra.Command {
 	if o.configFlags != nil {
 		o.configFlags.AddFlags(cmd.PersistentFlags())
 	}
+	cmd.PersistentFlags().StringVar(&o.istioAPIVersion, "istio-api-version", "", "networking.istio.io version to read and write (v1, v1beta1 or v1alpha3); default: the newest the cluster serves")
 	cmd.PersistentFlags().StringVar(&o.clusterDomain, "cluster-domain", routing.DefaultClusterDomain, "DNS suffix of the cluster's Service names, for host names the plugin writes")
 	cmd.AddCommand(
 		newCmdStart(o),
 		newCmdWeight(o),
+		newCmdRoute(o),
 		newCmdPromote(o),
 		newCmdAbort(o),
 		newCmdStatus(o),

@@ -32,12 +32,20 @@ var startExample = templates.Examples(`
 	# Name the canary by its Deployment, and manage only the route named default
 	kubectl canary start reviews --canary-deployment reviews-v3 --route default
 
+	# Dark launch: only testers (header x-tester: yes) reach the canary
+	kubectl canary start reviews --weight 0 --header x-tester=yes
+
+	# 5% of users, who then stay on the canary, and a shadow copy of 20% of traffic
+	kubectl canary start reviews --weight 5 --sticky --mirror 20
+
 	# See what would change without writing anything
 	kubectl canary start reviews --dry-run`)
 
 // StartOptions holds the flags of `kubectl canary start`.
 type StartOptions struct {
 	*changeOptions
+	matches matchFlags
+	mirror  mirrorFlag
 }
 
 func newCmdStart(g *globalOptions) *cobra.Command {
@@ -56,8 +64,23 @@ func newCmdStart(g *globalOptions) *cobra.Command {
 	cmd.Flags().StringVar(&o.intent.Stable, "stable", "", "Version label value of the stable version, when the routes do not say it.")
 	cmd.Flags().StringVar(&o.intent.VersionLabel, "version-label", "", "Pod label that tells the versions apart, instead of inferring it.")
 	cmd.Flags().StringArrayVar(&o.intent.Routes, "route", nil, "Manage only the named routes (repeatable); by default every route that sends traffic to the stable version alone.")
+	cmd.Flags().BoolVar(&o.intent.Sticky, "sticky", false, "Keep a client that reached the canary on it: the canary sets a cookie that later requests are routed by.")
+	o.matches.addFlags(cmd)
+	o.mirror.addFlag(cmd)
 	o.addFlags(cmd)
 	return cmd
+}
+
+// Complete reads SERVICE, the match rules and the mirror.
+func (o *StartOptions) Complete(cmd *cobra.Command, args []string) error {
+	var err error
+	if o.intent.Matches, err = o.matches.rules(); err != nil {
+		return err
+	}
+	if o.intent.Mirror, err = o.mirror.intent(cmd); err != nil {
+		return err
+	}
+	return o.changeOptions.Complete(cmd, args)
 }
 
 // Validate checks the flags before the cluster is read.

@@ -115,7 +115,7 @@ func (o *StatusOptions) Run(ctx context.Context) error {
 		var changed []routing.CanaryStatus
 		for _, st := range statuses {
 			key := st.Namespace + "/" + st.Service
-			fingerprint := fmt.Sprintf("%s %s %d %s %v %v", st.Stable, st.Canary, st.Weight, st.Phase, st.StableReady, st.CanaryReady)
+			fingerprint := fmt.Sprintf("%s %s %d %s %v %v %s", st.Stable, st.Canary, st.Weight, st.Phase, st.StableReady, st.CanaryReady, st.Routing())
 			if shown[key] != fingerprint {
 				shown[key] = fingerprint
 				changed = append(changed, st)
@@ -202,7 +202,7 @@ func (o *StatusOptions) printTable(out io.Writer, statuses []routing.CanaryStatu
 		if o.allNamespaces {
 			fmt.Fprint(w, "NAMESPACE\t")
 		}
-		fmt.Fprintln(w, "SERVICE\tSTABLE\tCANARY\tWEIGHT\tPHASE\tSTABLE READY\tCANARY READY\tAGE")
+		fmt.Fprintln(w, "SERVICE\tSTABLE\tCANARY\tWEIGHT\tPHASE\tSTABLE READY\tCANARY READY\tAGE\tROUTING")
 	}
 	for _, st := range statuses {
 		if o.allNamespaces {
@@ -223,7 +223,7 @@ func (o *StatusOptions) printTable(out io.Writer, statuses []routing.CanaryStatu
 		if !st.StartedAt.IsZero() {
 			age = duration.HumanDuration(o.now().Sub(st.StartedAt))
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", st.Service, st.Stable, canary, weight, st.Phase, st.StableReady, canaryReady, age)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", st.Service, st.Stable, canary, weight, st.Phase, st.StableReady, canaryReady, age, st.Routing())
 	}
 	return w.Flush()
 }

@@ -16,11 +16,15 @@ var weightExample = templates.Examples(`
 	kubectl canary weight reviews 50
 
 	# Hold the canary at 0% without ending it
-	kubectl canary weight reviews 0`)
+	kubectl canary weight reviews 0
+
+	# Move to 25% and stop shadowing traffic
+	kubectl canary weight reviews 25 --mirror 0`)
 
 // WeightOptions holds the arguments of `kubectl canary weight`.
 type WeightOptions struct {
 	*changeOptions
+	mirror mirrorFlag
 }
 
 func newCmdWeight(g *globalOptions) *cobra.Command {
@@ -41,6 +45,7 @@ func newCmdWeight(g *globalOptions) *cobra.Command {
 		},
 		RunE: runVerb(o),
 	}
+	o.mirror.addFlag(cmd)
 	o.addFlags(cmd)
 	return cmd
 }
@@ -52,6 +57,9 @@ func (o *WeightOptions) Complete(cmd *cobra.Command, args []string) error {
 		return err
 	}
 	o.intent.Weight = w
+	if o.intent.Mirror, err = o.mirror.intent(cmd); err != nil {
+		return err
+	}
 	return o.changeOptions.Complete(cmd, args)
 }
 

@@ -52,14 +52,16 @@ type Factory interface {
 	Namespace() (string, error)
 }
 
-// NewFactory builds clients from kubectl's standard flags.
-func NewFactory(flags *genericclioptions.ConfigFlags) Factory {
-	return &configFlagsFactory{flags: flags}
+// NewFactory builds clients from kubectl's standard flags. istioVersion
+// points at --istio-api-version; empty means the newest the cluster serves.
+func NewFactory(flags *genericclioptions.ConfigFlags, istioVersion *string) Factory {
+	return &configFlagsFactory{flags: flags, istioVersion: istioVersion}
 }
 
 type configFlagsFactory struct {
-	flags   *genericclioptions.ConfigFlags
-	clients *Clients
+	flags        *genericclioptions.ConfigFlags
+	istioVersion *string
+	clients      *Clients
 }
 
 func (f *configFlagsFactory) Namespace() (string, error) {
@@ -88,7 +90,11 @@ func (f *configFlagsFactory) Clients() (*Clients, error) {
 	if err != nil {
 		return nil, err
 	}
-	version, err := servedIstioVersion(mapper)
+	var forced string
+	if f.istioVersion != nil {
+		forced = *f.istioVersion
+	}
+	version, err := servedIstioVersion(mapper, forced)
 	if err != nil {
 		return nil, err
 	}
@@ -97,9 +103,10 @@ func (f *configFlagsFactory) Clients() (*Clients, error) {
 }
 
 // servedIstioVersion picks the newest networking.istio.io version that
-// serves both VirtualService and DestinationRule. The mapper is backed by
-// kubectl's discovery cache, so a warm cache costs no request.
-func servedIstioVersion(mapper meta.RESTMapper) (string, error) {
+// serves both VirtualService and DestinationRule, or checks that the forced
+// one is served. The mapper is backed by kubectl's discovery cache, so a
+// warm cache costs no request.
+func servedIstioVersion(mapper meta.RESTMapper, forced string) (string, error) {
 	served := map[string]int{}
 	for _, kind := range []string{"VirtualService", "DestinationRule"} {
 		mappings, err := mapper.RESTMappings(schema.GroupKind{Group: IstioNetworkingGroup, Kind: kind})
@@ -109,6 +116,18 @@ func servedIstioVersion(mapper meta.RESTMapper) (string, error) {
 		for _, m := range mappings {
 			served[m.GroupVersionKind.Version]++
 		}
+	}
+	if forced != "" {
+		if served[forced] == 2 {
+			return forced, nil
+		}
+		var have []string
+		for _, v := range istioVersions {
+			if served[v] == 2 {
+				have = append(have, v)
+			}
+		}
+		return "", fmt.Errorf("--istio-api-version %s: the cluster does not serve VirtualService and DestinationRule at %s/%s (it serves %v); pick one of those or leave the flag out", forced, IstioNetworkingGroup, forced, have)
 	}
 	for _, v := range istioVersions {
 		if served[v] == 2 {

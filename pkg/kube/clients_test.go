@@ -32,15 +32,24 @@ func TestNewestServedIstioVersionIsUsed(t *testing.T) {
 		{[]string{"v1alpha3"}, "v1alpha3"},
 	}
 	for _, c := range cases {
-		got, err := servedIstioVersion(mapperServing(c.served...))
+		got, err := servedIstioVersion(mapperServing(c.served...), "")
 		require.NoError(t, err)
 		assert.Equal(t, c.want, got, "served %v", c.served)
 	}
 }
 
 func TestClusterWithoutIstioIsAClearError(t *testing.T) {
-	_, err := servedIstioVersion(mapperServing())
+	_, err := servedIstioVersion(mapperServing(), "")
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "the cluster does not serve VirtualService and DestinationRule of networking.istio.io")
 	assert.Contains(t, err.Error(), "install Istio")
+}
+
+func TestForcedIstioVersionMustBeServed(t *testing.T) {
+	got, err := servedIstioVersion(mapperServing("v1alpha3", "v1beta1", "v1"), "v1beta1")
+	require.NoError(t, err)
+	assert.Equal(t, "v1beta1", got)
+	_, err = servedIstioVersion(mapperServing("v1alpha3", "v1beta1"), "v1")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "--istio-api-version v1: the cluster does not serve VirtualService and DestinationRule at networking.istio.io/v1 (it serves [v1beta1 v1alpha3])")
 }

@@ -3,6 +3,7 @@ package routing
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -13,18 +14,21 @@ import (
 
 // CanaryStatus is one Service's canary as status shows it.
 type CanaryStatus struct {
-	Namespace    string    `json:"namespace"`
-	Service      string    `json:"service"`
-	VersionLabel string    `json:"versionLabel"`
-	Stable       string    `json:"stable"`
-	Canary       string    `json:"canary,omitempty"`
-	PromotedFrom string    `json:"promotedFrom,omitempty"`
-	Weight       int       `json:"weight"`
-	Phase        Phase     `json:"phase"`
-	StableReady  Ready     `json:"stableReady"`
-	CanaryReady  *Ready    `json:"canaryReady,omitempty"`
-	StartedAt    time.Time `json:"startedAt"`
-	UpdatedAt    time.Time `json:"updatedAt"`
+	Namespace    string      `json:"namespace"`
+	Service      string      `json:"service"`
+	VersionLabel string      `json:"versionLabel"`
+	Stable       string      `json:"stable"`
+	Canary       string      `json:"canary,omitempty"`
+	PromotedFrom string      `json:"promotedFrom,omitempty"`
+	Weight       int         `json:"weight"`
+	Phase        Phase       `json:"phase"`
+	Matches      []MatchRule `json:"matches,omitempty"`
+	Sticky       bool        `json:"sticky,omitempty"`
+	Mirror       int         `json:"mirror,omitempty"`
+	StableReady  Ready       `json:"stableReady"`
+	CanaryReady  *Ready      `json:"canaryReady,omitempty"`
+	StartedAt    time.Time   `json:"startedAt"`
+	UpdatedAt    time.Time   `json:"updatedAt"`
 	// Objects are the routing objects carrying the state, as kind/name.
 	Objects []string `json:"objects"`
 }
@@ -53,6 +57,7 @@ func Summarize(services []corev1.Service, deployments []appsv1.Deployment, virtu
 					Namespace: k.namespace, Service: service, VersionLabel: st.VersionLabel,
 					Stable: st.Stable, Canary: st.Canary, PromotedFrom: st.PromotedFrom,
 					Weight: st.Weight, Phase: st.Phase, StartedAt: st.StartedAt, UpdatedAt: st.UpdatedAt,
+					Matches: st.Matches, Sticky: st.Sticky, Mirror: st.Mirror,
 				}
 				found[k] = cs
 			}
@@ -89,6 +94,25 @@ func Summarize(services []corev1.Service, deployments []appsv1.Deployment, virtu
 		return out[i].Service < out[j].Service
 	})
 	return out
+}
+
+// Routing sums up how traffic beyond the split reaches the canary, for
+// status's table: match rules, stickiness and mirror.
+func (cs CanaryStatus) Routing() string {
+	var parts []string
+	for _, m := range cs.Matches {
+		parts = append(parts, m.String())
+	}
+	if cs.Sticky {
+		parts = append(parts, "sticky")
+	}
+	if cs.Mirror > 0 {
+		parts = append(parts, fmt.Sprintf("mirror %d%%", cs.Mirror))
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ", ")
 }
 
 func versionReadiness(deployments []*appsv1.Deployment, selector labels.Selector, label, value string) Ready {
