@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/printers"
@@ -123,7 +124,11 @@ func (o *changeOptions) run(ctx context.Context) error {
 	var outcomes []outcome
 	permissionsChecked := false
 	err = retry.OnError(conflictBackoff, kube.IsRetryable, func() error {
-		snap, err := clients.ReadSnapshot(ctx, o.namespace, o.service)
+		var gateways []types.NamespacedName
+		if g := o.intent.Gateway; g != nil {
+			gateways = append(gateways, types.NamespacedName{Namespace: g.Namespace, Name: g.Name})
+		}
+		snap, err := clients.ReadSnapshot(ctx, o.namespace, o.service, gateways...)
 		if err != nil {
 			return err
 		}

@@ -47,11 +47,13 @@ func (f *fakeCluster) Clients() (*kube.Clients, error) {
 var (
 	vsGVR = schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "virtualservices"}
 	drGVR = schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "destinationrules"}
+	gwGVR = schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "gateways"}
 )
 
 func newFakeCluster(t *testing.T, fixture, namespace string) *fakeCluster {
 	t.Helper()
 	var typed, routingObjects []runtime.Object
+	var gateways []*unstructured.Unstructured
 	for _, u := range testutil.ReadObjects(t, testutil.Testdata("routing", fixture, "cluster.yaml")) {
 		switch u.GetKind() {
 		case "Service":
@@ -62,13 +64,19 @@ func newFakeCluster(t *testing.T, fixture, namespace string) *fakeCluster {
 			d := &appsv1.Deployment{}
 			require.NoError(t, runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, d))
 			typed = append(typed, d)
+		case "Gateway":
+			// Added by resource below: the fake would guess "gatewaies".
+			gateways = append(gateways, u)
 		default:
 			routingObjects = append(routingObjects, u)
 		}
 	}
 	f := &fakeCluster{t: t, namespace: namespace, core: fake.NewSimpleClientset(typed...), denied: map[string]bool{}}
 	f.dynamic = dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
-		map[schema.GroupVersionResource]string{vsGVR: "VirtualServiceList", drGVR: "DestinationRuleList"}, routingObjects...)
+		map[schema.GroupVersionResource]string{vsGVR: "VirtualServiceList", drGVR: "DestinationRuleList", gwGVR: "GatewayList"}, routingObjects...)
+	for _, g := range gateways {
+		require.NoError(t, f.dynamic.Tracker().Create(gwGVR, g, g.GetNamespace()))
+	}
 	f.core.PrependReactor("create", "selfsubjectaccessreviews", func(action clienttesting.Action) (bool, runtime.Object, error) {
 		review := action.(clienttesting.CreateAction).GetObject().(*authorizationv1.SelfSubjectAccessReview)
 		attrs := review.Spec.ResourceAttributes
@@ -194,12 +202,17 @@ func TestBadInputErrorsNameTheObjectAndWriteNothing(t *testing.T) {
 		{"route without rules", "no-istio", nil, []string{"route", "reviews"}, "give the new rules with --header or --cookie, or remove them with --clear-matches"},
 		{"route with rules and clear", "no-istio", nil, []string{"route", "reviews", "--header", "a=b", "--clear-matches"}, "--clear-matches removes every rule"},
 		{"route without a canary", "no-istio", nil, []string{"route", "reviews", "--header", "a=b"}, "no canary in progress for service shop/reviews"},
+		{"gateway without host", "hosts-and-gateway", nil, []string{"start", "web", "--gateway", "istio-system/public-gateway"}, "--gateway istio-system/public-gateway needs at least one --host"},
+		{"host without gateway", "hosts-and-gateway", nil, []string{"start", "web", "--host", "www.example.com"}, "--host needs --gateway NAMESPACE/NAME"},
+		{"gateway without namespace", "hosts-and-gateway", nil, []string{"start", "web", "--gateway", "public-gateway", "--host", "a.example.com"}, `--gateway "public-gateway": write NAMESPACE/NAME`},
+		{"wildcard host", "hosts-and-gateway", nil, []string{"start", "web", "--gateway", "istio-system/public-gateway", "--host", "*.example.com"}, "give an exact host name"},
+		{"unknown gateway", "hosts-and-gateway", nil, []string{"start", "web", "--gateway", "istio-system/nope", "--host", "www.example.com"}, "gateway istio-system/nope not found"},
 		{"missing permission", "no-istio", func(f *fakeCluster) { f.denied["create virtualservices"] = true },
 			[]string{"start", "reviews"}, "not allowed to create virtualservices.networking.istio.io in namespace shop; nothing was changed"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			ns := map[string]string{"no-istio": "shop", "unnamed-label": "data", "bookinfo-adopted": "bookinfo"}[c.fixture]
+			ns := map[string]string{"no-istio": "shop", "unnamed-label": "data", "bookinfo-adopted": "bookinfo", "hosts-and-gateway": "prod"}[c.fixture]
 			f := newFakeCluster(t, c.fixture, ns)
 			if c.setup != nil {
 				c.setup(f)
@@ -339,4 +352,22 @@ func TestMatchRulesMirrorAndStickyThroughTheCommands(t *testing.T) {
 	assert.Equal(t, []interface{}{map[string]interface{}{"route": []interface{}{map[string]interface{}{
 		"destination": map[string]interface{}{"host": "reviews.shop.svc.cluster.local", "subset": "v1"},
 	}}}}, http, "abort removes every route and header it added")
+}
+
+func TestGatewayTrafficGetsTheSplit(t *testing.T) {
+	f := newFakeCluster(t, "hosts-and-gateway", "prod")
+	out, _, err := f.run("start", "web", "--gateway", "istio-system/public-gateway", "--host", "shop.example.com", "--weight", "30")
+	require.NoError(t, err)
+	assert.Contains(t, out, "virtualservice.networking.istio.io/web-gateway created")
+	vs := f.get(vsGVR, "web-gateway")
+	gateways, _, _ := unstructured.NestedStringSlice(vs.Object, "spec", "gateways")
+	hosts, _, _ := unstructured.NestedStringSlice(vs.Object, "spec", "hosts")
+	assert.Equal(t, []string{"istio-system/public-gateway"}, gateways)
+	assert.Equal(t, []string{"shop.example.com"}, hosts)
+	assert.Equal(t, []int64{70, 30}, weightsOf(t, vs, "http", 0))
+	assert.Equal(t, []int64{70, 30}, weightsOf(t, f.get(vsGVR, "web-mesh"), "http", 0), "the mesh keeps its own split")
+
+	out, _, err = f.run("status", "web")
+	require.NoError(t, err)
+	assert.Contains(t, out, "gateway shop.example.com, gateway www.example.com")
 }

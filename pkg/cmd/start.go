@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"k8s.io/kubectl/pkg/util/templates"
@@ -35,6 +36,9 @@ var startExample = templates.Examples(`
 	# Dark launch: only testers (header x-tester: yes) reach the canary
 	kubectl canary start reviews --weight 0 --header x-tester=yes
 
+	# External traffic for www.example.com through the ingress gateway too
+	kubectl canary start productpage --gateway istio-system/public-gateway --host www.example.com
+
 	# 5% of users, who then stay on the canary, and a shadow copy of 20% of traffic
 	kubectl canary start reviews --weight 5 --sticky --mirror 20
 
@@ -46,6 +50,8 @@ type StartOptions struct {
 	*changeOptions
 	matches matchFlags
 	mirror  mirrorFlag
+	gateway string
+	hosts   []string
 }
 
 func newCmdStart(g *globalOptions) *cobra.Command {
@@ -67,6 +73,8 @@ func newCmdStart(g *globalOptions) *cobra.Command {
 	cmd.Flags().BoolVar(&o.intent.Sticky, "sticky", false, "Keep a client that reached the canary on it: the canary sets a cookie that later requests are routed by.")
 	o.matches.addFlags(cmd)
 	o.mirror.addFlag(cmd)
+	cmd.Flags().StringVar(&o.gateway, "gateway", "", "Istio ingress Gateway (NAMESPACE/NAME) whose external traffic for --host gets the same split.")
+	cmd.Flags().StringArrayVar(&o.hosts, "host", nil, "External host served by --gateway (repeatable).")
 	o.addFlags(cmd)
 	return cmd
 }
@@ -79,6 +87,23 @@ func (o *StartOptions) Complete(cmd *cobra.Command, args []string) error {
 	}
 	if o.intent.Mirror, err = o.mirror.intent(cmd); err != nil {
 		return err
+	}
+	switch {
+	case o.gateway != "" && len(o.hosts) == 0:
+		return fmt.Errorf("--gateway %s needs at least one --host: the external host names whose traffic gets the split", o.gateway)
+	case o.gateway == "" && len(o.hosts) > 0:
+		return fmt.Errorf("--host needs --gateway NAMESPACE/NAME: the Istio ingress gateway the host enters through")
+	case o.gateway != "":
+		namespace, name, err := routing.ParseGatewayRef(o.gateway)
+		if err != nil {
+			return err
+		}
+		for _, h := range o.hosts {
+			if h == "" || strings.Contains(h, "*") {
+				return fmt.Errorf("--host %q: give an exact host name such as www.example.com; a wildcard would claim hosts the canary does not serve", h)
+			}
+		}
+		o.intent.Gateway = &routing.GatewayIntent{Namespace: namespace, Name: name, Hosts: o.hosts}
 	}
 	return o.changeOptions.Complete(cmd, args)
 }

@@ -41,6 +41,11 @@ func (c *Clients) DestinationRules() schema.GroupVersionResource {
 	return schema.GroupVersionResource{Group: IstioNetworkingGroup, Version: c.IstioVersion, Resource: "destinationrules"}
 }
 
+// Gateways is the resource of Istio Gateways at the chosen version.
+func (c *Clients) Gateways() schema.GroupVersionResource {
+	return schema.GroupVersionResource{Group: IstioNetworkingGroup, Version: c.IstioVersion, Resource: "gateways"}
+}
+
 // APIVersion is the apiVersion of objects the plugin creates.
 func (c *Clients) APIVersion() string { return IstioNetworkingGroup + "/" + c.IstioVersion }
 

@@ -15,14 +15,15 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/pager"
 
 	"github.com/kubectl-canary/kubectl-canary/pkg/routing"
 )
 
 // ReadSnapshot reads everything the routing core needs about one Service:
-// one GET and three LISTs, whatever the command.
-func (c *Clients) ReadSnapshot(ctx context.Context, namespace, service string) (*routing.Snapshot, error) {
+// one GET and three LISTs, plus a GET for each Gateway named.
+func (c *Clients) ReadSnapshot(ctx context.Context, namespace, service string, gateways ...types.NamespacedName) (*routing.Snapshot, error) {
 	svc, err := c.Core.CoreV1().Services(namespace).Get(ctx, service, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("service %q not found in namespace %q; check the name, or pass -n with the namespace it lives in", service, namespace)
@@ -39,6 +40,17 @@ func (c *Clients) ReadSnapshot(ctx context.Context, namespace, service string) (
 	}
 	if snap.DestinationRules, err = c.listRouting(ctx, c.DestinationRules(), namespace); err != nil {
 		return nil, err
+	}
+	for _, g := range gateways {
+		gateway, err := c.Dynamic.Resource(c.Gateways()).Namespace(g.Namespace).Get(ctx, g.Name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			// The core says which gateway is missing and what to do.
+		case err != nil:
+			return nil, fmt.Errorf("cannot read gateway %s: %w", g, err)
+		default:
+			snap.Gateways = append(snap.Gateways, gateway)
+		}
 	}
 	return snap, nil
 }

@@ -6,6 +6,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/kubectl-canary/kubectl-canary/pkg/testutil"
 )
 
 func TestParseRules(t *testing.T) {
@@ -83,4 +85,29 @@ func TestAUserOwnedMirrorIsNeverReplaced(t *testing.T) {
 	snap.apply(plan)
 	def = snap.object("VirtualService", "reviews").Object["spec"].(map[string]interface{})["http"].([]interface{})[2].(map[string]interface{})
 	assert.Equal(t, map[string]interface{}{"host": "reviews-shadow"}, def["mirror"])
+}
+
+func TestGatewayServesHosts(t *testing.T) {
+	gw := testutil.DecodeObjects(t, []byte(`apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: istio-system}
+spec:
+  servers:
+  - hosts: ["*/*.example.com", "./admin.example.com", "shop/store.example.org", "plain.example.net"]`))[0]
+	cases := []struct {
+		host, namespace string
+		want            bool
+	}{
+		{"www.example.com", "prod", true},
+		{"a.b.example.com", "prod", true},
+		{"example.com", "prod", false},
+		{"admin.example.com", "istio-system", true},
+		{"store.example.org", "shop", true},
+		{"store.example.org", "prod", false},
+		{"plain.example.net", "prod", true},
+		{"other.example.net", "prod", false},
+	}
+	for _, c := range cases {
+		assert.Equal(t, c.want, gatewayServes(gw, c.host, c.namespace), "%s from %s", c.host, c.namespace)
+	}
 }

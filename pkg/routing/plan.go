@@ -48,6 +48,8 @@ type Intent struct {
 	// Mirror shadows this share of managed traffic to the canary (start,
 	// weight); nil leaves a running canary's mirror as it is.
 	Mirror *int
+	// Gateway splits external traffic of an ingress gateway's hosts too (start).
+	Gateway *GatewayIntent
 }
 
 // Snapshot is what the core is told about the cluster.
@@ -56,6 +58,8 @@ type Snapshot struct {
 	Deployments      []appsv1.Deployment
 	VirtualServices  []*unstructured.Unstructured
 	DestinationRules []*unstructured.Unstructured
+	// Gateways holds the Gateway an intent names, when it exists.
+	Gateways []*unstructured.Unstructured
 	// APIVersion is the networking.istio.io version for objects the plan creates.
 	APIVersion string
 	Now        time.Time
@@ -284,6 +288,9 @@ func (p *planner) start() (*State, error) {
 
 	managed, err := p.startRoutes(base)
 	if err != nil {
+		return nil, err
+	}
+	if err := p.gatewayRoutes(base); err != nil {
 		return nil, err
 	}
 	if managed == nil {

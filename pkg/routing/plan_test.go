@@ -42,6 +42,8 @@ func snapshotOf(t testing.TB, objects []*unstructured.Unstructured) *Snapshot {
 			snap.VirtualServices = append(snap.VirtualServices, u)
 		case "DestinationRule":
 			snap.DestinationRules = append(snap.DestinationRules, u)
+		case "Gateway":
+			snap.Gateways = append(snap.Gateways, u)
 		default:
 			t.Fatalf("fixture holds unexpected kind %s", u.GetKind())
 		}
@@ -151,6 +153,11 @@ func TestFlowsMatchGoldenFiles(t *testing.T) {
 			{"weight-20-keeps-match-routes", weight(20)},
 			{"route-changes-matches", Intent{Action: ActionRoute, Matches: []MatchRule{{Name: "x-tester", Op: "regex", Value: "^(yes|true)$"}}}},
 			{"route-clears-matches", Intent{Action: ActionRoute}},
+			{"abort", abort},
+		}},
+		{"hosts-and-gateway", "gateway", []step{
+			{"start-adopt-and-create", Intent{Action: ActionStart, Weight: 20, Gateway: &GatewayIntent{Namespace: "istio-system", Name: "public-gateway", Hosts: []string{"www.example.com", "shop.example.com"}}}},
+			{"start-again", Intent{Action: ActionStart, Weight: 20, Gateway: &GatewayIntent{Namespace: "istio-system", Name: "public-gateway", Hosts: []string{"www.example.com", "shop.example.com"}}}},
 			{"abort", abort},
 		}},
 		{"no-istio", "sticky-mirror", []step{
@@ -285,6 +292,10 @@ func TestErrorsNameTheObjectAndTheFix(t *testing.T) {
 			dup.SetName("reviews-dup")
 			s.DestinationRules = append(s.DestinationRules, dup)
 		}, Intent{Action: ActionStart, Weight: 10, Canary: "v3"}, []string{"DestinationRules reviews, reviews-dup all apply to service bookinfo/reviews", "merge them"}},
+		{"gateway not found", "hosts-and-gateway", nil, Intent{Action: ActionStart, Weight: 10, Gateway: &GatewayIntent{Namespace: "istio-system", Name: "nope", Hosts: []string{"www.example.com"}}},
+			[]string{"gateway istio-system/nope not found"}},
+		{"gateway does not serve the host", "hosts-and-gateway", nil, Intent{Action: ActionStart, Weight: 10, Gateway: &GatewayIntent{Namespace: "istio-system", Name: "public-gateway", Hosts: []string{"api.example.org"}}},
+			[]string{`gateway istio-system/public-gateway does not serve host "api.example.org" for VirtualServices in namespace prod`}},
 		{"name taken by another host's VirtualService", "no-istio", func(s *Snapshot) {
 			s.VirtualServices = append(s.VirtualServices, testutil.DecodeObjects(t, []byte("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews, namespace: shop}\nspec: {hosts: [other], http: [{route: [{destination: {host: other}}]}]}"))...)
 		}, start(10), []string{"VirtualService shop/reviews exists but does not route service reviews"}},

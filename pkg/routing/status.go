@@ -25,10 +25,12 @@ type CanaryStatus struct {
 	Matches      []MatchRule `json:"matches,omitempty"`
 	Sticky       bool        `json:"sticky,omitempty"`
 	Mirror       int         `json:"mirror,omitempty"`
-	StableReady  Ready       `json:"stableReady"`
-	CanaryReady  *Ready      `json:"canaryReady,omitempty"`
-	StartedAt    time.Time   `json:"startedAt"`
-	UpdatedAt    time.Time   `json:"updatedAt"`
+	// GatewayHosts are the external hosts whose gateway traffic is split.
+	GatewayHosts []string  `json:"gatewayHosts,omitempty"`
+	StableReady  Ready     `json:"stableReady"`
+	CanaryReady  *Ready    `json:"canaryReady,omitempty"`
+	StartedAt    time.Time `json:"startedAt"`
+	UpdatedAt    time.Time `json:"updatedAt"`
 	// Objects are the routing objects carrying the state, as kind/name.
 	Objects []string `json:"objects"`
 }
@@ -62,6 +64,11 @@ func Summarize(services []corev1.Service, deployments []appsv1.Deployment, virtu
 				found[k] = cs
 			}
 			cs.Objects = append(cs.Objects, obj.GetKind()+"/"+obj.GetName())
+			if obj.GetKind() == "VirtualService" && st.Phase == PhaseProgressing && boundToAGateway(obj) {
+				for _, h := range asSlice(asMap(obj.Object["spec"])["hosts"]) {
+					cs.GatewayHosts = appendUnique(cs.GatewayHosts, asString(h))
+				}
+			}
 		}
 	}
 
@@ -109,10 +116,24 @@ func (cs CanaryStatus) Routing() string {
 	if cs.Mirror > 0 {
 		parts = append(parts, fmt.Sprintf("mirror %d%%", cs.Mirror))
 	}
+	for _, h := range cs.GatewayHosts {
+		parts = append(parts, "gateway "+h)
+	}
 	if len(parts) == 0 {
 		return "-"
 	}
 	return strings.Join(parts, ", ")
+}
+
+// boundToAGateway reports whether a VirtualService serves an ingress
+// gateway rather than (only) the mesh.
+func boundToAGateway(vs *unstructured.Unstructured) bool {
+	for _, g := range asSlice(asMap(vs.Object["spec"])["gateways"]) {
+		if asString(g) != "mesh" {
+			return true
+		}
+	}
+	return false
 }
 
 func versionReadiness(deployments []*appsv1.Deployment, selector labels.Selector, label, value string) Ready {

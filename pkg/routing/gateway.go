@@ -1,0 +1,154 @@
+package routing
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// GatewayIntent asks for external traffic entering an Istio ingress gateway
+// for some hosts to get the canary's split too.
+type GatewayIntent struct {
+	// Namespace and Name of the Gateway object.
+	Namespace, Name string
+	Hosts           []string
+}
+
+// ParseGatewayRef reads --gateway NAMESPACE/NAME.
+func ParseGatewayRef(s string) (namespace, name string, err error) {
+	namespace, name, ok := strings.Cut(s, "/")
+	if !ok || namespace == "" || name == "" || strings.Contains(name, "/") {
+		return "", "", fmt.Errorf("--gateway %q: write NAMESPACE/NAME of the Istio Gateway, for example --gateway istio-system/public-gateway", s)
+	}
+	return namespace, name, nil
+}
+
+func (g GatewayIntent) ref() string { return g.Namespace + "/" + g.Name }
+
+// bindsGateway reports whether a VirtualService in vsNamespace lists the
+// gateway: "ns/name", or a bare "name" when the gateway is in its namespace.
+func bindsGateway(vs *unstructured.Unstructured, g GatewayIntent) bool {
+	for _, raw := range asSlice(asMap(vs.Object["spec"])["gateways"]) {
+		ref := asString(raw)
+		if ref == g.ref() || (ref == g.Name && vs.GetNamespace() == g.Namespace) {
+			return true
+		}
+	}
+	return false
+}
+
+func hasHost(vs *unstructured.Unstructured, host string) bool {
+	for _, raw := range asSlice(asMap(vs.Object["spec"])["hosts"]) {
+		if strings.EqualFold(asString(raw), host) {
+			return true
+		}
+	}
+	return false
+}
+
+// gatewayServes reports whether one of the Gateway's servers accepts host
+// for VirtualServices in vsNamespace. Server hosts read "[ns/]dnsName",
+// where ns may be "*" or "." (the Gateway's own namespace) and dnsName may
+// be "*" or start with "*.".
+func gatewayServes(gateway *unstructured.Unstructured, host, vsNamespace string) bool {
+	for _, server := range asSlice(asMap(gateway.Object["spec"])["servers"]) {
+		for _, raw := range asSlice(asMap(server)["hosts"]) {
+			entry := asString(raw)
+			ns, dns, scoped := strings.Cut(entry, "/")
+			if !scoped {
+				ns, dns = "*", entry
+			}
+			if ns == "." {
+				ns = gateway.GetNamespace()
+			}
+			if ns != "*" && ns != vsNamespace {
+				continue
+			}
+			host, dns = strings.ToLower(host), strings.ToLower(dns)
+			if dns == "*" || dns == host || (strings.HasPrefix(dns, "*.") && strings.HasSuffix(host, dns[1:])) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// gatewayRoutes makes traffic of the gateway's hosts split like the mesh:
+// a VirtualService already bound to the gateway for a host is adopted (its
+// managed routes were split with the others); hosts no VirtualService serves
+// get one created, named after the Service.
+func (p *planner) gatewayRoutes(base State) error {
+	g := p.intent.Gateway
+	if g == nil {
+		return nil
+	}
+	var gateway *unstructured.Unstructured
+	for _, obj := range p.snap.Gateways {
+		if obj.GetNamespace() == g.Namespace && obj.GetName() == g.Name {
+			gateway = obj
+		}
+	}
+	if gateway == nil {
+		return fmt.Errorf("gateway %s not found; check --gateway NAMESPACE/NAME (kubectl get gateways.networking.istio.io -A)", g.ref())
+	}
+	var uncovered []string
+	for _, host := range g.Hosts {
+		if !gatewayServes(gateway, host, p.svc.namespace) {
+			return fmt.Errorf("gateway %s does not serve host %q for VirtualServices in namespace %s; add the host to one of its servers, or pick a host it serves", g.ref(), host, p.svc.namespace)
+		}
+		covered := false
+		for _, vs := range p.vss {
+			if vs.live == nil || !bindsGateway(vs.live, *g) || !hasHost(vs.live, host) {
+				continue
+			}
+			if !routesToService(vs.spec(), p.svc, vs.desired.GetNamespace()) {
+				return fmt.Errorf("VirtualService %s/%s serves host %q at gateway %s but sends none of its traffic to service %s; add a route to the service to it, or pick another host", vs.desired.GetNamespace(), vs.desired.GetName(), host, g.ref(), p.svc.name)
+			}
+			covered = true
+		}
+		if !covered {
+			uncovered = append(uncovered, host)
+		}
+	}
+	if len(uncovered) == 0 {
+		return nil
+	}
+	name := p.svc.name + "-gateway"
+	for _, vs := range p.vss {
+		if vs.desired.GetName() == name {
+			if st, _ := ReadState(vs.live, p.svc.name); st != nil && st.Phase == PhaseProgressing {
+				return fmt.Errorf("VirtualService %s/%s, created for a gateway, does not serve host(s) %s; abort the canary and start it again with every --host", p.svc.namespace, name, strings.Join(uncovered, ", "))
+			}
+			return fmt.Errorf("VirtualService %s/%s exists but does not serve host(s) %s at gateway %s; add them to it, or rename it", p.svc.namespace, name, strings.Join(uncovered, ", "), g.ref())
+		}
+	}
+	sort.Strings(uncovered)
+	vs := &object{desired: p.newObject("VirtualService"), stage: StageRoutes}
+	vs.desired.SetName(name)
+	spec := vs.spec()
+	hosts := make([]interface{}, 0, len(uncovered))
+	for _, h := range uncovered {
+		hosts = append(hosts, h)
+	}
+	spec["hosts"] = hosts
+	spec["gateways"] = []interface{}{g.ref()}
+	spec["http"] = []interface{}{map[string]interface{}{"route": []interface{}{
+		map[string]interface{}{"destination": map[string]interface{}{"host": p.svc.fqdn()}},
+	}}}
+	p.vss = append(p.vss, vs)
+	refs := []RouteRef{routeRefFor("http", 0, asMap(asSlice(spec["http"])[0]))}
+	if err := splitRoutes(vs, refs, base.StableSubset, base.CanarySubset, int64(p.intent.Weight)); err != nil {
+		return err
+	}
+	st := base
+	st.Weight = p.intent.Weight
+	st.Routes = refs
+	st.Created = true
+	if err := p.shapeExtras(vs, &st); err != nil {
+		return err
+	}
+	p.setState(vs, &st)
+	return nil
+}
