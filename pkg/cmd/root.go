@@ -86,5 +86,6 @@ func newCmdCanary(o *globalOptions) *cobra.Command {
 		newCmdStatus(o),
 		newCmdVersion(o),
 	)
+	addCompletion(cmd, o)
 	return cmd
 }

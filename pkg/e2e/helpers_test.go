@@ -212,7 +212,11 @@ func run(t *testing.T, env []string, stdin string, args ...string) result {
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	r := result{cmd: "kubectl " + strings.Join(args, " "), stdout: stdout.String(), stderr: stderr.String(), err: err}
-	t.Logf("%s (exit: %v)", r.cmd, err)
+	if err != nil {
+		t.Logf("%s (exit: %v)\n%s", r.cmd, err, r.stderr)
+	} else {
+		t.Logf("%s", r.cmd)
+	}
 	return r
 }
 

@@ -334,6 +334,7 @@ func (p *planner) startRoutes(base State) (*State, error) {
 	found := map[string]bool{}
 	routing := []string{}
 	for _, vs := range p.vss {
+		p.warnForeignDelegates(vs)
 		if !routesToService(vs.spec(), p.svc, vs.desired.GetNamespace()) {
 			continue
 		}
@@ -415,6 +416,19 @@ func (p *planner) startRoutes(base State) (*State, error) {
 	}
 	p.setState(vs, &st)
 	return &st, nil
+}
+
+// warnForeignDelegates says when a VirtualService hands routes to a
+// delegate in another namespace: those routes may reach the Service too, but
+// the plugin reads one namespace and cannot split them.
+func (p *planner) warnForeignDelegates(vs *object) {
+	for _, raw := range routesOf(vs.spec(), "http") {
+		delegate := asMap(asMap(raw)["delegate"])
+		ns := asString(delegate["namespace"])
+		if delegate != nil && ns != "" && ns != vs.desired.GetNamespace() {
+			p.warnings = append(p.warnings, fmt.Sprintf("%s delegates to VirtualService %s/%s in another namespace; routes there are not split by this canary (check them with kubectl get virtualservice -n %s %s)", vs.ref(), ns, asString(delegate["name"]), ns, asString(delegate["name"])))
+		}
+	}
 }
 
 func chooseManagedRoutes(vs *object, svc serviceRef, stableSubset, canarySubset string, wanted map[string]bool) []RouteRef {

@@ -160,6 +160,7 @@ func TestFlowsMatchGoldenFiles(t *testing.T) {
 			{"start-again", Intent{Action: ActionStart, Weight: 20, Gateway: &GatewayIntent{Namespace: "istio-system", Name: "public-gateway", Hosts: []string{"www.example.com", "shop.example.com"}}}},
 			{"abort", abort},
 		}},
+		{"delegate", "abort", []step{{"start", start(10)}, {"abort", abort}}},
 		{"no-istio", "sticky-mirror", []step{
 			{"start-sticky-mirror-50", Intent{Action: ActionStart, Weight: 10, Sticky: true, Mirror: intPtr(50)}},
 			{"weight-30-mirror-off", Intent{Action: ActionWeight, Weight: 30, Mirror: intPtr(0)}},
