@@ -535,3 +535,33 @@ func unstructuredStrings(obj map[string]interface{}, fields ...string) ([]string
 }
 
 func itoa(i int) string { return fmt.Sprint(i) }
+
+// auditEvent is the part of an audit log line (level Metadata) the tests read.
+type auditEvent struct {
+	Verb       string
+	UserAgent  string
+	User       struct{ Username string }
+	RequestURI string
+	ObjectRef  *struct {
+		Resource, Namespace, Name, APIGroup, APIVersion string
+	}
+	ResponseStatus struct{ Code int }
+}
+
+// audit returns the API server's audit events about namespace ns.
+func (c *cluster) audit(t *testing.T, ns string) []auditEvent {
+	t.Helper()
+	data, err := os.ReadFile(c.env["CANARY_E2E_AUDIT_LOG"])
+	require.NoError(t, err)
+	var out []auditEvent
+	for _, line := range bytes.Split(data, []byte("\n")) {
+		var e auditEvent
+		if len(line) == 0 || json.Unmarshal(line, &e) != nil {
+			continue // the server may be writing the last line
+		}
+		if e.ObjectRef != nil && e.ObjectRef.Namespace == ns {
+			out = append(out, e)
+		}
+	}
+	return out
+}

@@ -1,0 +1,153 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// otherWriterPause is how long the other writer waits between its updates.
+// Much less and the plugin can lose every one of its bounded retries; much
+// more and the race rarely happens.
+const otherWriterPause = 25 * time.Millisecond
+
+// TestConflictingWriter: while another client keeps updating the
+// VirtualService (an annotation and the timeout of a route the plugin does
+// not own), `kubectl canary weight` runs again and again. The plugin's
+// updates conflict, it re-reads and re-plans, and in the end both the other
+// writer's last change and the plugin's last weight are in the object.
+func TestConflictingWriter(t *testing.T) {
+	t.Parallel()
+	c := shared
+	ns := c.newNamespace(t)
+	c.deployVersions(t, ns, "reviews", "v1", "v2")
+	c.create(t, ns, `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - name: jason
+    match:
+    - headers:
+        end-user: {exact: jason}
+    timeout: 1s
+    route:
+    - destination: {host: reviews, subset: v2}
+  - name: default
+    route:
+    - destination: {host: reviews, subset: v1}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+`)
+	c.mustCanary(t, "start", "reviews", "-n", ns)
+
+	w := startOtherWriter(t, c, ns, "reviews")
+	// Until the audit log shows that the plugin lost a race at least once
+	// (bounded: each run has about a one-in-three chance).
+	weight, runs, conflicts := 0, 0, 0
+	for runs < 30 && conflicts == 0 {
+		runs++
+		weight = runs
+		c.mustCanary(t, "weight", "reviews", strconv.Itoa(weight), "-n", ns)
+		conflicts = pluginConflicts(t, c, ns)
+	}
+	last := w.stop(t)
+	t.Logf("%d weight runs, %d conflicting plugin updates, the other writer made %d updates", runs, conflicts, last)
+	require.Greater(t, conflicts, 0, "the plugin never met the other writer; the test proved nothing")
+	require.Greater(t, last, 0, "the other writer never wrote")
+
+	vs := c.get(t, vsV1, ns, "reviews")
+	assert.Equal(t, strconv.Itoa(last), vs.GetAnnotations()["other.tool/tick"], "the other writer's last annotation was lost")
+	timeout, _, _ := unstructured.NestedString(route(t, vs, "http", 0), "timeout")
+	assert.Equal(t, tickTimeout(last), timeout, "the other writer's last route change was lost")
+	assert.Equal(t, map[string]int64{"v1": int64(100 - weight), "v2": int64(weight)}, weights(t, vs, "http", 1), "the plugin's last weight was lost")
+	assert.Equal(t, weight, stateOf(t, vs, "reviews").Weight)
+}
+
+// otherWriter keeps updating a VirtualService the way another tool would:
+// read, change, update with the resourceVersion read, again on conflict.
+type otherWriter struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	last   int   // the tick of the last update that succeeded
+	err    error // an error other than a conflict
+}
+
+func startOtherWriter(t *testing.T, c *cluster, ns, name string) *otherWriter {
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &otherWriter{cancel: cancel}
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		client := c.dyn.Resource(vsV1).Namespace(ns)
+		for tick := 1; ctx.Err() == nil; time.Sleep(otherWriterPause) {
+			vs, err := client.Get(ctx, name, metav1.GetOptions{})
+			if err == nil {
+				annotations := vs.GetAnnotations()
+				annotations["other.tool/tick"] = strconv.Itoa(tick)
+				vs.SetAnnotations(annotations)
+				routes, _, _ := unstructured.NestedSlice(vs.Object, "spec", "http")
+				routes[0].(map[string]interface{})["timeout"] = tickTimeout(tick)
+				err = unstructured.SetNestedSlice(vs.Object, routes, "spec", "http")
+			}
+			if err == nil {
+				_, err = client.Update(ctx, vs, metav1.UpdateOptions{})
+			}
+			switch {
+			case err == nil:
+				w.last = tick
+				tick++
+			case apierrors.IsConflict(err), ctx.Err() != nil:
+			default:
+				w.err = err
+				return
+			}
+		}
+	}()
+	t.Cleanup(cancel)
+	return w
+}
+
+// stop ends the writer and returns the tick of its last successful update.
+func (w *otherWriter) stop(t *testing.T) int {
+	t.Helper()
+	w.cancel()
+	w.wg.Wait()
+	require.NoError(t, w.err, "the other writer failed")
+	return w.last
+}
+
+func tickTimeout(tick int) string { return fmt.Sprintf("%dms", 1000+tick) }
+
+// pluginConflicts counts the plugin's updates in ns that the API server
+// refused with 409 Conflict.
+func pluginConflicts(t *testing.T, c *cluster, ns string) int {
+	n := 0
+	for _, e := range c.audit(t, ns) {
+		if strings.HasPrefix(e.UserAgent, "kubectl-canary") && e.Verb == "update" && e.ResponseStatus.Code == 409 {
+			n++
+		}
+	}
+	return n
+}
