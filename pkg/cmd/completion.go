@@ -28,18 +28,18 @@ const completionTimeout = 5 * time.Second
 var completionLong = templates.LongDesc(`
 	Print a shell completion script for kubectl-canary.
 
-	For "kubectl canary <TAB>", nothing from this command is needed: kubectl
-	1.26 or newer completes plugins itself, by running the kubectl_complete-canary
-	helper that ships beside the plugin. Load kubectl's own completion (see
-	"kubectl completion --help") and put kubectl_complete-canary in a folder on
-	your PATH; then verbs, flags, namespaces and the Services of the namespace
-	complete.
+	To complete "kubectl canary ..." as you type, nothing from this command is
+	needed: kubectl 1.26 or newer completes plugins itself, by running the
+	kubectl_complete-canary helper that ships beside the plugin. Load kubectl's
+	own completion (see "kubectl completion --help") and put
+	kubectl_complete-canary in a folder on your PATH; then verbs, flags,
+	namespaces and the Services of the namespace complete.
 
 	The scripts printed here complete the plugin when it is run by its file
 	name, kubectl-canary.`)
 
 var completionExample = templates.Examples(`
-	# Complete "kubectl-canary <TAB>" in the current bash session
+	# Complete "kubectl-canary ..." in the current bash session
 	source <(kubectl canary completion bash)
 
 	# Every new zsh session

@@ -96,12 +96,48 @@ func withoutManagedDestinations(t *testing.T, spec map[string]interface{}, refs 
 	return out
 }
 
+// withoutAdded drops the routes a canary added, and the mirror it set on its
+// managed routes, and returns the managed routes' refs as they are once the
+// added routes are gone (the positions they had before start).
+func withoutAdded(spec map[string]interface{}, added []string, refs []RouteRef) (map[string]interface{}, []RouteRef) {
+	out := runtime.DeepCopyJSON(spec)
+	names := map[string]bool{}
+	for _, n := range added {
+		names[n] = true
+	}
+	shift := map[int]int{}
+	var kept []interface{}
+	removed := 0
+	for i, raw := range routesOf(out, "http") {
+		r := asMap(raw)
+		if names[asString(r["name"])] {
+			removed++
+			continue
+		}
+		shift[i] = removed
+		kept = append(kept, r)
+	}
+	if out["http"] != nil {
+		out["http"] = kept
+	}
+	aligned := make([]RouteRef, len(refs))
+	for i, ref := range refs {
+		aligned[i] = ref
+		if ref.Kind == "http" {
+			aligned[i].Index -= shift[ref.Index]
+			delete(asMap(asSlice(out["http"])[aligned[i].Index]), "mirror")
+			delete(asMap(asSlice(out["http"])[aligned[i].Index]), "mirrorPercentage")
+		}
+	}
+	return out, aligned
+}
+
 func FuzzRoutingInvariants(f *testing.F) {
-	f.Add([]byte{3, 0, 1, 0, 0, 1, 0, 0, 0, 1, 1, 1}, uint8(10), uint8(50))
-	f.Add([]byte{5, 2, 1, 1, 1, 2, 1, 1, 1, 1, 0, 0, 4, 0, 1, 2}, uint8(0), uint8(100))
-	f.Add([]byte{1, 0, 0, 0, 0, 0, 0, 0, 0}, uint8(100), uint8(1))
-	f.Add([]byte{}, uint8(30), uint8(70))
-	f.Fuzz(func(t *testing.T, data []byte, startWeight, nextWeight uint8) {
+	f.Add([]byte{3, 0, 1, 0, 0, 1, 0, 0, 0, 1, 1, 1}, uint8(10), uint8(50), uint8(0))
+	f.Add([]byte{5, 2, 1, 1, 1, 2, 1, 1, 1, 1, 0, 0, 4, 0, 1, 2}, uint8(0), uint8(100), uint8(7))
+	f.Add([]byte{1, 0, 0, 0, 0, 0, 0, 0, 0}, uint8(100), uint8(1), uint8(3))
+	f.Add([]byte{}, uint8(30), uint8(70), uint8(4))
+	f.Fuzz(func(t *testing.T, data []byte, startWeight, nextWeight, extras uint8) {
 		src := &byteSource{data: data}
 		snap := loadSnapshot(t, "no-istio")
 		snap.VirtualServices = []*unstructured.Unstructured{fuzzVirtualService(src, "reviews"), fuzzVirtualService(src, "reviews-extra")}
@@ -111,7 +147,15 @@ func FuzzRoutingInvariants(f *testing.F) {
 			original[obj.GetKind()+"/"+obj.GetName()] = runtime.DeepCopyJSON(obj.Object["spec"].(map[string]interface{}))
 		}
 
-		plan, err := Compute(*snap, Intent{Action: ActionStart, Weight: int(startWeight) % 101})
+		intent := Intent{Action: ActionStart, Weight: int(startWeight) % 101, Sticky: extras&2 != 0}
+		if extras&1 != 0 {
+			intent.Matches = []MatchRule{{Name: "x-fuzz", Op: "exact", Value: "1"}, {Cookie: true, Name: "beta", Op: "exact", Value: "on"}}
+		}
+		if extras&4 != 0 {
+			mirror := int(extras) % 101
+			intent.Mirror = &mirror
+		}
+		plan, err := Compute(*snap, intent)
 		if err != nil {
 			return // refusing is always allowed; writing something wrong never is
 		}
@@ -125,7 +169,8 @@ func FuzzRoutingInvariants(f *testing.F) {
 			case before == nil:
 				// created by the plugin
 			case c.Desired.GetKind() == "VirtualService":
-				require.Equal(t, withoutManagedDestinations(t, before, st.Routes), withoutManagedDestinations(t, after, st.Routes), "only managed destination lists change")
+				afterWithoutAdded, refs := withoutAdded(after, st.AddedRoutes, st.Routes)
+				require.Equal(t, withoutManagedDestinations(t, before, refs), withoutManagedDestinations(t, afterWithoutAdded, refs), "only managed destination lists and mirrors change, besides the routes start added")
 			default:
 				require.Equal(t, len(subsetsOf(before))+len(st.AddedSubsets), len(subsetsOf(after)), "start only adds subsets")
 				for i, subset := range subsetsOf(before) {
