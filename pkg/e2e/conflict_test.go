@@ -21,7 +21,7 @@ import (
 // otherWriterPause is how long the other writer waits between its updates.
 // Much less and the plugin can lose every one of its bounded retries; much
 // more and the race rarely happens.
-const otherWriterPause = 25 * time.Millisecond
+const otherWriterPause = 50 * time.Millisecond
 
 // TestConflictingWriter: while another client keeps updating the
 // VirtualService (an annotation and the timeout of a route the plugin does
@@ -64,9 +64,9 @@ spec:
 
 	w := startOtherWriter(t, c, ns, "reviews")
 	// Until the audit log shows that the plugin lost a race at least once
-	// (bounded: each run has about a one-in-three chance).
+	// (bounded: with the pause above, about one run in five meets it).
 	weight, runs, conflicts := 0, 0, 0
-	for runs < 30 && conflicts == 0 {
+	for runs < 40 && conflicts == 0 {
 		runs++
 		weight = runs
 		c.mustCanary(t, "weight", "reviews", strconv.Itoa(weight), "-n", ns)
@@ -88,20 +88,21 @@ spec:
 // otherWriter keeps updating a VirtualService the way another tool would:
 // read, change, update with the resourceVersion read, again on conflict.
 type otherWriter struct {
-	cancel context.CancelFunc
+	done   chan struct{}
 	wg     sync.WaitGroup
 	last   int   // the tick of the last update that succeeded
 	err    error // an error other than a conflict
 }
 
 func startOtherWriter(t *testing.T, c *cluster, ns, name string) *otherWriter {
-	ctx, cancel := context.WithCancel(context.Background())
-	w := &otherWriter{cancel: cancel}
+	w := &otherWriter{done: make(chan struct{})}
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
+		// Requests are never cancelled half-way, so that last is exact.
+		ctx := context.Background()
 		client := c.dyn.Resource(vsV1).Namespace(ns)
-		for tick := 1; ctx.Err() == nil; time.Sleep(otherWriterPause) {
+		for tick := 1; !w.stopped(); time.Sleep(otherWriterPause) {
 			vs, err := client.Get(ctx, name, metav1.GetOptions{})
 			if err == nil {
 				annotations := vs.GetAnnotations()
@@ -118,21 +119,32 @@ func startOtherWriter(t *testing.T, c *cluster, ns, name string) *otherWriter {
 			case err == nil:
 				w.last = tick
 				tick++
-			case apierrors.IsConflict(err), ctx.Err() != nil:
+			case apierrors.IsConflict(err):
 			default:
 				w.err = err
 				return
 			}
 		}
 	}()
-	t.Cleanup(cancel)
+	t.Cleanup(func() { w.stop(t) })
 	return w
+}
+
+func (w *otherWriter) stopped() bool {
+	select {
+	case <-w.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // stop ends the writer and returns the tick of its last successful update.
 func (w *otherWriter) stop(t *testing.T) int {
 	t.Helper()
-	w.cancel()
+	if !w.stopped() {
+		close(w.done)
+	}
 	w.wg.Wait()
 	require.NoError(t, w.err, "the other writer failed")
 	return w.last
