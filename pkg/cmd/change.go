@@ -34,6 +34,9 @@ type changeOptions struct {
 	printFlags *genericclioptions.JSONYamlPrintFlags
 	output     string
 	printer    printers.ResourcePrinter
+	// force and minAvailable tune the preflight check.
+	force        bool
+	minAvailable int32
 }
 
 // verb is the Complete, Validate, Run shape every command's Options have.
@@ -64,6 +67,11 @@ func (o *changeOptions) addFlags(cmd *cobra.Command) {
 	cmdutil.AddDryRunFlag(cmd)
 	cmd.Flags().Lookup("dry-run").Usage = `"client" (or no value) prints a diff of what would change and writes nothing; "server" also sends the writes with dryRun=All so that the API server validates them.`
 	cmd.Flags().StringVarP(&o.output, "output", "o", "", "Print the objects as they must become (with --dry-run) or as written, in this format: yaml or json.")
+	if o.intent.Action != routing.ActionAbort {
+		// Abort is the way back and must always work: it is never checked.
+		cmd.Flags().BoolVar(&o.force, "force", false, "Write even when the preflight check finds errors (an unready canary, objects another tool manages, broken routes).")
+		cmd.Flags().Int32Var(&o.minAvailable, "min-available", 1, "Fewest available canary replicas that may take traffic.")
+	}
 }
 
 // Complete reads SERVICE, the namespace and the output flags.
@@ -135,6 +143,9 @@ func (o *changeOptions) run(ctx context.Context) error {
 		if plan, err = routing.Compute(*snap, o.intent); err != nil {
 			return err
 		}
+		if err := o.preflight(snap, plan); err != nil {
+			return err
+		}
 		if o.dryRun == cmdutil.DryRunClient {
 			outcomes = plannedOutcomes(plan)
 			return nil
@@ -155,6 +166,30 @@ func (o *changeOptions) run(ctx context.Context) error {
 		return err
 	}
 	return o.report(plan, outcomes)
+}
+
+// preflight runs the checks before a change is written: errors stop the
+// command unless --force, warnings are printed. Abort is never stopped, and
+// a plan that writes nothing needs no check.
+func (o *changeOptions) preflight(snap *routing.Snapshot, plan *routing.Plan) error {
+	if o.intent.Action == routing.ActionAbort || !plan.Changed() {
+		return nil
+	}
+	st := plan.State
+	idle := st.Weight == 0 && len(st.Matches) == 0 && st.Mirror == 0 && !st.Sticky && o.intent.Action != routing.ActionPromote
+	findings := routing.Check(*snap, o.intent, routing.CheckOptions{MinAvailable: o.minAvailable, IdleCanary: idle})
+	var errs []string
+	for _, f := range findings {
+		if f.Severity == routing.SeverityError && !o.force {
+			errs = append(errs, fmt.Sprintf("  %s: %s", f.Object, f.Message))
+			continue
+		}
+		fmt.Fprintf(o.ErrOut, "Warning: %s: %s\n", f.Object, f.Message)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("preflight check of service %s/%s failed, nothing was changed:\n%s\nFix these, or pass --force to go ahead anyway (kubectl canary check %s shows every finding)", o.namespace, o.service, strings.Join(errs, "\n"), o.service)
+	}
+	return nil
 }
 
 func plannedOutcomes(plan *routing.Plan) []outcome {

@@ -1,0 +1,285 @@
+package routing
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// Severity says whether a finding stops a write.
+type Severity string
+
+const (
+	SeverityError   Severity = "error"
+	SeverityWarning Severity = "warning"
+)
+
+// Finding is one result of the preflight check: what is wrong, with which
+// object, and what to do.
+type Finding struct {
+	Severity Severity `json:"severity"`
+	Object   string   `json:"object"`
+	Message  string   `json:"message"`
+}
+
+// CheckOptions tune the preflight.
+type CheckOptions struct {
+	// MinAvailable is the fewest available canary replicas that may take
+	// traffic; below it (and always at zero) the check reports an error.
+	MinAvailable int32
+	// IdleCanary skips the canary's readiness: it is about to get no traffic
+	// (weight 0 with no match rule, mirror or stickiness).
+	IdleCanary bool
+}
+
+// foreignOwners recognise routing objects another tool manages: a canary
+// run by hand on them would fight that tool.
+var foreignOwners = []struct {
+	tool  string
+	match func(obj *unstructured.Unstructured) bool
+}{
+	{"Flagger", func(obj *unstructured.Unstructured) bool {
+		for _, ref := range obj.GetOwnerReferences() {
+			if strings.HasPrefix(ref.APIVersion, "flagger.app/") {
+				return true
+			}
+		}
+		return obj.GetLabels()["app.kubernetes.io/managed-by"] == "flagger"
+	}},
+	{"Argo Rollouts", func(obj *unstructured.Unstructured) bool {
+		_, ok := obj.GetAnnotations()["argo-rollouts.argoproj.io/managed-by-rollouts"]
+		for _, ref := range obj.GetOwnerReferences() {
+			ok = ok || strings.HasPrefix(ref.APIVersion, "argoproj.io/")
+		}
+		return ok
+	}},
+	{"a Kiali wizard", func(obj *unstructured.Unstructured) bool {
+		_, ok := obj.GetLabels()["kiali_wizard"]
+		return ok
+	}},
+}
+
+// Check inspects a Service and its routing before any write (and for
+// `kubectl canary check`). It never fails: every problem is a finding.
+func Check(snap Snapshot, intent Intent, opts CheckOptions) []Finding {
+	var findings []Finding
+	add := func(sev Severity, object, format string, args ...interface{}) {
+		findings = append(findings, Finding{Severity: sev, Object: object, Message: fmt.Sprintf(format, args...)})
+	}
+	svc := snap.Service
+	svcRef := "Service " + svc.Namespace + "/" + svc.Name
+	p := &planner{snap: snap, intent: intent, svc: serviceRef{name: svc.Name, namespace: svc.Namespace, clusterDomain: intent.ClusterDomain}}
+	if p.svc.clusterDomain == "" {
+		p.svc.clusterDomain = DefaultClusterDomain
+	}
+	for _, vs := range snap.VirtualServices {
+		p.vss = append(p.vss, &object{live: vs, desired: vs})
+	}
+	for _, dr := range snap.DestinationRules {
+		p.drs = append(p.drs, &object{live: dr, desired: dr})
+	}
+
+	// The routing objects of the Service.
+	var routing []*unstructured.Unstructured
+	var rules []*unstructured.Unstructured
+	for _, vs := range snap.VirtualServices {
+		if routesToService(asMap(vs.Object["spec"]), p.svc, vs.GetNamespace()) {
+			routing = append(routing, vs)
+		}
+	}
+	for _, dr := range snap.DestinationRules {
+		if p.svc.isHost(asString(asMap(dr.Object["spec"])["host"]), dr.GetNamespace()) {
+			rules = append(rules, dr)
+		}
+	}
+	for _, obj := range append(append([]*unstructured.Unstructured{}, routing...), rules...) {
+		for _, owner := range foreignOwners {
+			if owner.match(obj) {
+				add(SeverityError, objectRef(obj), "is managed by %s; a canary run by kubectl canary would fight it. Run the canary with %s, or pass --force if you are sure", owner.tool, owner.tool)
+			}
+		}
+	}
+	if len(rules) > 1 {
+		names := make([]string, 0, len(rules))
+		for _, dr := range rules {
+			names = append(names, dr.GetName())
+		}
+		add(SeverityError, svcRef, "DestinationRules %s all apply to its host and Istio uses only one; merge them into one", strings.Join(names, ", "))
+	}
+
+	// Versions, and the canary's readiness.
+	deployments, err := backingDeployments(svc, snap.Deployments)
+	if err != nil {
+		add(SeverityError, svcRef, "%v", err)
+		return findings
+	}
+	active, _ := p.activeState()
+	label := intent.VersionLabel
+	if label == "" && active != nil {
+		label = active.VersionLabel
+	}
+	versions, err := inferVersions(svc, deployments, label)
+	if err != nil {
+		add(SeverityError, svcRef, "%v", err)
+		return findings
+	}
+	definedSubsets := map[string]bool{}
+	for _, dr := range rules {
+		seen := map[string]bool{}
+		spec := asMap(dr.Object["spec"])
+		for _, raw := range subsetsOf(spec) {
+			s := asMap(raw)
+			name := asString(s["name"])
+			if seen[name] {
+				add(SeverityError, objectRef(dr), "defines subset %q twice; Istio rejects it: remove one of them", name)
+			}
+			seen[name], definedSubsets[name] = true, true
+			checkSubsetSelects(s, svc.Spec.Selector, deployments, func(format string, args ...interface{}) {
+				add(SeverityWarning, objectRef(dr), "subset %q %s", name, fmt.Sprintf(format, args...))
+			})
+		}
+	}
+	findings = append(findings, checkRoutes(routing, p.svc, definedSubsets)...)
+	findings = append(findings, checkHostScopes(snap.VirtualServices, p.svc)...)
+
+	canary, stable := "", ""
+	if active != nil {
+		canary, stable = active.Canary, active.Stable
+	} else if dr, err := p.destinationRule(); err == nil {
+		if stable, err = p.chooseStable(versions, dr, nil); err == nil {
+			canary, _ = p.chooseCanary(versions, stable)
+		}
+	}
+	if v := versions.ByName[canary]; v != nil && !opts.IdleCanary {
+		available, desired := v.readiness()
+		min := opts.MinAvailable
+		if min < 1 {
+			min = 1
+		}
+		if available < min {
+			add(SeverityError, "Deployment "+svc.Namespace+"/"+joinDeploymentNames(v), "canary %s=%s has %d available replica(s) of %d desired, fewer than %d; traffic sent to it would fail. Wait until it is ready (kubectl rollout status), or pass --force", versions.Label, canary, available, desired, min)
+		}
+	}
+	if v := versions.ByName[stable]; v != nil {
+		if available, desired := v.readiness(); available == 0 {
+			add(SeverityWarning, "Deployment "+svc.Namespace+"/"+joinDeploymentNames(v), "stable %s=%s has no available replica (%d desired); it serves no traffic now", versions.Label, stable, desired)
+		}
+	}
+	sort.SliceStable(findings, func(i, j int) bool { return findings[i].Severity < findings[j].Severity })
+	return findings
+}
+
+// checkSubsetSelects warns when a subset's labels pick no Deployment behind
+// the Service, or contradict the Service's own selector.
+func checkSubsetSelects(subset map[string]interface{}, selector map[string]string, deployments []*appsv1.Deployment, warn func(string, ...interface{})) {
+	lbls := asMap(subset["labels"])
+	for k, v := range lbls {
+		if want, ok := selector[k]; ok && want != asString(v) {
+			warn("selects %s=%s, but the Service only selects pods with %s=%s: it can never have endpoints", k, asString(v), k, want)
+			return
+		}
+	}
+	for _, d := range deployments {
+		matches := true
+		for k, v := range lbls {
+			if d.Spec.Template.Labels[k] != asString(v) {
+				matches = false
+			}
+		}
+		if matches {
+			return
+		}
+	}
+	warn("selects no Deployment behind the Service; traffic routed to it would fail")
+}
+
+// checkRoutes reports routes Istio would reject or that would send traffic nowhere.
+func checkRoutes(virtualServices []*unstructured.Unstructured, svc serviceRef, definedSubsets map[string]bool) []Finding {
+	var findings []Finding
+	for _, vs := range virtualServices {
+		spec := asMap(vs.Object["spec"])
+		for _, kind := range routeKinds {
+			for i, raw := range routesOf(spec, kind) {
+				route := asMap(raw)
+				where := routeRefFor(kind, i, route).String()
+				dests := destinationsOf(route)
+				var sum int64
+				weighted := false
+				for _, rd := range dests {
+					d := asMap(rd)
+					if w, ok := asInt(d["weight"]); ok {
+						weighted = true
+						sum += w
+						if w < 0 {
+							findings = append(findings, Finding{SeverityError, objectRef(vs), fmt.Sprintf("%s has a negative weight (%d); set it from 0 to 100", where, w)})
+						}
+					}
+					subset := destinationSubset(d)
+					if subset != "" && svc.isHost(destinationHost(d), vs.GetNamespace()) && !definedSubsets[subset] {
+						findings = append(findings, Finding{SeverityError, objectRef(vs), fmt.Sprintf("%s sends traffic to subset %q, which no DestinationRule of the Service defines: those requests fail. Define the subset or fix the route", where, subset)})
+					}
+				}
+				if len(dests) > 1 && weighted && sum != 100 {
+					findings = append(findings, Finding{SeverityError, objectRef(vs), fmt.Sprintf("%s has weights summing to %d, not 100; fix the weights", where, sum)})
+				}
+			}
+		}
+	}
+	return findings
+}
+
+// checkHostScopes warns when several VirtualServices claim the Service's
+// host in the same gateway scope: Istio then applies only one of them.
+func checkHostScopes(virtualServices []*unstructured.Unstructured, svc serviceRef) []Finding {
+	claims := map[string][]string{}
+	for _, vs := range virtualServices {
+		spec := asMap(vs.Object["spec"])
+		gateways := asSlice(spec["gateways"])
+		if len(gateways) == 0 {
+			gateways = []interface{}{"mesh"}
+		}
+		for _, h := range asSlice(spec["hosts"]) {
+			if !svc.isHost(asString(h), vs.GetNamespace()) {
+				continue
+			}
+			for _, g := range gateways {
+				key := asString(g)
+				claims[key] = appendUnique(claims[key], vs.GetName())
+			}
+		}
+	}
+	var findings []Finding
+	for gateway, names := range claims {
+		if len(names) > 1 {
+			findings = append(findings, Finding{SeverityWarning, "Service " + svc.namespace + "/" + svc.name, fmt.Sprintf("VirtualServices %s all claim its host for %s; Istio applies only one. Merge them into one", strings.Join(names, ", "), gateway)})
+		}
+	}
+	sort.Slice(findings, func(i, j int) bool { return findings[i].Message < findings[j].Message })
+	return findings
+}
+
+func joinDeploymentNames(v *Version) string {
+	names := make([]string, 0, len(v.Deployments))
+	for _, d := range v.Deployments {
+		names = append(names, d.Name)
+	}
+	return strings.Join(names, ",")
+}
+
+func objectRef(obj *unstructured.Unstructured) string {
+	return obj.GetKind() + " " + obj.GetNamespace() + "/" + obj.GetName()
+}
+
+// Errors counts the findings that stop a write.
+func Errors(findings []Finding) int {
+	n := 0
+	for _, f := range findings {
+		if f.Severity == SeverityError {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,93 @@
+package routing
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+func findingMessages(findings []Finding) []string {
+	var out []string
+	for _, f := range findings {
+		out = append(out, string(f.Severity)+" "+f.Object+": "+f.Message)
+	}
+	return out
+}
+
+func TestCheckFindings(t *testing.T) {
+	spec := func(obj *unstructured.Unstructured) map[string]interface{} { return obj.Object["spec"].(map[string]interface{}) }
+	cases := []struct {
+		name    string
+		cluster string
+		mutate  func(*Snapshot)
+		opts    CheckOptions
+		want    string
+	}{
+		{"unready canary", "no-istio", func(s *Snapshot) { s.Deployments[1].Status.AvailableReplicas = 0 }, CheckOptions{},
+			"error Deployment shop/reviews-v2: canary version=v2 has 0 available replica(s) of 1 desired, fewer than 1"},
+		{"fewer than --min-available", "no-istio", nil, CheckOptions{MinAvailable: 2},
+			"error Deployment shop/reviews-v2: canary version=v2 has 1 available replica(s) of 1 desired, fewer than 2"},
+		{"unready stable", "no-istio", func(s *Snapshot) { s.Deployments[0].Status.AvailableReplicas = 0 }, CheckOptions{},
+			"warning Deployment shop/reviews-v1: stable version=v1 has no available replica (3 desired)"},
+		{"subset selecting nothing", "bookinfo-adopted", func(s *Snapshot) {
+			subsets := spec(s.DestinationRules[0])["subsets"].([]interface{})
+			spec(s.DestinationRules[0])["subsets"] = append(subsets, map[string]interface{}{"name": "v9", "labels": map[string]interface{}{"version": "v9"}})
+		}, CheckOptions{}, `warning DestinationRule bookinfo/reviews: subset "v9" selects no Deployment behind the Service`},
+		{"subset outside the selector", "bookinfo-adopted", func(s *Snapshot) {
+			subsets := spec(s.DestinationRules[0])["subsets"].([]interface{})
+			spec(s.DestinationRules[0])["subsets"] = append(subsets, map[string]interface{}{"name": "other", "labels": map[string]interface{}{"app": "ratings"}})
+		}, CheckOptions{}, `subset "other" selects app=ratings, but the Service only selects pods with app=reviews`},
+		{"duplicate subset", "bookinfo-adopted", func(s *Snapshot) {
+			subsets := spec(s.DestinationRules[0])["subsets"].([]interface{})
+			spec(s.DestinationRules[0])["subsets"] = append(subsets, subsets[0])
+		}, CheckOptions{}, `error DestinationRule bookinfo/reviews: defines subset "v1" twice`},
+		{"dangling subset", "bookinfo-adopted", func(s *Snapshot) {
+			spec(s.DestinationRules[0])["subsets"] = spec(s.DestinationRules[0])["subsets"].([]interface{})[:1]
+		}, CheckOptions{}, `error VirtualService bookinfo/reviews: http route "jason" sends traffic to subset "v2", which no DestinationRule of the Service defines`},
+		{"weights not summing to 100", "hosts-and-gateway", func(s *Snapshot) {
+			mixed := spec(s.VirtualServices[1])["http"].([]interface{})[1].(map[string]interface{})
+			mixed["route"].([]interface{})[1].(map[string]interface{})["weight"] = int64(30)
+		}, CheckOptions{}, `error VirtualService prod/web-ingress: http route "mixed" has weights summing to 110, not 100`},
+		{"negative weight", "hosts-and-gateway", func(s *Snapshot) {
+			mixed := spec(s.VirtualServices[1])["http"].([]interface{})[1].(map[string]interface{})
+			mixed["route"].([]interface{})[1].(map[string]interface{})["weight"] = int64(-20)
+		}, CheckOptions{}, `http route "mixed" has a negative weight (-20)`},
+		{"two VirtualServices for the host", "hosts-and-gateway", func(s *Snapshot) {
+			dup := s.VirtualServices[0].DeepCopy()
+			dup.SetName("web-mesh-2")
+			s.VirtualServices = append(s.VirtualServices, dup)
+		}, CheckOptions{}, "warning Service prod/web: VirtualServices web-mesh, web-mesh-2 all claim its host for mesh"},
+		{"Kiali wizard", "bookinfo-adopted", func(s *Snapshot) { s.VirtualServices[0].SetLabels(map[string]string{"kiali_wizard": "request_routing"}) },
+			CheckOptions{}, "error VirtualService bookinfo/reviews: is managed by a Kiali wizard"},
+		{"Argo Rollouts", "bookinfo-adopted", func(s *Snapshot) {
+			s.DestinationRules[0].SetAnnotations(map[string]string{"argo-rollouts.argoproj.io/managed-by-rollouts": "reviews"})
+		}, CheckOptions{}, "error DestinationRule bookinfo/reviews: is managed by Argo Rollouts"},
+		{"one version only", "no-istio", func(s *Snapshot) { s.Deployments = s.Deployments[:1] }, CheckOptions{},
+			"error Service shop/reviews: service shop/reviews has only one version behind it"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			snap := loadSnapshot(t, c.cluster)
+			if c.mutate != nil {
+				c.mutate(snap)
+			}
+			got := findingMessages(Check(*snap, Intent{}, c.opts))
+			found := false
+			for _, msg := range got {
+				if strings.Contains(msg, c.want) {
+					found = true
+				}
+			}
+			assert.True(t, found, "want a finding containing %q, got %q", c.want, got)
+		})
+	}
+}
+
+func TestCleanServiceHasNoFindings(t *testing.T) {
+	for _, cluster := range []string{"no-istio", "hosts-and-gateway", "app-kubernetes-version", "unnamed-label"} {
+		snap := loadSnapshot(t, cluster)
+		assert.Empty(t, Check(*snap, Intent{}, CheckOptions{}), cluster)
+	}
+}
