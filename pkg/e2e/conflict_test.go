@@ -88,10 +88,10 @@ spec:
 // otherWriter keeps updating a VirtualService the way another tool would:
 // read, change, update with the resourceVersion read, again on conflict.
 type otherWriter struct {
-	done   chan struct{}
-	wg     sync.WaitGroup
-	last   int   // the tick of the last update that succeeded
-	err    error // an error other than a conflict
+	done chan struct{}
+	wg   sync.WaitGroup
+	last int   // the tick of the last update that succeeded
+	err  error // an error other than a conflict
 }
 
 func startOtherWriter(t *testing.T, c *cluster, ns, name string) *otherWriter {

@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"path/filepath"
 	"testing"
 
@@ -66,7 +67,10 @@ func TestNamespaceContextKubeconfigFlags(t *testing.T) {
 	assert.Equal(t, before, c.versionsOf(t, nsA), "start without -n wrote to %s", nsA)
 	r = c.canary(t, []string{"KUBECONFIG=" + inB}, "status", "reviews", "-o", "json")
 	require.NoError(t, r.err, "%s", r)
-	assert.Contains(t, r.stdout, `"namespace": "`+nsB+`"`)
+	var st statusJSON
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &st), "%s", r)
+	assert.Equal(t, nsB, st.Namespace)
+	assert.Equal(t, 10, st.Weight)
 	// -n still wins over the context's namespace.
 	r = c.canary(t, []string{"KUBECONFIG=" + inB}, "weight", "reviews", "60", "-n", nsA)
 	require.NoError(t, r.err, "%s", r)
