@@ -371,3 +371,38 @@ func TestGatewayTrafficGetsTheSplit(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, out, "gateway shop.example.com, gateway www.example.com")
 }
+
+func TestCheckCommandAndPreflight(t *testing.T) {
+	f := newFakeCluster(t, "no-istio", "shop")
+	out, _, err := f.run("check", "reviews")
+	require.NoError(t, err)
+	assert.Equal(t, "service shop/reviews: no findings, ready for a canary\n", out)
+
+	d, err := f.core.AppsV1().Deployments("shop").Get(context.Background(), "reviews-v2", metav1GetOptions)
+	require.NoError(t, err)
+	d.Status.AvailableReplicas = 0
+	_, err = f.core.AppsV1().Deployments("shop").UpdateStatus(context.Background(), d, metav1UpdateOptions)
+	require.NoError(t, err)
+
+	out, _, err = f.run("check", "reviews")
+	require.Error(t, err)
+	assert.Equal(t, "service shop/reviews: 1 error(s) found", err.Error())
+	assert.Regexp(t, `SEVERITY\s+OBJECT\s+FINDING\nerror\s+Deployment shop/reviews-v2\s+canary version=v2 has 0 available replica`, out)
+
+	_, _, err = f.run("start", "reviews")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "preflight check of service shop/reviews failed, nothing was changed")
+	assert.Empty(t, f.writes())
+
+	// A dark launch sends the canary no traffic: nothing to refuse.
+	_, _, err = f.run("start", "reviews", "--weight", "0")
+	require.NoError(t, err)
+	_, _, err = f.run("weight", "reviews", "10")
+	require.Error(t, err)
+	_, stderr, err := f.run("weight", "reviews", "10", "--force")
+	require.NoError(t, err)
+	assert.Contains(t, stderr, "Warning: Deployment shop/reviews-v2: canary version=v2 has 0 available replica")
+	// Abort is never stopped by the check.
+	_, _, err = f.run("abort", "reviews")
+	require.NoError(t, err)
+}

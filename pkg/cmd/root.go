@@ -84,6 +84,7 @@ func newCmdCanary(o *globalOptions) *cobra.Command {
 		newCmdPromote(o),
 		newCmdAbort(o),
 		newCmdStatus(o),
+		newCmdCheck(o),
 		newCmdVersion(o),
 	)
 	addCompletion(cmd, o)

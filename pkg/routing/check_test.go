@@ -17,7 +17,9 @@ func findingMessages(findings []Finding) []string {
 }
 
 func TestCheckFindings(t *testing.T) {
-	spec := func(obj *unstructured.Unstructured) map[string]interface{} { return obj.Object["spec"].(map[string]interface{}) }
+	spec := func(obj *unstructured.Unstructured) map[string]interface{} {
+		return obj.Object["spec"].(map[string]interface{})
+	}
 	cases := []struct {
 		name    string
 		cluster string
@@ -59,7 +61,9 @@ func TestCheckFindings(t *testing.T) {
 			dup.SetName("web-mesh-2")
 			s.VirtualServices = append(s.VirtualServices, dup)
 		}, CheckOptions{}, "warning Service prod/web: VirtualServices web-mesh, web-mesh-2 all claim its host for mesh"},
-		{"Kiali wizard", "bookinfo-adopted", func(s *Snapshot) { s.VirtualServices[0].SetLabels(map[string]string{"kiali_wizard": "request_routing"}) },
+		{"Kiali wizard", "bookinfo-adopted", func(s *Snapshot) {
+			s.VirtualServices[0].SetLabels(map[string]string{"kiali_wizard": "request_routing"})
+		},
 			CheckOptions{}, "error VirtualService bookinfo/reviews: is managed by a Kiali wizard"},
 		{"Argo Rollouts", "bookinfo-adopted", func(s *Snapshot) {
 			s.DestinationRules[0].SetAnnotations(map[string]string{"argo-rollouts.argoproj.io/managed-by-rollouts": "reviews"})

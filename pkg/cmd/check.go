@@ -1,0 +1,110 @@
+package cmd
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/printers"
+	"k8s.io/kubectl/pkg/util/templates"
+
+	"github.com/kubectl-canary/kubectl-canary/pkg/routing"
+)
+
+// CheckOptions holds the flags of `kubectl canary check`.
+type CheckOptions struct {
+	*globalOptions
+	namespace    string
+	service      string
+	versionLabel string
+	minAvailable int32
+	output       string
+}
+
+func newCmdCheck(g *globalOptions) *cobra.Command {
+	o := &CheckOptions{globalOptions: g}
+	cmd := &cobra.Command{
+		Use:   "check SERVICE",
+		Short: "Check a Service and its routing before (or during) a canary",
+		Long: templates.LongDesc(`
+			Run the preflight check that start, weight, route and promote run
+			before they write: the canary's readiness, subsets that select no
+			pods, routes to undefined subsets, weights that do not sum to 100,
+			several VirtualServices or DestinationRules for one host, and routing
+			objects another tool (Flagger, Argo Rollouts, a Kiali wizard) manages.
+			Each finding names its object and what to do. Exits non-zero when a
+			finding is an error.`),
+		Example: templates.Examples(`
+			# Is reviews ready for a canary?
+			kubectl canary check reviews
+
+			# The same, for scripts
+			kubectl canary check reviews -o json`),
+		Args: exactlyOneService,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Complete(args); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().StringVar(&o.versionLabel, "version-label", "", "Pod label that tells the versions apart, instead of inferring it.")
+	cmd.Flags().Int32Var(&o.minAvailable, "min-available", 1, "Fewest available canary replicas that may take traffic.")
+	cmd.Flags().StringVarP(&o.output, "output", "o", "", "Output format: json (default: a table).")
+	return cmd
+}
+
+// Complete reads SERVICE and the namespace.
+func (o *CheckOptions) Complete(args []string) error {
+	o.service = args[0]
+	var err error
+	o.namespace, err = o.factory.Namespace()
+	return err
+}
+
+// Validate checks the output format.
+func (o *CheckOptions) Validate() error {
+	if o.output != "" && o.output != "json" {
+		return fmt.Errorf("--output %q is not supported; use json, or leave it out for a table", o.output)
+	}
+	return nil
+}
+
+// Run checks the Service and prints the findings.
+func (o *CheckOptions) Run(ctx context.Context) error {
+	clients, err := o.factory.Clients()
+	if err != nil {
+		return err
+	}
+	snap, err := clients.ReadSnapshot(ctx, o.namespace, o.service)
+	if err != nil {
+		return err
+	}
+	findings := routing.Check(*snap, routing.Intent{VersionLabel: o.versionLabel, ClusterDomain: o.clusterDomain}, routing.CheckOptions{MinAvailable: o.minAvailable})
+	if o.output == "json" {
+		data, err := json.MarshalIndent(map[string]interface{}{"service": o.namespace + "/" + o.service, "findings": findings}, "", "    ")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(o.Out, string(data))
+	} else if len(findings) == 0 {
+		fmt.Fprintf(o.Out, "service %s/%s: no findings, ready for a canary\n", o.namespace, o.service)
+	} else {
+		w := printers.GetNewTabWriter(o.Out)
+		fmt.Fprintln(w, "SEVERITY\tOBJECT\tFINDING")
+		for _, f := range findings {
+			fmt.Fprintf(w, "%s\t%s\t%s\n", f.Severity, f.Object, f.Message)
+		}
+		if err := w.Flush(); err != nil {
+			return err
+		}
+	}
+	if n := routing.Errors(findings); n > 0 {
+		return fmt.Errorf("service %s/%s: %d error(s) found", o.namespace, o.service, n)
+	}
+	return nil
+}
