@@ -4,17 +4,30 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	// Cloud kubeconfigs (OIDC, exec, GCP, Azure) authenticate through these.
 	_ "k8s.io/client-go/plugin/pkg/client/auth"
 
 	"github.com/kubectl-canary/kubectl-canary/pkg/cmd"
 )
+
+func isTimeout(err error) bool {
+	var netErr net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &netErr) && netErr.Timeout()) || apierrors.IsTimeout(err) || apierrors.IsServerTimeout(err) {
+		return true
+	}
+	// Discovery flattens its errors into text.
+	return strings.Contains(err.Error(), "Client.Timeout exceeded") || strings.Contains(err.Error(), "context deadline exceeded")
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -23,6 +36,9 @@ func main() {
 	stop()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "error: %v\n", err)
+		if isTimeout(err) {
+			fmt.Fprintln(os.Stderr, "The API server did not answer in time: check that the cluster is reachable, or give it longer with --request-timeout (default 30s).")
+		}
 		os.Exit(1)
 	}
 }

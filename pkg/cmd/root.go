@@ -50,6 +50,8 @@ type globalOptions struct {
 // NewCmdCanary builds `kubectl canary` and its verbs.
 func NewCmdCanary(streams genericiooptions.IOStreams) *cobra.Command {
 	configFlags := genericclioptions.NewConfigFlags(true)
+	timeout := kube.DefaultRequestTimeout
+	configFlags.Timeout = &timeout
 	o := &globalOptions{configFlags: configFlags, IOStreams: streams}
 	o.factory = kube.NewFactory(configFlags, &o.istioAPIVersion)
 	return newCmdCanary(o)

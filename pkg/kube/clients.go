@@ -20,6 +20,10 @@ const IstioNetworkingGroup = "networking.istio.io"
 // newest first; the newest one the cluster serves is used.
 var istioVersions = []string{"v1", "v1beta1", "v1alpha3"}
 
+// DefaultRequestTimeout bounds each API request when --request-timeout is
+// not given: kubectl's default of 0 would let a hung API server hang us.
+const DefaultRequestTimeout = "30s"
+
 // FieldManager names the plugin in managedFields and audit logs.
 const FieldManager = "kubectl-canary"
 
