@@ -40,6 +40,14 @@ type fakeCluster struct {
 
 func (f *fakeCluster) Namespace() (string, error) { return f.namespace, nil }
 
+func (f *fakeCluster) mutateService(t *testing.T, mutate func(*corev1.Service)) {
+	svc, err := f.core.CoreV1().Services(f.namespace).Get(context.Background(), "reviews", metav1GetOptions)
+	require.NoError(t, err)
+	mutate(svc)
+	_, err = f.core.CoreV1().Services(f.namespace).Update(context.Background(), svc, metav1UpdateOptions)
+	require.NoError(t, err)
+}
+
 func (f *fakeCluster) Clients() (*kube.Clients, error) {
 	return &kube.Clients{Core: f.core, Dynamic: f.dynamic, IstioVersion: "v1"}, nil
 }
@@ -207,6 +215,48 @@ func TestBadInputErrorsNameTheObjectAndWriteNothing(t *testing.T) {
 		{"gateway without namespace", "hosts-and-gateway", nil, []string{"start", "web", "--gateway", "public-gateway", "--host", "a.example.com"}, `--gateway "public-gateway": write NAMESPACE/NAME`},
 		{"wildcard host", "hosts-and-gateway", nil, []string{"start", "web", "--gateway", "istio-system/public-gateway", "--host", "*.example.com"}, "give an exact host name"},
 		{"unknown gateway", "hosts-and-gateway", nil, []string{"start", "web", "--gateway", "istio-system/nope", "--host", "www.example.com"}, "gateway istio-system/nope not found"},
+		{"ExternalName service", "no-istio", func(f *fakeCluster) {
+			f.mutateService(t, func(s *corev1.Service) {
+				s.Spec.Type = corev1.ServiceTypeExternalName
+				s.Spec.ExternalName = "reviews.example.com"
+			})
+		},
+			[]string{"start", "reviews"}, "service shop/reviews is an ExternalName service (an alias of reviews.example.com)"},
+		{"headless service", "no-istio", func(f *fakeCluster) {
+			f.mutateService(t, func(s *corev1.Service) { s.Spec.ClusterIP = corev1.ClusterIPNone })
+		},
+			[]string{"start", "reviews"}, "service shop/reviews is headless (clusterIP: None)"},
+		{"service without selector", "no-istio", func(f *fakeCluster) { f.mutateService(t, func(s *corev1.Service) { s.Spec.Selector = nil }) },
+			[]string{"start", "reviews"}, "service shop/reviews has no selector"},
+		{"deployments without labels", "no-istio", func(f *fakeCluster) {
+			for _, name := range []string{"reviews-v1", "reviews-v2"} {
+				d, err := f.core.AppsV1().Deployments("shop").Get(context.Background(), name, metav1GetOptions)
+				require.NoError(t, err)
+				d.Spec.Template.Labels = nil
+				_, err = f.core.AppsV1().Deployments("shop").Update(context.Background(), d, metav1UpdateOptions)
+				require.NoError(t, err)
+			}
+		}, []string{"start", "reviews"}, "no Deployment in namespace shop has pods matching the selector of service reviews"},
+		{"duplicate subset names", "bookinfo-adopted", func(f *fakeCluster) {
+			dr := f.get(drGVR, "reviews")
+			subsets, _, _ := unstructured.NestedSlice(dr.Object, "spec", "subsets")
+			require.NoError(t, unstructured.SetNestedSlice(dr.Object, append(subsets, subsets[0]), "spec", "subsets"))
+			require.NoError(t, f.dynamic.Tracker().Update(drGVR, dr, "bookinfo"))
+		}, []string{"start", "reviews", "--canary", "v3"}, `defines subset "v1" twice`},
+		{"VirtualService of the service's name with no routes", "no-istio", func(f *fakeCluster) {
+			vs := &unstructured.Unstructured{Object: map[string]interface{}{"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+				"metadata": map[string]interface{}{"name": "reviews", "namespace": "shop"}, "spec": map[string]interface{}{"hosts": []interface{}{"reviews"}}}}
+			require.NoError(t, f.dynamic.Tracker().Create(vsGVR, vs, "shop"))
+		}, []string{"start", "reviews"}, "VirtualService shop/reviews exists but does not route service reviews"},
+		{"malformed state annotation", "no-istio", func(f *fakeCluster) {
+			vs := &unstructured.Unstructured{Object: map[string]interface{}{"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+				"metadata": map[string]interface{}{"name": "reviews", "namespace": "shop", "annotations": map[string]interface{}{"kubectl-canary.io/reviews": "{not json"}},
+				"spec":     map[string]interface{}{"hosts": []interface{}{"reviews"}, "http": []interface{}{map[string]interface{}{"route": []interface{}{map[string]interface{}{"destination": map[string]interface{}{"host": "reviews"}}}}}}}}
+			require.NoError(t, f.dynamic.Tracker().Create(vsGVR, vs, "shop"))
+		}, []string{"weight", "reviews", "20"}, "annotation kubectl-canary.io/reviews on VirtualService shop/reviews is not valid canary state"},
+		{"unknown output format", "no-istio", nil, []string{"start", "reviews", "-o", "wide"}, `--output "wide" is not supported; use yaml or json`},
+		{"two services", "no-istio", nil, []string{"start", "reviews", "ratings"}, "start needs exactly one SERVICE argument, got 2"},
+		{"status output format", "no-istio", nil, []string{"status", "-o", "table"}, `--output "table" is not supported`},
 		{"missing permission", "no-istio", func(f *fakeCluster) { f.denied["create virtualservices"] = true },
 			[]string{"start", "reviews"}, "not allowed to create virtualservices.networking.istio.io in namespace shop; nothing was changed"},
 	}

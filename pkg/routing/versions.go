@@ -46,6 +46,12 @@ func (v *Versions) Values() []string {
 // backingDeployments returns the Deployments whose pod template the
 // Service's selector matches, sorted by name.
 func backingDeployments(svc *corev1.Service, deployments []appsv1.Deployment) ([]*appsv1.Deployment, error) {
+	if svc.Spec.Type == corev1.ServiceTypeExternalName {
+		return nil, fmt.Errorf("service %s/%s is an ExternalName service (an alias of %s): no pods of this cluster are behind it, so there is nothing to canary; run the canary on the service that selects the pods", svc.Namespace, svc.Name, svc.Spec.ExternalName)
+	}
+	if svc.Spec.ClusterIP == corev1.ClusterIPNone {
+		return nil, fmt.Errorf("service %s/%s is headless (clusterIP: None): clients reach its pods by their own addresses, so a weighted split does not apply; give the canary a Service with a cluster IP", svc.Namespace, svc.Name)
+	}
 	if len(svc.Spec.Selector) == 0 {
 		return nil, fmt.Errorf("service %s/%s has no selector, so no Deployment is behind it; kubectl canary needs a Service that selects the pods of its versions", svc.Namespace, svc.Name)
 	}
