@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the control-plane binaries the e2e harness runs (etcd, kube-apiserver,
-# kubectl) from the pinned tools modules under hack/tools/ and prints the folder
-# that holds them as the last line on stdout:
+# Builds the binaries the e2e harness and `make verify-krew` run (etcd,
+# kube-apiserver, kubectl, krew, validate-krew-manifest) from the pinned tools
+# modules under hack/tools/ and prints the folder that holds them as the last
+# line on stdout:
 #
 #   BIN=$(hack/build-tools.sh)
 #
@@ -34,6 +35,8 @@ tools=(
   "etcd           etcd go.etcd.io/etcd/server/v3"
   "kube-apiserver kube k8s.io/kubernetes/cmd/kube-apiserver"
   "kubectl        kube k8s.io/kubernetes/cmd/kubectl"
+  "krew           krew sigs.k8s.io/krew/cmd/krew"
+  "validate-krew-manifest krew sigs.k8s.io/krew/cmd/validate-krew-manifest"
 )
 
 log() { echo "build-tools: $*" >&2; }
@@ -99,11 +102,17 @@ for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
   kube_ldflags+=" -X $pkg.gitMinor=$kube_minor -X $pkg.gitTreeState=clean"
 done
 
+# krew stamped with its release says so in `kubectl krew version`; unstamped
+# it calls itself a development build.
+krew_version=$(cd "$tools_dir/krew" && go list -m -f '{{.Version}}' sigs.k8s.io/krew)
+krew_ldflags=" -X sigs.k8s.io/krew/internal/version.gitTag=$krew_version"
+
 start=$SECONDS
 for line in "${tools[@]}"; do
   read -r name mod pkg <<<"$line"
   ldflags="-s -w"
   [[ $mod == kube ]] && ldflags+=$kube_ldflags
+  [[ $mod == krew ]] && ldflags+=$krew_ldflags
   log "building $name from $pkg (hack/tools/$mod) ..."
   t0=$SECONDS
   # go's own output goes to stderr so that stdout carries only the bin path.
