@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -55,7 +56,7 @@ const noFiles = ":4" // cobra.ShellCompDirectiveNoFileComp
 
 func TestVerbsComplete(t *testing.T) {
 	choices, directive := completions(t, &globalOptions{factory: servicesCluster(t)}, "")
-	for _, verb := range []string{"start", "weight", "route", "promote", "abort", "status", "version", "completion"} {
+	for _, verb := range []string{"start", "weight", "route", "promote", "abort", "status", "check", "version", "completion"} {
 		assert.Contains(t, choices, verb)
 	}
 	assert.Equal(t, noFiles, directive)
@@ -63,7 +64,7 @@ func TestVerbsComplete(t *testing.T) {
 
 func TestServiceArgumentCompletesTheNamespacesServices(t *testing.T) {
 	f := servicesCluster(t)
-	for _, verb := range []string{"start", "weight", "route", "promote", "abort", "status"} {
+	for _, verb := range []string{"start", "weight", "route", "promote", "abort", "status", "check"} {
 		t.Run(verb, func(t *testing.T) {
 			choices, directive := completions(t, &globalOptions{factory: f}, verb, "r")
 			assert.Equal(t, []string{"ratings", "reviews"}, choices)
@@ -111,6 +112,10 @@ func TestUnreachableClusterCompletesNothingAndNoFiles(t *testing.T) {
 	assert.Equal(t, noFiles, directive)
 }
 
+// bareCanary finds "canary" as a word of its own, not within kubectl-canary
+// or __kubectl_canary_debug.
+var bareCanary = regexp.MustCompile(`(^|[^-_A-Za-z])canary`)
+
 func TestCompletionScriptsCompleteThePluginBinary(t *testing.T) {
 	f := servicesCluster(t)
 	for _, shell := range completionShells {
@@ -120,7 +125,7 @@ func TestCompletionScriptsCompleteThePluginBinary(t *testing.T) {
 			assert.Contains(t, stdout, "kubectl-canary", shell)
 			assert.Contains(t, stdout, "__complete", shell)
 			// A script for a program named canary would never fire.
-			assert.NotContains(t, stdout, "_canary", shell)
+			assert.Empty(t, bareCanary.FindAllString(stdout, -1), shell)
 		}
 	}
 	stdout, _, err := f.run("completion", "bash")
