@@ -36,6 +36,21 @@ e2e: ## end-to-end suite against a local etcd + kube-apiserver with the Istio CR
 
 check: lint test e2e ## everything CI runs: lint, unit tests, end-to-end suite
 
+# Release. dist/ and plugins/canary.yaml need a Krew version (vX.Y.Z): VERSION
+# when given on the command line or in the environment, else the v* tag at
+# HEAD, else v0.0.0-g<commit> (hack/dist.sh).
+.PHONY: dist krew-manifest verify-krew
+DIST_VERSION = $(if $(filter file,$(origin VERSION)),,$(VERSION))
+
+dist: ## reproducible archives for 5 platforms and their checksums in dist/
+	VERSION=$(DIST_VERSION) hack/dist.sh
+
+krew-manifest: ## render plugins/canary.yaml from krew-manifest.yaml and dist/
+	$(GO) run ./hack/krewmanifest -template krew-manifest.yaml -dist dist -o plugins/canary.yaml
+
+verify-krew: krew-manifest ## validate plugins/canary.yaml and install dist/ with krew
+	hack/verify-krew.sh
+
 install: build ## put kubectl-canary in BINDIR so `kubectl canary` works
 	install -d $(BINDIR)
 	install -m 0755 bin/kubectl-canary $(BINDIR)/kubectl-canary
