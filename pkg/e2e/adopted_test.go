@@ -248,6 +248,7 @@ func runAdoptedCanary(t *testing.T, c *cluster, ns string, check func(step strin
 	requireSameForeignMeta(t, dr0, dr)
 	assert.Equal(t, "Aborted", stateOf(t, vs, "reviews").Phase)
 	assert.Equal(t, ratingsRV, c.get(t, vsV1, ns, "ratings").GetResourceVersion(), "the ratings VirtualService was written")
+	requireSecondRunUnchanged(t, c, ns, "abort", "reviews", "-n", ns)
 	if check != nil {
 		check("abort", vs, dr)
 	}

@@ -45,6 +45,14 @@ func TestDryRunClientAndServer(t *testing.T) {
 		dr := diffFor(t, files, "DestinationRule", ns, "reviews")
 		assert.Contains(t, dr.Added, "    name: v2", "start %s:\n%s", mode.flag, out)
 	}
+	// KUBECTL_EXTERNAL_DIFF is honoured as by kubectl diff: here a program
+	// that lists the two folders it is given.
+	r := c.canary(t, []string{"KUBECTL_EXTERNAL_DIFF=ls"}, "start", "reviews", "-n", ns, "--dry-run")
+	require.NoError(t, r.err, "%s", r)
+	assert.Contains(t, r.stdout, "networking.istio.io.v1.VirtualService."+ns+".reviews")
+	assert.NotContains(t, r.stdout, "+++")
+	assert.Empty(t, c.versionsOf(t, ns))
+
 	// -o json prints the intended objects instead.
 	out := c.mustCanary(t, "start", "reviews", "-n", ns, "--dry-run=client", "-o", "json")
 	var list unstructured.UnstructuredList
