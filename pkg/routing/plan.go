@@ -1,8 +1,8 @@
 package routing
 
 import (
-	"encoding/json"
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 	"time"
@@ -10,7 +10,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // Action is what a command asks of the canary.
@@ -85,7 +84,7 @@ type Change struct {
 
 // Changed reports whether the object must be written.
 func (c Change) Changed() bool {
-	return c.Live == nil || !jsonEqual(c.Live.Object, c.Desired.Object)
+	return c.Live == nil || !sameObject(c.Live.Object, c.Desired.Object)
 }
 
 // Plan is the outcome of an intent: the objects to write, in order.
@@ -115,6 +114,11 @@ type object struct {
 	desired *unstructured.Unstructured
 	stage   Stage
 	touched bool
+	// state caches the live object's recorded state, which the planner
+	// consults several times; each caller gets its own copy.
+	state     *State
+	stateErr  error
+	stateRead bool
 }
 
 func (o *object) spec() map[string]interface{} {
@@ -198,7 +202,7 @@ func Compute(snap Snapshot, intent Intent) (*Plan, error) {
 func (p *planner) states() ([]*State, error) {
 	var out []*State
 	for _, o := range append(append([]*object{}, p.vss...), p.drs...) {
-		st, err := ReadState(o.live, p.svc.name)
+		st, err := p.recorded(o)
 		if err != nil {
 			return nil, err
 		}
@@ -209,10 +213,28 @@ func (p *planner) states() ([]*State, error) {
 	return out, nil
 }
 
+// recorded returns the canary state the live object records for the
+// Service, parsed once.
+func (p *planner) recorded(o *object) (*State, error) {
+	if !o.stateRead {
+		o.state, o.stateErr = ReadState(o.live, p.svc.name)
+		o.stateRead = true
+	}
+	if o.state == nil || o.stateErr != nil {
+		return nil, o.stateErr
+	}
+	copied := *o.state
+	copied.Routes = append([]RouteRef(nil), o.state.Routes...)
+	copied.AddedRoutes = append([]string(nil), o.state.AddedRoutes...)
+	copied.AddedSubsets = append([]string(nil), o.state.AddedSubsets...)
+	copied.Matches = append([]MatchRule(nil), o.state.Matches...)
+	return &copied, nil
+}
+
 // progressingState is the object's recorded canary of the Service when it
 // is in progress. A malformed annotation was already reported by states().
 func (p *planner) progressingState(o *object) *State {
-	st, err := ReadState(o.live, p.svc.name)
+	st, err := p.recorded(o)
 	if err != nil || st == nil || st.Phase != PhaseProgressing {
 		return nil
 	}
@@ -302,13 +324,13 @@ func (p *planner) start() (*State, error) {
 		drState := base
 		drState.Weight = 0
 		drState.Routes = nil
-		prev, _ := ReadState(dr.live, p.svc.name)
+		prev, _ := p.recorded(dr)
 		reapply := prev != nil && prev.Phase == PhaseProgressing
 		if reapply {
 			drState.AddedSubsets = prev.AddedSubsets
 			drState.PreStartSpec = prev.PreStartSpec
 		} else if dr.live != nil {
-			drState.PreStartSpec = runtime.DeepCopyJSON(dr.liveSpec())
+			drState.PreStartSpec = rawSpec(dr.liveSpec())
 		}
 		drState.Created = dr.live == nil || (prev != nil && prev.Created) || isCreatedByUs(dr.live)
 		if addedStable {
@@ -339,7 +361,7 @@ func (p *planner) startRoutes(base State) (*State, error) {
 			continue
 		}
 		routing = append(routing, vs.desired.GetName())
-		prev, err := ReadState(vs.live, p.svc.name)
+		prev, err := p.recorded(vs)
 		if err != nil {
 			return nil, err
 		}
@@ -368,7 +390,7 @@ func (p *planner) startRoutes(base State) (*State, error) {
 			st.Created = prev.Created
 			st.AddedRoutes = prev.AddedRoutes
 		} else if !st.Created {
-			st.PreStartSpec = runtime.DeepCopyJSON(vs.liveSpec())
+			st.PreStartSpec = rawSpec(vs.liveSpec())
 		}
 		if err := p.shapeExtras(vs, &st); err != nil {
 			return nil, err
@@ -556,7 +578,7 @@ func (p *planner) restoreSubsets(active *State) error {
 		return nil
 	}
 	p.warnings = append(p.warnings, fmt.Sprintf("%s had lost subset(s) %s of the running canary; they are added back", dr.ref(), strings.Join(restored, ", ")))
-	st, _ := ReadState(dr.live, p.svc.name)
+	st, _ := p.recorded(dr)
 	if st == nil || st.Phase != PhaseProgressing {
 		copied := *active
 		st = &copied
@@ -590,7 +612,7 @@ func (p *planner) finish(phase Phase) (*State, error) {
 			// Already promoted (or aborted): nothing to write, and the
 			// objects that carry the state are reported unchanged.
 			for _, o := range append(append([]*object{}, p.vss...), p.drs...) {
-				if st, _ := ReadState(o.live, p.svc.name); st != nil {
+				if st, _ := p.recorded(o); st != nil {
 					o.touched = true
 				}
 			}
@@ -634,8 +656,9 @@ func (p *planner) finish(phase Phase) (*State, error) {
 }
 
 func (p *planner) finishRoutes(vs *object, st *State, phase Phase) error {
-	if phase == PhaseAborted && st.PreStartSpec != nil && specHash(vs.liveSpec()) == st.SpecHash {
-		vs.desired.Object["spec"] = runtime.DeepCopyJSON(st.PreStartSpec)
+	restored, err := st.preStartSpec()
+	if phase == PhaseAborted && err == nil && restored != nil && specHash(vs.liveSpec()) == st.SpecHash {
+		vs.desired.Object["spec"] = restored
 	} else {
 		if phase == PhaseAborted && st.PreStartSpec != nil {
 			p.warnings = append(p.warnings, fmt.Sprintf("%s changed since the canary started, so its pre-start spec is not restored; only its managed routes are set back to 100%% %s", vs.ref(), st.Stable))
@@ -663,8 +686,8 @@ func (p *planner) finishRoutes(vs *object, st *State, phase Phase) error {
 // pruneSubsets removes what start added to a DestinationRule, never a subset
 // a route still uses. An untouched adopted object gets its exact pre-start spec.
 func (p *planner) pruneSubsets(dr *object, st *State, phase Phase, inUse map[string]bool) {
-	if phase == PhaseAborted && st.PreStartSpec != nil && specHash(dr.liveSpec()) == st.SpecHash {
-		restored := runtime.DeepCopyJSON(st.PreStartSpec)
+	restored, err := st.preStartSpec()
+	if phase == PhaseAborted && err == nil && restored != nil && specHash(dr.liveSpec()) == st.SpecHash {
 		keep := map[string]bool{}
 		for _, raw := range subsetsOf(restored) {
 			keep[asString(asMap(raw)["name"])] = true
@@ -872,11 +895,11 @@ func (p *planner) chooseCanary(versions *Versions, stable string) (string, error
 func (p *planner) setState(o *object, st *State) {
 	o.touched = true
 	st.SpecHash = specHash(o.spec())
-	if prev, _ := ReadState(o.live, p.svc.name); prev != nil {
+	if prev, _ := p.recorded(o); prev != nil {
 		st.UpdatedAt = prev.UpdatedAt
 	}
 	writeState(o.desired, st)
-	if o.live == nil || !jsonEqual(o.live.Object, o.desired.Object) {
+	if o.live == nil || !sameObject(o.live.Object, o.desired.Object) {
 		st.UpdatedAt = p.snap.Now.UTC().Truncate(time.Second)
 		writeState(o.desired, st)
 	}
@@ -924,8 +947,8 @@ func listOrNone(names []string) string {
 	return strings.Join(names, ", ")
 }
 
-func jsonEqual(a, b interface{}) bool {
-	da, errA := json.Marshal(a)
-	db, errB := json.Marshal(b)
-	return errA == nil && errB == nil && string(da) == string(db)
+// sameObject compares decoded objects. Both sides hold what the API
+// machinery decodes (int64 numbers), and the plan only ever writes int64.
+func sameObject(a, b interface{}) bool {
+	return reflect.DeepEqual(a, b)
 }

@@ -66,7 +66,8 @@ type State struct {
 	Created bool `json:"created,omitempty"`
 	// PreStartSpec is the spec of an adopted object before start, restored
 	// by abort when SpecHash shows nobody changed the object since.
-	PreStartSpec map[string]interface{} `json:"preStartSpec,omitempty"`
+	// It stays raw JSON until an abort needs it.
+	PreStartSpec json.RawMessage `json:"preStartSpec,omitempty"`
 	// SpecHash is the hash of the spec the plugin last wrote.
 	SpecHash string `json:"specHash,omitempty"`
 }
@@ -103,15 +104,6 @@ func ReadState(obj *unstructured.Unstructured, service string) (*State, error) {
 	if err := json.Unmarshal([]byte(raw), st); err != nil {
 		return nil, fmt.Errorf("annotation %s on %s %s/%s is not valid canary state (%v); remove the annotation and start again", StateKey(service), obj.GetKind(), obj.GetNamespace(), obj.GetName(), err)
 	}
-	if st.PreStartSpec != nil {
-		// Decode numbers as the API machinery does (int64, not float64), so
-		// a restored spec is identical to the one that was saved.
-		data, _ := json.Marshal(st.PreStartSpec)
-		st.PreStartSpec = nil
-		if err := utiljson.Unmarshal(data, &st.PreStartSpec); err != nil {
-			return nil, err
-		}
-	}
 	return st, nil
 }
 
@@ -141,6 +133,20 @@ func writeState(obj *unstructured.Unstructured, st *State) {
 	}
 	annotations[StateKey(st.Service)] = string(data)
 	obj.SetAnnotations(annotations)
+}
+
+// rawSpec records a spec for PreStartSpec.
+func rawSpec(spec map[string]interface{}) json.RawMessage {
+	data, _ := json.Marshal(spec)
+	return data
+}
+
+// preStartSpec decodes PreStartSpec with numbers as the API machinery reads
+// them (int64, not float64), so a restored spec equals the saved one.
+func (st *State) preStartSpec() (map[string]interface{}, error) {
+	var spec map[string]interface{}
+	err := utiljson.Unmarshal(st.PreStartSpec, &spec)
+	return spec, err
 }
 
 // specHash fingerprints a spec; encoding/json sorts map keys, so equal specs
