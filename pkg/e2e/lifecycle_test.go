@@ -21,6 +21,15 @@ func TestStartWeightPromoteWithoutIstioObjects(t *testing.T) {
 	c.requireAbsent(t, drV1, ns, "reviews")
 	fqdn := "reviews." + ns + ".svc.cluster.local"
 
+	// A canary without available replicas would fail the traffic sent to it:
+	// start refuses and writes nothing until its Deployment is ready.
+	c.setAvailable(t, ns, "reviews-v2", 0)
+	r := c.failCanary(t, "start", "reviews", "-n", ns)
+	assert.Contains(t, r.stderr, "reviews-v2")
+	assert.Contains(t, r.stderr, "--force")
+	assert.Empty(t, c.versionsOf(t, ns), "a refused start wrote")
+	c.setAvailable(t, ns, "reviews-v2", 2)
+
 	out := c.mustCanary(t, "start", "reviews", "-n", ns)
 	assert.Contains(t, out, "virtualservice.networking.istio.io/reviews created")
 	assert.Contains(t, out, "destinationrule.networking.istio.io/reviews created")
