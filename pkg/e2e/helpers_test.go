@@ -530,12 +530,6 @@ func toJSON(t *testing.T, v interface{}) string {
 	return string(data)
 }
 
-func unstructuredStrings(obj map[string]interface{}, fields ...string) ([]string, bool, error) {
-	return unstructured.NestedStringSlice(obj, fields...)
-}
-
-func itoa(i int) string { return fmt.Sprint(i) }
-
 // auditEvent is the part of an audit log line (level Metadata) the tests read.
 type auditEvent struct {
 	Verb       string

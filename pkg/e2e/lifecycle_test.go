@@ -3,10 +3,12 @@
 package e2e
 
 import (
+	"strconv"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 // A Service with two Deployments and no Istio objects: start creates a
@@ -39,7 +41,7 @@ func TestStartWeightPromoteWithoutIstioObjects(t *testing.T) {
 	for _, obj := range []interface{ GetLabels() map[string]string }{vs, dr} {
 		assert.Equal(t, "kubectl-canary", obj.GetLabels()["app.kubernetes.io/managed-by"])
 	}
-	hosts, _, _ := unstructuredStrings(vs.Object, "spec", "hosts")
+	hosts, _, _ := unstructured.NestedStringSlice(vs.Object, "spec", "hosts")
 	assert.Equal(t, []string{fqdn}, hosts)
 	assert.Equal(t, fqdn, spec(dr)["host"])
 	assert.Equal(t, map[string]map[string]string{"v1": {"version": "v1"}, "v2": {"version": "v2"}}, subsets(dr))
@@ -88,7 +90,7 @@ func requireStatus(t *testing.T, c *cluster, ns, stable, canary string, weight i
 	assert.Equal(t, "reviews", row["SERVICE"])
 	assert.Equal(t, stable, row["STABLE"])
 	assert.Equal(t, canary, row["CANARY"])
-	assert.Equal(t, itoa(weight)+"%", row["WEIGHT"])
+	assert.Equal(t, strconv.Itoa(weight)+"%", row["WEIGHT"])
 	assert.Equal(t, phase, row["PHASE"])
 	assert.Equal(t, "2/2", row["STABLE READY"])
 	assert.Equal(t, "2/2", row["CANARY READY"])
