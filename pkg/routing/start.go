@@ -1,0 +1,381 @@
+package routing
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+func (p *planner) start() (*State, error) {
+	if err := validateWeight(p.intent.Weight); err != nil {
+		return nil, err
+	}
+	active, err := p.activeState()
+	if err != nil {
+		return nil, err
+	}
+	label := p.intent.VersionLabel
+	if label == "" && active != nil {
+		label = active.VersionLabel
+	}
+	versions, err := inferVersions(p.snap.Service, p.deployments, label)
+	if err != nil {
+		return nil, err
+	}
+	dr, err := p.destinationRule()
+	if err != nil {
+		return nil, err
+	}
+	stable, err := p.chooseStable(versions, dr, active)
+	if err != nil {
+		return nil, err
+	}
+	canary, err := p.chooseCanary(versions, stable)
+	if err != nil {
+		return nil, err
+	}
+	if active != nil && (active.Stable != stable || active.Canary != canary || active.VersionLabel != versions.Label) {
+		return nil, fmt.Errorf("a canary of service %s/%s is already in progress (%s %s at %d%%, canary %s); promote or abort it before starting another", p.svc.namespace, p.svc.name, active.VersionLabel, active.Stable, 100-active.Weight, active.Canary)
+	}
+
+	stableSubset, addedStable := ensureSubset(dr.spec(), versions.Label, versions.ByName[stable])
+	canarySubset, addedCanary := ensureSubset(dr.spec(), versions.Label, versions.ByName[canary])
+	base := State{
+		Service:      p.svc.name,
+		VersionLabel: versions.Label,
+		Stable:       stable,
+		StableSubset: stableSubset,
+		Canary:       canary,
+		CanarySubset: canarySubset,
+		Phase:        PhaseProgressing,
+		StartedAt:    p.snap.Now.UTC().Truncate(time.Second),
+		Matches:      p.intent.Matches,
+		Sticky:       p.intent.Sticky,
+	}
+	if p.intent.Mirror != nil {
+		base.Mirror = *p.intent.Mirror
+	}
+	if active != nil {
+		base.StartedAt = active.StartedAt
+	}
+
+	managed, err := p.startRoutes(base)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.gatewayRoutes(base); err != nil {
+		return nil, err
+	}
+	if managed == nil {
+		return nil, nil
+	}
+
+	// The DestinationRule carries state only when start changed it.
+	if addedStable || addedCanary || dr.live == nil {
+		drState := base
+		drState.Weight = 0
+		drState.Routes = nil
+		prev, _ := p.recorded(dr)
+		reapply := prev != nil && prev.Phase == PhaseProgressing
+		if reapply {
+			drState.AddedSubsets = prev.AddedSubsets
+			drState.PreStartSpec = prev.PreStartSpec
+		} else if dr.live != nil {
+			drState.PreStartSpec = rawSpec(dr.liveSpec())
+		}
+		drState.Created = dr.live == nil || (prev != nil && prev.Created) || isCreatedByUs(dr.live)
+		if addedStable {
+			drState.AddedSubsets = appendUnique(drState.AddedSubsets, stableSubset)
+		}
+		if addedCanary {
+			drState.AddedSubsets = appendUnique(drState.AddedSubsets, canarySubset)
+		}
+		p.setState(dr, &drState)
+	}
+	return managed, nil
+}
+
+// startRoutes splits the managed routes of every VirtualService that routes
+// the Service, creating a VirtualService when none does. It returns the
+// state recorded on the first VirtualService.
+func (p *planner) startRoutes(base State) (*State, error) {
+	var first *State
+	wanted := map[string]bool{}
+	for _, name := range p.intent.Routes {
+		wanted[name] = true
+	}
+	found := map[string]bool{}
+	routing := []string{}
+	for _, vs := range p.vss {
+		p.warnForeignDelegates(vs)
+		if !routesToService(vs.spec(), p.svc, vs.desired.GetNamespace()) {
+			continue
+		}
+		routing = append(routing, vs.desired.GetName())
+		prev, err := p.recorded(vs)
+		if err != nil {
+			return nil, err
+		}
+		reapply := prev != nil && prev.Phase == PhaseProgressing
+		var refs []RouteRef
+		if reapply {
+			refs = prev.Routes
+		} else {
+			refs = chooseManagedRoutes(vs, p.svc, base.StableSubset, base.CanarySubset, wanted)
+		}
+		for _, ref := range refs {
+			found[ref.Name] = true
+		}
+		if len(refs) == 0 {
+			continue
+		}
+		if err := splitRoutes(vs, refs, base.StableSubset, base.CanarySubset, int64(p.intent.Weight)); err != nil {
+			return nil, err
+		}
+		st := base
+		st.Weight = p.intent.Weight
+		st.Routes = refs
+		st.Created = isCreatedByUs(vs.live)
+		if reapply {
+			st.PreStartSpec = prev.PreStartSpec
+			st.Created = prev.Created
+			st.AddedRoutes = prev.AddedRoutes
+		} else if !st.Created {
+			st.PreStartSpec = rawSpec(vs.liveSpec())
+		}
+		if err := p.shapeExtras(vs, &st); err != nil {
+			return nil, err
+		}
+		p.setState(vs, &st)
+		if first == nil {
+			first = &st
+		}
+	}
+	var missing []string
+	for name := range wanted {
+		if !found[name] {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return nil, fmt.Errorf("--route %s: no route of that name sends traffic to stable subset %s of service %s/%s (VirtualServices routing it: %s); check the route names", strings.Join(missing, ", "), base.StableSubset, p.svc.namespace, p.svc.name, listOrNone(routing))
+	}
+	if first != nil {
+		return first, nil
+	}
+	if len(routing) > 0 {
+		return nil, fmt.Errorf("VirtualService %s routes service %s/%s, but no route sends its traffic to stable %s=%s alone (each is pinned to a subset or mixes other hosts); pass --stable or --route, or add a default route", strings.Join(routing, ", "), p.svc.namespace, p.svc.name, base.VersionLabel, base.Stable)
+	}
+	vs, err := p.newVirtualService()
+	if err != nil {
+		return nil, err
+	}
+	var refs []RouteRef
+	for _, kind := range routeKinds {
+		for i, r := range routesOf(vs.spec(), kind) {
+			refs = append(refs, routeRefFor(kind, i, asMap(r)))
+		}
+	}
+	if err := splitRoutes(vs, refs, base.StableSubset, base.CanarySubset, int64(p.intent.Weight)); err != nil {
+		return nil, err
+	}
+	st := base
+	st.Weight = p.intent.Weight
+	st.Routes = refs
+	st.Created = true
+	if err := p.shapeExtras(vs, &st); err != nil {
+		return nil, err
+	}
+	p.setState(vs, &st)
+	return &st, nil
+}
+
+// warnForeignDelegates says when a VirtualService hands routes to a
+// delegate in another namespace: those routes may reach the Service too, but
+// the plugin reads one namespace and cannot split them.
+func (p *planner) warnForeignDelegates(vs *object) {
+	for _, raw := range routesOf(vs.spec(), "http") {
+		delegate := asMap(asMap(raw)["delegate"])
+		ns := asString(delegate["namespace"])
+		if delegate != nil && ns != "" && ns != vs.desired.GetNamespace() {
+			p.warnings = append(p.warnings, fmt.Sprintf("%s delegates to VirtualService %s/%s in another namespace; routes there are not split by this canary (check them with kubectl get virtualservice -n %s %s)", vs.ref(), ns, asString(delegate["name"]), ns, asString(delegate["name"])))
+		}
+	}
+}
+
+func chooseManagedRoutes(vs *object, svc serviceRef, stableSubset, canarySubset string, wanted map[string]bool) []RouteRef {
+	var refs []RouteRef
+	for _, kind := range routeKinds {
+		for i, raw := range routesOf(vs.spec(), kind) {
+			r := asMap(raw)
+			if len(wanted) > 0 && !wanted[asString(r["name"])] {
+				continue
+			}
+			if isSplittable(r, svc, vs.desired.GetNamespace(), stableSubset, canarySubset) {
+				refs = append(refs, routeRefFor(kind, i, r))
+			}
+		}
+	}
+	return refs
+}
+
+func splitRoutes(vs *object, refs []RouteRef, stableSubset, canarySubset string, weight int64) error {
+	for _, ref := range refs {
+		route, err := locateRoute(vs.spec(), ref)
+		if err != nil {
+			return fmt.Errorf("%s of %s: %v; abort the canary and start it again", err, vs.ref(), "its managed route was changed")
+		}
+		route["route"] = splitDestinations(route, stableSubset, canarySubset, weight)
+	}
+	return nil
+}
+
+// destinationRule returns the DestinationRule of the Service's host, or a new
+// one named after the Service when none exists.
+func (p *planner) destinationRule() (*object, error) {
+	var matches []*object
+	for _, dr := range p.drs {
+		if p.svc.isHost(asString(dr.spec()["host"]), dr.desired.GetNamespace()) {
+			matches = append(matches, dr)
+		}
+	}
+	switch len(matches) {
+	case 1:
+		return matches[0], nil
+	case 0:
+	default:
+		names := make([]string, 0, len(matches))
+		for _, m := range matches {
+			names = append(names, m.desired.GetName())
+		}
+		return nil, fmt.Errorf("DestinationRules %s all apply to service %s/%s and Istio uses only one of them; merge them into one and run the command again", strings.Join(names, ", "), p.svc.namespace, p.svc.name)
+	}
+	for _, dr := range p.drs {
+		if dr.desired.GetName() == p.svc.name {
+			return nil, fmt.Errorf("DestinationRule %s/%s exists but applies to host %q, not to service %s; rename it or point its host at the service", p.svc.namespace, p.svc.name, asString(dr.spec()["host"]), p.svc.name)
+		}
+	}
+	dr := &object{desired: p.newObject("DestinationRule"), stage: StageSubsets}
+	dr.spec()["host"] = p.svc.fqdn()
+	p.drs = append(p.drs, dr)
+	return dr, nil
+}
+
+func (p *planner) newVirtualService() (*object, error) {
+	for _, vs := range p.vss {
+		if vs.desired.GetName() == p.svc.name {
+			return nil, fmt.Errorf("VirtualService %s/%s exists but does not route service %s; add a route to the service to it, or rename it", p.svc.namespace, p.svc.name, p.svc.name)
+		}
+	}
+	vs := &object{desired: p.newObject("VirtualService"), stage: StageRoutes}
+	spec := vs.spec()
+	spec["hosts"] = []interface{}{p.svc.fqdn()}
+	route := func() map[string]interface{} {
+		return map[string]interface{}{"route": []interface{}{
+			map[string]interface{}{"destination": map[string]interface{}{"host": p.svc.fqdn()}},
+		}}
+	}
+	tcpPorts, otherPorts := portKinds(p.snap.Service)
+	if otherPorts || !tcpPorts {
+		spec["http"] = []interface{}{route()}
+	}
+	if tcpPorts {
+		spec["tcp"] = []interface{}{route()}
+	}
+	p.vss = append(p.vss, vs)
+	return vs, nil
+}
+
+// portKinds tells whether the Service declares TCP-only ports (by appProtocol
+// or Istio's port-name prefix) and whether it has any other port.
+func portKinds(svc *corev1.Service) (tcp, other bool) {
+	for _, port := range svc.Spec.Ports {
+		protocol := port.Name
+		if port.AppProtocol != nil {
+			protocol = *port.AppProtocol
+		}
+		protocol = strings.ToLower(strings.SplitN(protocol, "-", 2)[0])
+		switch {
+		case port.Protocol == corev1.ProtocolUDP:
+		case protocol == "tcp" || protocol == "tls" || protocol == "https" || protocol == "mongo" || protocol == "mysql" || protocol == "redis":
+			tcp = true
+		default:
+			other = true
+		}
+	}
+	return tcp, other
+}
+
+func (p *planner) newObject(kind string) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{Object: map[string]interface{}{}}
+	u.SetAPIVersion(p.snap.APIVersion)
+	u.SetKind(kind)
+	u.SetName(p.svc.name)
+	u.SetNamespace(p.svc.namespace)
+	u.SetLabels(map[string]string{ManagedByLabel: ManagedByValue})
+	return u
+}
+
+func (p *planner) chooseStable(versions *Versions, dr *object, active *State) (string, error) {
+	if v := p.intent.Stable; v != "" {
+		if versions.ByName[v] == nil {
+			return "", fmt.Errorf("--stable %s: service %s/%s has no such version (%s values: %s)", v, p.svc.namespace, p.svc.name, versions.Label, strings.Join(versions.Values(), ", "))
+		}
+		return v, nil
+	}
+	if active != nil && versions.ByName[active.Stable] != nil {
+		return active.Stable, nil
+	}
+	var specs []objectSpec
+	for _, vs := range p.vss {
+		specs = append(specs, objectSpec{namespace: vs.desired.GetNamespace(), spec: vs.spec()})
+	}
+	stable, err := stableFromRoutes(specs, p.svc, subsetVersions(dr.spec(), versions))
+	if err != nil || stable != "" {
+		return stable, err
+	}
+	return oldestVersion(versions), nil
+}
+
+func (p *planner) chooseCanary(versions *Versions, stable string) (string, error) {
+	canary := p.intent.Canary
+	if name := p.intent.CanaryDeployment; name != "" {
+		found := false
+		for _, d := range p.deployments {
+			if d.Name == name {
+				value := d.Spec.Template.Labels[versions.Label]
+				if canary != "" && canary != value {
+					return "", fmt.Errorf("--canary %s and --canary-deployment %s disagree: that deployment is %s=%s; pass only one of them", canary, name, versions.Label, value)
+				}
+				canary, found = value, true
+			}
+		}
+		if !found {
+			return "", fmt.Errorf("--canary-deployment %s: no such deployment behind service %s/%s (deployments: %s)", name, p.svc.namespace, p.svc.name, deploymentNames(p.deployments))
+		}
+	}
+	if canary != "" {
+		if versions.ByName[canary] == nil {
+			return "", fmt.Errorf("--canary %s: service %s/%s has no such version (%s values: %s)", canary, p.svc.namespace, p.svc.name, versions.Label, strings.Join(versions.Values(), ", "))
+		}
+		if canary == stable {
+			return "", fmt.Errorf("canary %s=%s is the stable version of service %s/%s; pick another version with --canary, or set the stable one with --stable", versions.Label, canary, p.svc.namespace, p.svc.name)
+		}
+		return canary, nil
+	}
+	var others []string
+	for _, v := range versions.Values() {
+		if v != stable {
+			others = append(others, v)
+		}
+	}
+	if len(others) > 1 {
+		return "", fmt.Errorf("service %s/%s has several versions besides stable %s=%s: %s; pass --canary with one of them", p.svc.namespace, p.svc.name, versions.Label, stable, strings.Join(others, ", "))
+	}
+	return others[0], nil
+}
