@@ -201,14 +201,27 @@ func plannedOutcomes(plan *routing.Plan) []outcome {
 }
 
 // write applies a plan in its order: subsets, then routes, then pruning.
+// A start that writes several objects first sends them all as a server dry
+// run, so a change the API server would reject (schema, admission) is
+// refused before anything is stored, not halfway.
 func (o *changeOptions) write(ctx context.Context, clients *kube.Clients, plan *routing.Plan) ([]outcome, error) {
+	serverDryRun := o.dryRun == cmdutil.DryRunServer
+	if !serverDryRun && o.intent.Action == routing.ActionStart && changedCount(plan) > 1 {
+		if _, err := o.writeAll(ctx, clients, plan, true); err != nil {
+			return nil, err
+		}
+	}
+	return o.writeAll(ctx, clients, plan, serverDryRun)
+}
+
+func (o *changeOptions) writeAll(ctx context.Context, clients *kube.Clients, plan *routing.Plan, serverDryRun bool) ([]outcome, error) {
 	var out []outcome
 	for _, c := range plan.Changes {
 		if !c.Changed() {
 			out = append(out, outcome{change: c, result: c.Live})
 			continue
 		}
-		result, err := clients.Write(ctx, c, o.dryRun == cmdutil.DryRunServer)
+		result, err := clients.Write(ctx, c, serverDryRun)
 		if err != nil {
 			if kube.IsRetryable(err) {
 				return nil, err
@@ -217,11 +230,24 @@ func (o *changeOptions) write(ctx context.Context, clients *kube.Clients, plan *
 			if c.Live == nil {
 				verb = "create"
 			}
+			if serverDryRun {
+				return nil, fmt.Errorf("the API server would reject the %s of %s %s/%s (found by a server dry run; nothing was written): %w", verb, c.Desired.GetKind(), c.Desired.GetNamespace(), c.Desired.GetName(), err)
+			}
 			return nil, fmt.Errorf("cannot %s %s %s/%s: %w", verb, c.Desired.GetKind(), c.Desired.GetNamespace(), c.Desired.GetName(), err)
 		}
 		out = append(out, outcome{change: c, result: result})
 	}
 	return out, nil
+}
+
+func changedCount(plan *routing.Plan) int {
+	n := 0
+	for _, c := range plan.Changes {
+		if c.Changed() {
+			n++
+		}
+	}
+	return n
 }
 
 func (o *changeOptions) report(plan *routing.Plan, outcomes []outcome) error {

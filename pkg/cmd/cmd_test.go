@@ -85,6 +85,14 @@ func newFakeCluster(t *testing.T, fixture, namespace string) *fakeCluster {
 	for _, g := range gateways {
 		require.NoError(t, f.dynamic.Tracker().Create(gwGVR, g, g.GetNamespace()))
 	}
+	// The fake stores dry-run writes; a real API server answers them
+	// without storing anything.
+	f.dynamic.PrependReactor("*", "*", func(action clienttesting.Action) (bool, runtime.Object, error) {
+		if isDryRun(action) {
+			return true, action.(interface{ GetObject() runtime.Object }).GetObject(), nil
+		}
+		return false, nil, nil
+	})
 	f.core.PrependReactor("create", "selfsubjectaccessreviews", func(action clienttesting.Action) (bool, runtime.Object, error) {
 		review := action.(clienttesting.CreateAction).GetObject().(*authorizationv1.SelfSubjectAccessReview)
 		attrs := review.Spec.ResourceAttributes
@@ -103,10 +111,23 @@ func (f *fakeCluster) run(args ...string) (stdout, stderr string, err error) {
 	return out.String(), errOut.String(), err
 }
 
-// writes lists the create and update calls the command sent.
+func isDryRun(action clienttesting.Action) bool {
+	switch a := action.(type) {
+	case clienttesting.CreateActionImpl:
+		return len(a.CreateOptions.DryRun) > 0
+	case clienttesting.UpdateActionImpl:
+		return len(a.UpdateOptions.DryRun) > 0
+	}
+	return false
+}
+
+// writes lists the create and update calls the command sent, dry runs aside.
 func (f *fakeCluster) writes() []string {
 	var out []string
 	for _, a := range f.dynamic.Actions() {
+		if isDryRun(a) {
+			continue
+		}
 		if a.GetVerb() == "create" || a.GetVerb() == "update" || a.GetVerb() == "patch" || a.GetVerb() == "delete" {
 			out = append(out, a.GetVerb()+" "+a.GetResource().Resource)
 		}
@@ -455,4 +476,15 @@ func TestCheckCommandAndPreflight(t *testing.T) {
 	// Abort is never stopped by the check.
 	_, _, err = f.run("abort", "reviews")
 	require.NoError(t, err)
+}
+
+func TestStartIsCheckedByAServerDryRunBeforeItWrites(t *testing.T) {
+	f := newFakeCluster(t, "no-istio", "shop")
+	f.dynamic.PrependReactor("create", "virtualservices", func(action clienttesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewInvalid(schema.GroupKind{Group: "networking.istio.io", Kind: "VirtualService"}, "reviews", nil)
+	})
+	_, _, err := f.run("start", "reviews")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "the API server would reject the create of VirtualService shop/reviews (found by a server dry run; nothing was written)")
+	assert.Empty(t, f.writes(), "the DestinationRule is not written either")
 }

@@ -18,6 +18,9 @@ import (
 func (f *fakeCluster) failWrite(n int) {
 	count := 0
 	fail := func(action clienttesting.Action) (bool, runtime.Object, error) {
+		if isDryRun(action) {
+			return false, nil, nil
+		}
 		count++
 		if count == n {
 			return true, nil, errors.New("injected: the plugin died here")
