@@ -132,11 +132,11 @@ func (o *changeOptions) run(ctx context.Context) error {
 	var outcomes []outcome
 	permissionsChecked := false
 	err = retry.OnError(conflictBackoff, kube.IsRetryable, func() error {
-		var gateways []types.NamespacedName
+		opts := kube.SnapshotOptions{OtherNamespaces: true, ClusterDomain: o.clusterDomain, WarnIfNotAllowed: o.intent.Action == routing.ActionStart}
 		if g := o.intent.Gateway; g != nil {
-			gateways = append(gateways, types.NamespacedName{Namespace: g.Namespace, Name: g.Name})
+			opts.Gateways = append(opts.Gateways, types.NamespacedName{Namespace: g.Namespace, Name: g.Name})
 		}
-		snap, err := clients.ReadSnapshot(ctx, o.namespace, o.service, gateways...)
+		snap, err := clients.ReadSnapshot(ctx, o.namespace, o.service, opts)
 		if err != nil {
 			return err
 		}

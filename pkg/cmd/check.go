@@ -9,6 +9,7 @@ import (
 	"k8s.io/cli-runtime/pkg/printers"
 	"k8s.io/kubectl/pkg/util/templates"
 
+	"github.com/kubectl-canary/kubectl-canary/pkg/kube"
 	"github.com/kubectl-canary/kubectl-canary/pkg/routing"
 )
 
@@ -80,7 +81,7 @@ func (o *CheckOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	snap, err := clients.ReadSnapshot(ctx, o.namespace, o.service)
+	snap, err := clients.ReadSnapshot(ctx, o.namespace, o.service, kube.SnapshotOptions{OtherNamespaces: true, ClusterDomain: o.clusterDomain})
 	if err != nil {
 		return err
 	}

@@ -21,9 +21,24 @@ import (
 	"github.com/kubectl-canary/kubectl-canary/pkg/routing"
 )
 
+// SnapshotOptions say what ReadSnapshot reads besides the Service's namespace.
+type SnapshotOptions struct {
+	// Gateways are Gateways the intent names; each costs one GET.
+	Gateways []types.NamespacedName
+	// OtherNamespaces also reads the VirtualServices of other namespaces
+	// that route the Service's host, with one cluster-wide LIST, when the
+	// user may list them; ClusterDomain resolves their host names.
+	OtherNamespaces bool
+	ClusterDomain   string
+	// WarnIfNotAllowed says so, with a warning on the plan, when the
+	// cluster-wide list is forbidden (start does; the commands after it
+	// would only repeat it).
+	WarnIfNotAllowed bool
+}
+
 // ReadSnapshot reads everything the routing core needs about one Service:
 // one GET and three LISTs, plus a GET for each Gateway named.
-func (c *Clients) ReadSnapshot(ctx context.Context, namespace, service string, gateways ...types.NamespacedName) (*routing.Snapshot, error) {
+func (c *Clients) ReadSnapshot(ctx context.Context, namespace, service string, opts SnapshotOptions) (*routing.Snapshot, error) {
 	svc, err := c.Core.CoreV1().Services(namespace).Get(ctx, service, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("service %q not found in namespace %q; check the name, or pass -n with the namespace it lives in", service, namespace)
@@ -35,13 +50,13 @@ func (c *Clients) ReadSnapshot(ctx context.Context, namespace, service string, g
 	if snap.Deployments, err = c.listDeployments(ctx, namespace); err != nil {
 		return nil, err
 	}
-	if snap.VirtualServices, err = c.listRouting(ctx, c.VirtualServices(), namespace); err != nil {
+	if snap.VirtualServices, err = c.virtualServicesRouting(ctx, snap, opts); err != nil {
 		return nil, err
 	}
 	if snap.DestinationRules, err = c.listRouting(ctx, c.DestinationRules(), namespace); err != nil {
 		return nil, err
 	}
-	for _, g := range gateways {
+	for _, g := range opts.Gateways {
 		gateway, err := c.Dynamic.Resource(c.Gateways()).Namespace(g.Namespace).Get(ctx, g.Name, metav1.GetOptions{})
 		switch {
 		case apierrors.IsNotFound(err):
@@ -53,6 +68,34 @@ func (c *Clients) ReadSnapshot(ctx context.Context, namespace, service string, g
 		}
 	}
 	return snap, nil
+}
+
+// virtualServicesRouting lists the VirtualServices of the Service's
+// namespace and, when asked and allowed, those of other namespaces that
+// route the Service: they carry its traffic too. Without the cluster-wide
+// list permission it says what it could not see and goes on.
+func (c *Clients) virtualServicesRouting(ctx context.Context, snap *routing.Snapshot, opts SnapshotOptions) ([]*unstructured.Unstructured, error) {
+	namespace, service := snap.Service.Namespace, snap.Service.Name
+	if !opts.OtherNamespaces {
+		return c.listRouting(ctx, c.VirtualServices(), namespace)
+	}
+	all, err := c.listRouting(ctx, c.VirtualServices(), "")
+	if err != nil {
+		if !apierrors.IsForbidden(err) {
+			return nil, err
+		}
+		if opts.WarnIfNotAllowed {
+			snap.Warnings = append(snap.Warnings, fmt.Sprintf("not allowed to list VirtualServices in all namespaces, so only those in namespace %s are split; VirtualServices elsewhere that route service %s keep their routes", namespace, service))
+		}
+		return c.listRouting(ctx, c.VirtualServices(), namespace)
+	}
+	var out []*unstructured.Unstructured
+	for _, vs := range all {
+		if vs.GetNamespace() == namespace || routing.RoutesToService(vs, service, namespace, opts.ClusterDomain) {
+			out = append(out, vs)
+		}
+	}
+	return out, nil
 }
 
 // Inventory is every object status needs, in one namespace or all.

@@ -117,7 +117,7 @@ func (p *planner) gatewayRoutes(base State) error {
 	}
 	name := p.svc.name + "-gateway"
 	for _, vs := range p.vss {
-		if vs.desired.GetName() == name {
+		if vs.desired.GetName() == name && vs.desired.GetNamespace() == p.svc.namespace {
 			if st, _ := p.recorded(vs); st != nil && st.Phase == PhaseProgressing {
 				return fmt.Errorf("VirtualService %s/%s, created for a gateway, does not serve host(s) %s; abort the canary and start it again with every --host", p.svc.namespace, name, strings.Join(uncovered, ", "))
 			}

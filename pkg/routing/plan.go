@@ -57,6 +57,8 @@ type Snapshot struct {
 	Deployments      []appsv1.Deployment
 	VirtualServices  []*unstructured.Unstructured
 	DestinationRules []*unstructured.Unstructured
+	// Warnings are things the reader noticed, passed on with the plan.
+	Warnings []string
 	// Gateways holds the Gateway an intent names, when it exists.
 	Gateways []*unstructured.Unstructured
 	// APIVersion is the networking.istio.io version for objects the plan creates.
@@ -259,6 +261,10 @@ func (p *planner) activeState() (*State, error) {
 // object really changes, so running a command twice writes nothing.
 func (p *planner) setState(o *object, st *State) {
 	o.touched = true
+	st.Namespace = ""
+	if o.desired.GetNamespace() != p.svc.namespace {
+		st.Namespace = p.svc.namespace
+	}
 	st.SpecHash = specHash(o.spec())
 	if prev, _ := p.recorded(o); prev != nil {
 		st.UpdatedAt = prev.UpdatedAt
@@ -271,7 +277,7 @@ func (p *planner) setState(o *object, st *State) {
 }
 
 func (p *planner) plan(state *State) *Plan {
-	plan := &Plan{Namespace: p.svc.namespace, Service: p.svc.name, Warnings: p.warnings}
+	plan := &Plan{Namespace: p.svc.namespace, Service: p.svc.name, Warnings: append(append([]string(nil), p.snap.Warnings...), p.warnings...)}
 	if state != nil {
 		plan.State = *state
 		plan.State.PreStartSpec = nil

@@ -60,7 +60,7 @@ func (s *Snapshot) apply(plan *Plan) {
 		}
 		replaced := false
 		for i, obj := range *list {
-			if obj.GetName() == c.Desired.GetName() {
+			if obj.GetName() == c.Desired.GetName() && obj.GetNamespace() == c.Desired.GetNamespace() {
 				(*list)[i] = c.Desired.DeepCopy()
 				replaced = true
 			}
@@ -78,7 +78,7 @@ func (s *Snapshot) object(kind, name string) *unstructured.Unstructured {
 		list = s.DestinationRules
 	}
 	for _, obj := range list {
-		if obj.GetName() == name {
+		if obj.GetName() == name && obj.GetNamespace() == s.Service.Namespace {
 			return obj
 		}
 	}
@@ -161,6 +161,7 @@ func TestFlowsMatchGoldenFiles(t *testing.T) {
 			{"abort", abort},
 		}},
 		{"delegate", "abort", []step{{"start", start(10)}, {"abort", abort}}},
+		{"cross-namespace", "abort", []step{{"start", start(10)}, {"weight-50", weight(50)}, {"abort", abort}}},
 		{"no-istio", "sticky-mirror", []step{
 			{"start-sticky-mirror-50", Intent{Action: ActionStart, Weight: 10, Sticky: true, Mirror: intPtr(50)}},
 			{"weight-30-mirror-off", Intent{Action: ActionWeight, Weight: 30, Mirror: intPtr(0)}},
@@ -365,6 +366,14 @@ func TestStatusSummarizesCanariesWithReadiness(t *testing.T) {
 	assert.Equal(t, Ready{Available: 3, Desired: 3}, st.StableReady)
 	assert.Equal(t, &Ready{Available: 1, Desired: 1}, st.CanaryReady)
 	assert.Equal(t, []string{"DestinationRule/reviews", "VirtualService/reviews"}, st.Objects)
+
+	snap = loadSnapshot(t, "cross-namespace")
+	plan, err = Compute(*snap, start(10))
+	require.NoError(t, err)
+	snap.apply(plan)
+	statuses = Summarize([]corev1.Service{*snap.Service}, snap.Deployments, snap.VirtualServices, snap.DestinationRules)
+	require.Len(t, statuses, 1, "a VirtualService in another namespace reports the canary of its Service's namespace")
+	assert.Equal(t, []string{"DestinationRule/reviews", "VirtualService/frontend/shop-reviews", "VirtualService/reviews"}, statuses[0].Objects)
 }
 
 func TestHostEquivalence(t *testing.T) {

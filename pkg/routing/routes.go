@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
@@ -87,6 +88,13 @@ func sendsTraffic(d map[string]interface{}, siblings int) bool {
 	}
 	w, ok := asInt(d["weight"])
 	return !ok || w > 0
+}
+
+// RoutesToService reports whether a VirtualService, wherever it lives, sends
+// any traffic to the Service.
+func RoutesToService(vs *unstructured.Unstructured, service, namespace, clusterDomain string) bool {
+	svc := serviceRef{name: service, namespace: namespace, clusterDomain: clusterDomain}
+	return routesToService(asMap(vs.Object["spec"]), svc, vs.GetNamespace())
 }
 
 // routesToService reports whether any route of spec sends traffic to the Service.

@@ -256,7 +256,7 @@ func (p *planner) destinationRule() (*object, error) {
 		return nil, fmt.Errorf("DestinationRules %s all apply to service %s/%s and Istio uses only one of them; merge them into one and run the command again", strings.Join(names, ", "), p.svc.namespace, p.svc.name)
 	}
 	for _, dr := range p.drs {
-		if dr.desired.GetName() == p.svc.name {
+		if dr.desired.GetName() == p.svc.name && dr.desired.GetNamespace() == p.svc.namespace {
 			return nil, fmt.Errorf("DestinationRule %s/%s exists but applies to host %q, not to service %s; rename it or point its host at the service", p.svc.namespace, p.svc.name, asString(dr.spec()["host"]), p.svc.name)
 		}
 	}
@@ -268,7 +268,7 @@ func (p *planner) destinationRule() (*object, error) {
 
 func (p *planner) newVirtualService() (*object, error) {
 	for _, vs := range p.vss {
-		if vs.desired.GetName() == p.svc.name {
+		if vs.desired.GetName() == p.svc.name && vs.desired.GetNamespace() == p.svc.namespace {
 			return nil, fmt.Errorf("VirtualService %s/%s exists but does not route service %s; add a route to the service to it, or rename it", p.svc.namespace, p.svc.name, p.svc.name)
 		}
 	}

@@ -36,7 +36,10 @@ const (
 // State is what the plugin records on each object it touches, so that every
 // command (from any laptop) reads the canary from the cluster alone.
 type State struct {
-	Service      string `json:"service"`
+	Service string `json:"service"`
+	// Namespace is the Service's, recorded on objects in other namespaces
+	// (a VirtualService elsewhere that routes the Service's host).
+	Namespace    string `json:"namespace,omitempty"`
 	VersionLabel string `json:"versionLabel"`
 	Stable       string `json:"stable"`
 	StableSubset string `json:"stableSubset"`

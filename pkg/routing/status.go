@@ -53,6 +53,9 @@ func Summarize(services []corev1.Service, deployments []appsv1.Deployment, virtu
 	for _, obj := range append(append([]*unstructured.Unstructured{}, virtualServices...), destinationRules...) {
 		for service, st := range StatesOn(obj) {
 			k := key{obj.GetNamespace(), service}
+			if st.Namespace != "" {
+				k.namespace = st.Namespace
+			}
 			cs := found[k]
 			if cs == nil {
 				cs = &CanaryStatus{
@@ -63,7 +66,11 @@ func Summarize(services []corev1.Service, deployments []appsv1.Deployment, virtu
 				}
 				found[k] = cs
 			}
-			cs.Objects = append(cs.Objects, obj.GetKind()+"/"+obj.GetName())
+			ref := obj.GetKind() + "/" + obj.GetName()
+			if obj.GetNamespace() != k.namespace {
+				ref = obj.GetKind() + "/" + obj.GetNamespace() + "/" + obj.GetName()
+			}
+			cs.Objects = append(cs.Objects, ref)
 			if obj.GetKind() == "VirtualService" && st.Phase == PhaseProgressing && boundToAGateway(obj) {
 				for _, h := range asSlice(asMap(obj.Object["spec"])["hosts"]) {
 					cs.GatewayHosts = appendUnique(cs.GatewayHosts, asString(h))
