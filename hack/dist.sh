@@ -91,5 +91,6 @@ checksums=kubectl-canary_${VERSION}_checksums.txt
     shasum -a 256 kubectl-canary_"${VERSION}"_*.tar.gz
   fi
 ) >"$dist/$checksums"
+chmod 644 "$dist/$checksums"
 log "built ${#platforms[@]} archives in $((SECONDS - start))s; $dist/$checksums:"
 cat "$dist/$checksums"

@@ -13,12 +13,14 @@
 #     KREW_ARCH, as the validator does). Krew checks the archive against the
 #     manifest's sha256; the plugin, the completion helper and LICENSE must be
 #     extracted and the plugin linked into KREW_ROOT/bin; the binaries must be
-#     for that platform, static, -trimpath, and stamped with the version.
-#  3. On this machine's platform, through kubectl's plugin discovery, against
-#     a local cluster from hack/cluster.sh: `kubectl canary version` prints
-#     the stamped version; `kubectl plugin list` shows the plugin and no
-#     warning; with kubectl_complete-canary copied next to it, as the caveats
-#     say, `kubectl canary <TAB>` completes verbs, flags and the namespace's
+#     for that platform, CGO-free, -trimpath, and stamped with the version.
+#  3. On this machine's platform, installed the same way (with a local plugin
+#     index holding the manifest, which krew's list, info and uninstall want),
+#     through kubectl's plugin discovery, against a local cluster from
+#     hack/cluster.sh: `kubectl canary version` prints the stamped version;
+#     `kubectl plugin list` shows the plugin and no warning; with
+#     kubectl_complete-canary copied next to it, as the caveats say,
+#     `kubectl canary <TAB>` completes verbs, flags and the namespace's
 #     Services; `kubectl krew uninstall canary` removes it.
 #
 # krew, validate-krew-manifest and kubectl are the ones hack/build-tools.sh
@@ -102,7 +104,8 @@ while read -r sum archive; do
   for f in "kubectl-canary$exe" "kubectl_complete-canary$exe"; do
     has_buildinfo "$store/$f" "GOOS=$os" "GOARCH=$arch" "CGO_ENABLED=0" "-trimpath=true"
   done
-  has_buildinfo "$store/kubectl-canary$exe" "pkg/version.Version=$version"
+  # -trimpath keeps -ldflags out of the build info; the stamp is in the data.
+  grep -qaF "$version" "$store/kubectl-canary$exe" || die "$archive: kubectl-canary$exe is not stamped with $version"
   log "   $os/$arch: installed ($sum)"
 done <"${checksums[0]}"
 
@@ -116,8 +119,20 @@ source "$cluster/env"
 export KREW_ROOT=$work/krew
 export PATH=$KREW_ROOT/bin:$PATH
 
-kubectl krew install --manifest="$manifest" --archive="$dist/$archive"
+# install --manifest needs no plugin index, but list, info and uninstall want
+# one (a git clone under KREW_ROOT/index); this one is a local repository
+# holding the manifest in the index's layout, as the Krew index will.
+index=$KREW_ROOT/index/default
+mkdir -p "$index/plugins"
+cp "$manifest" "$index/plugins/"
+git -C "$index" init -q
+git -C "$index" add plugins
+git -C "$index" -c user.name=verify-krew -c user.email=verify-krew@localhost commit -qm "canary $version"
+
+# (krew warns that it discards stdin whenever stdin is not a terminal.)
+kubectl krew install --manifest="$manifest" --archive="$dist/$archive" </dev/null
 kubectl krew list
+kubectl krew info canary | grep -E '^(NAME|INDEX|VERSION|URI|SHA256):'
 
 got=$(kubectl canary version)
 echo "$got"
@@ -138,8 +153,10 @@ done
 # offers WORDS... prints what `kubectl canary WORDS<TAB>` offers, as kubectl's
 # shell completion asks for it, and the directive line.
 offers() {
-  echo "\$ kubectl canary $*<TAB>" >&2
-  kubectl __complete canary "$@" 2>/dev/null | cut -f1 | tee /dev/stderr | paste -sd' ' -
+  local got
+  got=$(kubectl __complete canary "$@" 2>/dev/null | cut -f1 | paste -sd' ' -)
+  echo "\$ kubectl canary $*<TAB>  ->  $got" >&2
+  echo "$got"
 }
 want() {
   [[ $1 == "$2" ]] || die "completion offered \"$1\", want \"$2\""
@@ -159,4 +176,4 @@ rm "$KREW_ROOT/bin/kubectl_complete-canary"
 if kubectl canary version >/dev/null 2>&1; then
   die "kubectl canary still runs after the uninstall"
 fi
-log "OK: $version validated, installed for ${os}/${arch} and 4 other platforms, run through kubectl, uninstalled in $((SECONDS - start))s"
+log "OK: $version validated, installed for $(wc -l <"${checksums[0]}") platforms, run through kubectl on $os/$arch, uninstalled, in $((SECONDS - start))s"
