@@ -559,3 +559,49 @@ func (c *cluster) audit(t *testing.T, ns string) []auditEvent {
 	}
 	return out
 }
+
+// routeNames lists the names of the routes of kind (http, tcp, tls) of a
+// VirtualService, in order; a route without a name is "".
+func routeNames(vs *unstructured.Unstructured, kind string) []string {
+	routes, _, _ := unstructured.NestedSlice(vs.Object, "spec", kind)
+	names := make([]string, 0, len(routes))
+	for _, raw := range routes {
+		name, _, _ := unstructured.NestedString(raw.(map[string]interface{}), "name")
+		names = append(names, name)
+	}
+	return names
+}
+
+// routeNamed returns the index and a copy of the route of kind named name;
+// it must be there.
+func routeNamed(t *testing.T, vs *unstructured.Unstructured, kind, name string) (int, map[string]interface{}) {
+	t.Helper()
+	for i, n := range routeNames(vs, kind) {
+		if n == name {
+			return i, route(t, vs, kind, i)
+		}
+	}
+	require.Failf(t, "no such route", "%s has no %s route named %q (routes: %q)", vs.GetName(), kind, name, routeNames(vs, kind))
+	return -1, nil
+}
+
+// table parses a table printed by the plugin (status, check) into rows keyed
+// by column header. Columns are separated by at least two spaces.
+func table(t *testing.T, out string) []map[string]string {
+	t.Helper()
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	require.NotEmpty(t, lines)
+	sep := regexp.MustCompile(`\s{2,}`)
+	header := sep.Split(strings.TrimSpace(lines[0]), -1)
+	var rows []map[string]string
+	for _, line := range lines[1:] {
+		cells := sep.Split(strings.TrimSpace(line), -1)
+		require.Len(t, cells, len(header), "row %q does not match header %q", line, lines[0])
+		row := map[string]string{}
+		for i, h := range header {
+			row[h] = cells[i]
+		}
+		rows = append(rows, row)
+	}
+	return rows
+}
