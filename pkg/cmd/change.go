@@ -301,7 +301,7 @@ func summary(plan *routing.Plan, action routing.Action) string {
 		where = fmt.Sprintf("canary %s=%s gets %d%%, stable %s=%s gets %d%%", st.VersionLabel, st.Canary, st.Weight, st.VersionLabel, st.Stable, 100-st.Weight)
 	}
 	verb := map[routing.Action]string{
-		routing.ActionStart: "started", routing.ActionWeight: "reweighted",
+		routing.ActionStart: "started", routing.ActionWeight: "reweighted", routing.ActionRoute: "rerouted",
 		routing.ActionPromote: "promoted", routing.ActionAbort: "aborted",
 	}[action]
 	if !plan.Changed() {

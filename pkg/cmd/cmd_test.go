@@ -268,7 +268,7 @@ func TestBadInputErrorsNameTheObjectAndWriteNothing(t *testing.T) {
 			vs := &unstructured.Unstructured{Object: map[string]interface{}{"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
 				"metadata": map[string]interface{}{"name": "reviews", "namespace": "shop"}, "spec": map[string]interface{}{"hosts": []interface{}{"reviews"}}}}
 			require.NoError(t, f.dynamic.Tracker().Create(vsGVR, vs, "shop"))
-		}, []string{"start", "reviews"}, "VirtualService shop/reviews exists but does not route service reviews"},
+		}, []string{"start", "reviews"}, "a VirtualService of namespace shop holds the host of service reviews but sends none of its traffic to it"},
 		{"malformed state annotation", "no-istio", func(f *fakeCluster) {
 			vs := &unstructured.Unstructured{Object: map[string]interface{}{"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
 				"metadata": map[string]interface{}{"name": "reviews", "namespace": "shop", "annotations": map[string]interface{}{"kubectl-canary.io/reviews": "{not json"}},

@@ -152,6 +152,15 @@ func (o *StatusOptions) read(ctx context.Context) ([]routing.CanaryStatus, error
 		return nil, err
 	}
 	statuses := routing.Summarize(inv.Services, inv.Deployments, inv.VirtualServices, inv.DestinationRules)
+	if !o.allNamespaces {
+		kept := statuses[:0]
+		for _, st := range statuses {
+			if st.Namespace == o.namespace {
+				kept = append(kept, st)
+			}
+		}
+		statuses = kept
+	}
 	if o.service == "" {
 		return statuses, nil
 	}

@@ -122,8 +122,15 @@ func (c *Clients) ReadInventory(ctx context.Context, namespace string) (*Invento
 	if inv.Deployments, err = c.listDeployments(ctx, namespace); err != nil {
 		return nil, err
 	}
-	if inv.VirtualServices, err = c.listRouting(ctx, c.VirtualServices(), namespace); err != nil {
-		return nil, err
+	// VirtualServices of other namespaces may carry a canary of this one
+	// (they route its Services' hosts): read them all when allowed.
+	if inv.VirtualServices, err = c.listRouting(ctx, c.VirtualServices(), ""); err != nil {
+		if namespace == "" || !apierrors.IsForbidden(err) {
+			return nil, err
+		}
+		if inv.VirtualServices, err = c.listRouting(ctx, c.VirtualServices(), namespace); err != nil {
+			return nil, err
+		}
 	}
 	if inv.DestinationRules, err = c.listRouting(ctx, c.DestinationRules(), namespace); err != nil {
 		return nil, err

@@ -298,9 +298,9 @@ func TestErrorsNameTheObjectAndTheFix(t *testing.T) {
 			[]string{"gateway istio-system/nope not found"}},
 		{"gateway does not serve the host", "hosts-and-gateway", nil, Intent{Action: ActionStart, Weight: 10, Gateway: &GatewayIntent{Namespace: "istio-system", Name: "public-gateway", Hosts: []string{"api.example.org"}}},
 			[]string{`gateway istio-system/public-gateway does not serve host "api.example.org" for VirtualServices in namespace prod`}},
-		{"name taken by another host's VirtualService", "no-istio", func(s *Snapshot) {
-			s.VirtualServices = append(s.VirtualServices, testutil.DecodeObjects(t, []byte("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews, namespace: shop}\nspec: {hosts: [other], http: [{route: [{destination: {host: other}}]}]}"))...)
-		}, start(10), []string{"VirtualService shop/reviews exists but does not route service reviews"}},
+		{"a VirtualService holds the host but routes elsewhere", "no-istio", func(s *Snapshot) {
+			s.VirtualServices = append(s.VirtualServices, testutil.DecodeObjects(t, []byte("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews, namespace: shop}\nspec: {hosts: [reviews], http: [{route: [{destination: {host: other}}]}]}"))...)
+		}, start(10), []string{"a VirtualService of namespace shop holds the host of service reviews but sends none of its traffic to it"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

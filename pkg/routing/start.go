@@ -165,10 +165,13 @@ func (p *planner) startRoutes(base State) (*State, error) {
 		sort.Strings(missing)
 		return nil, fmt.Errorf("--route %s: no route of that name sends traffic to stable subset %s of service %s/%s (VirtualServices routing it: %s); check the route names", strings.Join(missing, ", "), base.StableSubset, p.svc.namespace, p.svc.name, listOrNone(routing))
 	}
-	if first != nil {
+	if first != nil && (p.meshRouted() || len(wanted) > 0) {
 		return first, nil
 	}
-	if len(routing) > 0 {
+	if first == nil && len(routing) == 0 && p.meshRouted() {
+		return nil, fmt.Errorf("a VirtualService of namespace %s holds the host of service %s but sends none of its traffic to it; add a route to the service to it, then start again", p.svc.namespace, p.svc.name)
+	}
+	if first == nil && len(routing) > 0 {
 		return nil, fmt.Errorf("VirtualService %s routes service %s/%s, but no route sends its traffic to stable %s=%s alone (each is pinned to a subset or mixes other hosts); pass --stable or --route, or add a default route", strings.Join(routing, ", "), p.svc.namespace, p.svc.name, base.VersionLabel, base.Stable)
 	}
 	vs, err := p.newVirtualService()
@@ -192,7 +195,51 @@ func (p *planner) startRoutes(base State) (*State, error) {
 		return nil, err
 	}
 	p.setState(vs, &st)
-	return &st, nil
+	if first == nil {
+		first = &st
+	}
+	return first, nil
+}
+
+// meshRouted reports whether a VirtualService already holds the Service's
+// host for in-mesh traffic: one in the Service's namespace, or one exported
+// to every namespace, that is not bound to a gateway only. Without one, the
+// Service would balance in-mesh calls over every version's pods, so start
+// creates one.
+func (p *planner) meshRouted() bool {
+	for _, vs := range p.vss {
+		spec := vs.spec()
+		if vs.desired.GetNamespace() != p.svc.namespace && !exportedEverywhere(spec) {
+			continue
+		}
+		gateways := asSlice(spec["gateways"])
+		mesh := len(gateways) == 0
+		for _, g := range gateways {
+			mesh = mesh || asString(g) == "mesh"
+		}
+		if !mesh {
+			continue
+		}
+		for _, h := range asSlice(spec["hosts"]) {
+			if p.svc.isHost(asString(h), vs.desired.GetNamespace()) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func exportedEverywhere(spec map[string]interface{}) bool {
+	exportTo := asSlice(spec["exportTo"])
+	if len(exportTo) == 0 {
+		return true
+	}
+	for _, e := range exportTo {
+		if asString(e) == "*" {
+			return true
+		}
+	}
+	return false
 }
 
 // warnForeignDelegates says when a VirtualService hands routes to a
@@ -267,12 +314,18 @@ func (p *planner) destinationRule() (*object, error) {
 }
 
 func (p *planner) newVirtualService() (*object, error) {
-	for _, vs := range p.vss {
-		if vs.desired.GetName() == p.svc.name && vs.desired.GetNamespace() == p.svc.namespace {
-			return nil, fmt.Errorf("VirtualService %s/%s exists but does not route service %s; add a route to the service to it, or rename it", p.svc.namespace, p.svc.name, p.svc.name)
+	name := p.svc.name
+	for _, candidate := range []string{p.svc.name, p.svc.name + "-mesh", ""} {
+		name = candidate
+		if !p.nameTaken(candidate) {
+			break
 		}
 	}
+	if name == "" {
+		return nil, fmt.Errorf("VirtualServices %s/%s and %s/%s-mesh exist but do not hold the host of service %s for in-mesh traffic; add the host and a route to the service to one of them", p.svc.namespace, p.svc.name, p.svc.namespace, p.svc.name, p.svc.name)
+	}
 	vs := &object{desired: p.newObject("VirtualService"), stage: StageRoutes}
+	vs.desired.SetName(name)
 	spec := vs.spec()
 	spec["hosts"] = []interface{}{p.svc.fqdn()}
 	route := func() map[string]interface{} {
@@ -289,6 +342,15 @@ func (p *planner) newVirtualService() (*object, error) {
 	}
 	p.vss = append(p.vss, vs)
 	return vs, nil
+}
+
+func (p *planner) nameTaken(name string) bool {
+	for _, vs := range p.vss {
+		if vs.desired.GetName() == name && vs.desired.GetNamespace() == p.svc.namespace {
+			return true
+		}
+	}
+	return false
 }
 
 // portKinds tells whether the Service declares TCP-only ports (by appProtocol
