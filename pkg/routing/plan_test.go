@@ -162,6 +162,12 @@ func TestFlowsMatchGoldenFiles(t *testing.T) {
 		}},
 		{"delegate", "abort", []step{{"start", start(10)}, {"abort", abort}}},
 		{"cross-namespace", "abort", []step{{"start", start(10)}, {"weight-50", weight(50)}, {"abort", abort}}},
+		{"bookinfo-adopted", "all-extras-promote", []step{
+			{"start-header-sticky-mirror", Intent{Action: ActionStart, Weight: 10, Canary: "v3", Sticky: true, Mirror: intPtr(25),
+				Matches: []MatchRule{{Name: "x-tester", Op: "exact", Value: "yes"}}}},
+			{"weight-40-mirror-5", Intent{Action: ActionWeight, Weight: 40, Mirror: intPtr(5)}},
+			{"promote", promote},
+		}},
 		{"no-istio", "sticky-mirror", []step{
 			{"start-sticky-mirror-50", Intent{Action: ActionStart, Weight: 10, Sticky: true, Mirror: intPtr(50)}},
 			{"weight-30-mirror-off", Intent{Action: ActionWeight, Weight: 30, Mirror: intPtr(0)}},
