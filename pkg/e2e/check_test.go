@@ -1,0 +1,228 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"encoding/json"
+	"errors"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// checkFinding is one finding of `kubectl canary check -o json`.
+type checkFinding struct {
+	Severity, Object, Message string
+}
+
+// checkOutput is `kubectl canary check -o json`, parsed.
+type checkOutput struct {
+	Service  string
+	Findings []checkFinding
+}
+
+// TestCheckCommand: `kubectl canary check SERVICE` reports each problem with
+// its severity and object, as a table and as JSON, and exits non-zero on
+// errors; it writes nothing.
+func TestCheckCommand(t *testing.T) {
+	t.Parallel()
+	c := shared
+
+	t.Run("clean", func(t *testing.T) {
+		t.Parallel()
+		ns := c.newNamespace(t)
+		c.deployVersions(t, ns, "reviews", "v1", "v2")
+		out := c.mustCanary(t, "check", "reviews", "-n", ns)
+		assert.Contains(t, out, "no findings")
+		assert.Contains(t, out, ns+"/reviews")
+		got := runCheckJSON(t, c, ns, "reviews", 0)
+		assert.Equal(t, ns+"/reviews", got.Service)
+		assert.Empty(t, got.Findings)
+		assert.Empty(t, c.versionsOf(t, ns), "check wrote")
+	})
+
+	// Each case: objects in a fresh namespace with reviews v1 and v2
+	// available, a change to make, and the error finding expected.
+	for _, tc := range []struct {
+		name    string
+		yaml    string
+		prepare func(t *testing.T, ns string)
+		object  string // kind and name, the namespace is added
+		message []string
+	}{
+		{
+			name:    "unready canary",
+			prepare: func(t *testing.T, ns string) { c.setAvailable(t, ns, "reviews-v2", 0) },
+			object:  "Deployment reviews-v2",
+			message: []string{"0 available", "--force"},
+		},
+		{
+			name: "duplicate subset",
+			yaml: `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+  - {name: v1, labels: {version: v1}}
+`,
+			object:  "DestinationRule reviews",
+			message: []string{`"v1"`, "twice"},
+		},
+		{
+			name: "route to an undefined subset",
+			yaml: `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - name: beta
+    match: [{uri: {prefix: /beta}}]
+    route:
+    - destination: {host: reviews, subset: v9}
+  - name: default
+    route:
+    - destination: {host: reviews, subset: v1}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  subsets:
+  - {name: v1, labels: {version: v1}}
+`,
+			object:  "VirtualService reviews",
+			message: []string{`"beta"`, `"v9"`},
+		},
+		{
+			name: "weights not summing to 100",
+			yaml: `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - name: default
+    route:
+    - destination: {host: reviews, subset: v1}
+      weight: 70
+    - destination: {host: reviews, subset: v2}
+      weight: 20
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+`,
+			object:  "VirtualService reviews",
+			message: []string{`"default"`, "90", "100"},
+		},
+		{
+			name: "kiali wizard",
+			yaml: `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews
+  labels: {kiali_wizard: request_routing}
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - destination: {host: reviews, subset: v1}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  subsets:
+  - {name: v1, labels: {version: v1}}
+`,
+			object:  "VirtualService reviews",
+			message: []string{"Kiali", "--force"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ns := c.newNamespace(t)
+			c.deployVersions(t, ns, "reviews", "v1", "v2")
+			if tc.yaml != "" {
+				c.create(t, ns, tc.yaml)
+			}
+			if tc.prepare != nil {
+				tc.prepare(t, ns)
+			}
+			kind, name, _ := strings.Cut(tc.object, " ")
+			object := kind + " " + ns + "/" + name
+			before := c.versionsOf(t, ns)
+
+			r := c.failCanary(t, "check", "reviews", "-n", ns)
+			requireExitCode(t, r, 1)
+			assert.Contains(t, r.stderr, "error(s)", "the error line says how many errors")
+			found := false
+			for _, row := range table(t, r.stdout) {
+				if row["SEVERITY"] == "error" && row["OBJECT"] == object {
+					found = true
+					for _, m := range tc.message {
+						assert.Contains(t, row["FINDING"], m, "finding about %s", object)
+					}
+				}
+			}
+			assert.True(t, found, "no error row for %s in:\n%s", object, r.stdout)
+
+			got := runCheckJSON(t, c, ns, "reviews", 1)
+			assert.Equal(t, ns+"/reviews", got.Service)
+			found = false
+			for _, f := range got.Findings {
+				assert.Contains(t, []string{"error", "warning"}, f.Severity)
+				assert.NotEmpty(t, f.Message)
+				if f.Severity == "error" && f.Object == object {
+					found = true
+					for _, m := range tc.message {
+						assert.Contains(t, f.Message, m, "finding about %s", object)
+					}
+				}
+			}
+			assert.True(t, found, "no error finding for %s in %+v", object, got.Findings)
+			assert.Equal(t, before, c.versionsOf(t, ns), "check wrote")
+		})
+	}
+}
+
+// runCheckJSON runs `kubectl canary check SVC -o json`, requires the exit
+// code and returns its parsed output.
+func runCheckJSON(t *testing.T, c *cluster, ns, svc string, code int) checkOutput {
+	t.Helper()
+	r := c.canary(t, nil, "check", svc, "-n", ns, "-o", "json")
+	requireExitCode(t, r, code)
+	var got checkOutput
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &got), "check -o json printed:\n%s", r)
+	return got
+}
+
+// requireExitCode checks how a command ended.
+func requireExitCode(t *testing.T, r result, code int) {
+	t.Helper()
+	if code == 0 {
+		require.NoError(t, r.err, "%s", r)
+		return
+	}
+	var exit *exec.ExitError
+	require.True(t, errors.As(r.err, &exit), "want exit code %d:\n%s", code, r)
+	require.Equal(t, code, exit.ExitCode(), "%s", r)
+}
