@@ -435,3 +435,22 @@ func assertManagedWeightsSumTo100(t *testing.T, plan *Plan) {
 		}
 	}
 }
+
+// Two racing starts must contend for one object before either writes
+// anything else: every start that changes something writes the
+// DestinationRule first, so the loser's write conflicts.
+func TestEveryStartClaimsTheDestinationRuleFirst(t *testing.T) {
+	for _, cluster := range []string{"no-istio", "bookinfo-adopted", "hosts-and-gateway", "app-kubernetes-version", "unnamed-label", "delegate", "cross-namespace"} {
+		snap := loadSnapshot(t, cluster)
+		intent := start(10)
+		if cluster == "bookinfo-adopted" {
+			intent.Canary = "v2" // its subset exists already: only the claim changes the DestinationRule
+		}
+		plan, err := Compute(*snap, intent)
+		require.NoError(t, err, cluster)
+		require.NotEmpty(t, plan.Changes, cluster)
+		first := plan.Changes[0]
+		assert.Equal(t, "DestinationRule", first.Desired.GetKind(), cluster)
+		assert.True(t, first.Changed(), cluster)
+	}
+}

@@ -74,28 +74,29 @@ func (p *planner) start() (*State, error) {
 		return nil, nil
 	}
 
-	// The DestinationRule carries state only when start changed it.
-	if addedStable || addedCanary || dr.live == nil {
-		drState := base
-		drState.Weight = 0
-		drState.Routes = nil
-		prev, _ := p.recorded(dr)
-		reapply := prev != nil && prev.Phase == PhaseProgressing
-		if reapply {
-			drState.AddedSubsets = prev.AddedSubsets
-			drState.PreStartSpec = prev.PreStartSpec
-		} else if dr.live != nil {
-			drState.PreStartSpec = rawSpec(dr.liveSpec())
-		}
-		drState.Created = dr.live == nil || (prev != nil && prev.Created) || isCreatedByUs(dr.live)
-		if addedStable {
-			drState.AddedSubsets = appendUnique(drState.AddedSubsets, stableSubset)
-		}
-		if addedCanary {
-			drState.AddedSubsets = appendUnique(drState.AddedSubsets, canarySubset)
-		}
-		p.setState(dr, &drState)
+	// The DestinationRule always records the canary, even when its subsets
+	// exist already: it is written first, so it is the claim two racing
+	// starts contend for. The loser's write conflicts, it reads the winner's
+	// canary and stops before writing anything.
+	drState := base
+	drState.Weight = 0
+	drState.Routes = nil
+	prev, _ := p.recorded(dr)
+	reapply := prev != nil && prev.Phase == PhaseProgressing
+	if reapply {
+		drState.AddedSubsets = prev.AddedSubsets
+		drState.PreStartSpec = prev.PreStartSpec
+	} else if dr.live != nil {
+		drState.PreStartSpec = rawSpec(dr.liveSpec())
 	}
+	drState.Created = dr.live == nil || (prev != nil && prev.Created) || isCreatedByUs(dr.live)
+	if addedStable {
+		drState.AddedSubsets = appendUnique(drState.AddedSubsets, stableSubset)
+	}
+	if addedCanary {
+		drState.AddedSubsets = appendUnique(drState.AddedSubsets, canarySubset)
+	}
+	p.setState(dr, &drState)
 	return managed, nil
 }
 
