@@ -5,7 +5,9 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
@@ -16,6 +18,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	// Cloud kubeconfigs (OIDC, exec, GCP, Azure) authenticate through these.
 	_ "k8s.io/client-go/plugin/pkg/client/auth"
+	"k8s.io/klog/v2"
 
 	"github.com/kubectl-canary/kubectl-canary/pkg/cmd"
 )
@@ -29,7 +32,20 @@ func isTimeout(err error) bool {
 	return strings.Contains(err.Error(), "Client.Timeout exceeded") || strings.Contains(err.Error(), "context deadline exceeded")
 }
 
+func quietLibraryLogs() {
+	flags := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(flags)
+	for name, value := range map[string]string{"logtostderr": "false", "alsologtostderr": "false", "stderrthreshold": "FATAL"} {
+		_ = flags.Set(name, value)
+	}
+	klog.SetOutput(io.Discard)
+}
+
 func main() {
+	// client-go logs retries and discovery failures through klog; the
+	// command reports every error itself, in one clear line, so the raw
+	// library lines would only repeat it.
+	quietLibraryLogs()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	root := cmd.NewCmdCanary(genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr})
 	err := root.ExecuteContext(ctx)
