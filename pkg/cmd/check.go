@@ -81,7 +81,7 @@ func (o *CheckOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	snap, err := clients.ReadSnapshot(ctx, o.namespace, o.service, kube.SnapshotOptions{OtherNamespaces: true, ClusterDomain: o.clusterDomain})
+	snap, err := clients.ReadSnapshot(ctx, o.namespace, o.service, kube.SnapshotOptions{OtherNamespaces: true, Services: true, ClusterDomain: o.clusterDomain})
 	if err != nil {
 		return err
 	}

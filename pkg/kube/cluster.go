@@ -30,6 +30,8 @@ type SnapshotOptions struct {
 	// user may list them; ClusterDomain resolves their host names.
 	OtherNamespaces bool
 	ClusterDomain   string
+	// Services also lists the Services of the namespace.
+	Services bool
 	// WarnIfNotAllowed says so, with a warning on the plan, when the
 	// cluster-wide list is forbidden (start does; the commands after it
 	// would only repeat it).
@@ -49,6 +51,13 @@ func (c *Clients) ReadSnapshot(ctx context.Context, namespace, service string, o
 	snap := &routing.Snapshot{Service: svc, APIVersion: c.APIVersion(), Now: time.Now()}
 	if snap.Deployments, err = c.listDeployments(ctx, namespace); err != nil {
 		return nil, err
+	}
+	if opts.Services {
+		list, err := c.Core.CoreV1().Services(namespace).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return nil, listError("services", namespace, err)
+		}
+		snap.Services = append([]corev1.Service{}, list.Items...)
 	}
 	if snap.VirtualServices, err = c.virtualServicesRouting(ctx, snap, opts); err != nil {
 		return nil, err

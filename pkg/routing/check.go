@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
@@ -143,6 +144,9 @@ func Check(snap Snapshot, intent Intent, opts CheckOptions) []Finding {
 		}
 	}
 	findings = append(findings, checkRoutes(routing, p.svc, definedSubsets)...)
+	if snap.Services != nil {
+		findings = append(findings, checkBackedHosts(snap.VirtualServices, snap.Services, p.svc)...)
+	}
 	findings = append(findings, checkHostScopes(snap.VirtualServices, p.svc)...)
 
 	canary, stable := "", ""
@@ -229,6 +233,51 @@ func checkRoutes(virtualServices []*unstructured.Unstructured, svc serviceRef, d
 		}
 	}
 	return findings
+}
+
+// checkBackedHosts warns about route destinations that name a Service of
+// the namespace that does not exist: Istio answers those requests with 503.
+func checkBackedHosts(virtualServices []*unstructured.Unstructured, services []corev1.Service, svc serviceRef) []Finding {
+	exists := map[string]bool{}
+	for _, s := range services {
+		exists[s.Name] = true
+	}
+	var findings []Finding
+	for _, vs := range virtualServices {
+		if vs.GetNamespace() != svc.namespace {
+			continue
+		}
+		seen := map[string]bool{}
+		for _, kind := range routeKinds {
+			for _, raw := range routesOf(asMap(vs.Object["spec"]), kind) {
+				for _, d := range destinationsOf(asMap(raw)) {
+					host := strings.ToLower(destinationHost(asMap(d)))
+					name, ok := serviceOfNamespace(host, svc.namespace, svc.clusterDomain)
+					if ok && !exists[name] && !seen[host] {
+						seen[host] = true
+						findings = append(findings, Finding{SeverityWarning, objectRef(vs), fmt.Sprintf("routes to host %s, but no Service %s exists in namespace %s: those requests fail. Create the Service or fix the host", host, name, svc.namespace)})
+					}
+				}
+			}
+		}
+	}
+	return findings
+}
+
+// serviceOfNamespace returns the Service name a host means when it names a
+// Service of namespace (short, name.ns, name.ns.svc or the FQDN).
+func serviceOfNamespace(host, namespace, clusterDomain string) (string, bool) {
+	if host == "" || strings.Contains(host, "*") {
+		return "", false
+	}
+	parts := strings.SplitN(host, ".", 2)
+	switch {
+	case len(parts) == 1:
+		return parts[0], true
+	case parts[1] == namespace, parts[1] == namespace+".svc", parts[1] == namespace+".svc."+clusterDomain:
+		return parts[0], true
+	}
+	return "", false
 }
 
 // checkHostScopes warns when several VirtualServices claim the Service's

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
@@ -68,6 +69,13 @@ func TestCheckFindings(t *testing.T) {
 		{"Argo Rollouts", "bookinfo-adopted", func(s *Snapshot) {
 			s.DestinationRules[0].SetAnnotations(map[string]string{"argo-rollouts.argoproj.io/managed-by-rollouts": "reviews"})
 		}, CheckOptions{}, "error DestinationRule bookinfo/reviews: is managed by Argo Rollouts"},
+		{"route to a host no Service backs", "bookinfo-adopted", func(s *Snapshot) {
+			s.Services = []corev1.Service{*s.Service}
+			spec(s.VirtualServices[0])["http"] = append(spec(s.VirtualServices[0])["http"].([]interface{}), map[string]interface{}{
+				"match": []interface{}{map[string]interface{}{"uri": map[string]interface{}{"prefix": "/old"}}},
+				"route": []interface{}{map[string]interface{}{"destination": map[string]interface{}{"host": "reviews-legacy.bookinfo.svc.cluster.local"}}},
+			})
+		}, CheckOptions{}, "warning VirtualService bookinfo/reviews: routes to host reviews-legacy.bookinfo.svc.cluster.local, but no Service reviews-legacy exists in namespace bookinfo"},
 		{"one version only", "no-istio", func(s *Snapshot) { s.Deployments = s.Deployments[:1] }, CheckOptions{},
 			"error Service shop/reviews: service shop/reviews has only one version behind it"},
 	}

@@ -57,6 +57,9 @@ type Snapshot struct {
 	Deployments      []appsv1.Deployment
 	VirtualServices  []*unstructured.Unstructured
 	DestinationRules []*unstructured.Unstructured
+	// Services of the namespace, when read (kubectl canary check reads them
+	// to find routes to hosts no Service backs).
+	Services []corev1.Service
 	// Warnings are things the reader noticed, passed on with the plan.
 	Warnings []string
 	// Gateways holds the Gateway an intent names, when it exists.
