@@ -34,7 +34,7 @@ fuzz: ## fuzz the routing core for a minute
 e2e: ## end-to-end suite against a local etcd + kube-apiserver with the Istio CRDs
 	hack/e2e.sh
 
-check: lint test e2e ## everything CI runs: lint, unit tests, end-to-end suite
+check: lint test e2e ## the test command: lint, unit tests, end-to-end suite (CI adds dist and verify-krew)
 
 # Release. dist/ and plugins/canary.yaml need a Krew version (vX.Y.Z): VERSION
 # when given on the command line or in the environment, else the v* tag at
