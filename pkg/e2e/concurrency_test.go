@@ -4,12 +4,8 @@ package e2e
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,8 +17,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
 // concurrentRounds is how many times each race is run.
@@ -256,38 +250,6 @@ func TestConcurrentStartsInterleaved(t *testing.T) {
 	if st, ok := dr.GetAnnotations()["kubectl-canary.io/reviews"]; ok {
 		assert.NotContains(t, st, `"canary":"v3"`, "the DestinationRule records the failed start's canary")
 	}
-}
-
-// delayingProxy starts a TLS reverse proxy to c's API server that holds each
-// request for delay(request) first, and returns an admin kubeconfig that
-// goes through it.
-func delayingProxy(t *testing.T, c *cluster, delay func(*http.Request) time.Duration) string {
-	t.Helper()
-	cfg, err := clientcmd.LoadFromFile(c.kubeconfig)
-	require.NoError(t, err)
-	var server string
-	for _, cl := range cfg.Clusters {
-		server = cl.Server
-	}
-	target, err := url.Parse(server)
-	require.NoError(t, err)
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	proxy.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true}
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if d := delay(r); d > 0 {
-			time.Sleep(d)
-		}
-		proxy.ServeHTTP(w, r)
-	}))
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	return editKubeconfig(t, c.kubeconfig, func(cfg *clientcmdapi.Config) {
-		for _, cl := range cfg.Clusters {
-			cl.Server = srv.URL
-			cl.InsecureSkipTLSVerify = true
-			cl.CertificateAuthorityData = nil
-		}
-	})
 }
 
 // list lists the objects of a resource in ns.
