@@ -1,0 +1,129 @@
+package main
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+func event(t *testing.T, line string) auditEvent {
+	t.Helper()
+	var e auditEvent
+	if err := json.Unmarshal([]byte(line), &e); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func TestRequestKey(t *testing.T) {
+	for _, tc := range []struct{ line, want string }{
+		{`{"verb":"list","requestURI":"/apis/networking.istio.io/v1/virtualservices?limit=500","objectRef":{"resource":"virtualservices"}}`, "list virtualservices (all namespaces)"},
+		{`{"verb":"list","requestURI":"/apis/apps/v1/namespaces/bench/deployments?limit=500","objectRef":{"resource":"deployments","namespace":"bench"}}`, "list deployments"},
+		{`{"verb":"update","requestURI":"/apis/networking.istio.io/v1/namespaces/bench/virtualservices/run?dryRun=All&fieldManager=kubectl-canary","objectRef":{"resource":"virtualservices","namespace":"bench","name":"run"}}`, "update virtualservices (server dry run)"},
+		{`{"verb":"create","requestURI":"/apis/authorization.k8s.io/v1/selfsubjectaccessreviews","objectRef":{"resource":"selfsubjectaccessreviews"}}`, "create selfsubjectaccessreviews"},
+		{`{"verb":"get","requestURI":"/apis?timeout=30s"}`, "get /apis"},
+		{`{"verb":"patch","requestURI":"/apis/apps/v1/namespaces/bench/deployments/run-v1/status","objectRef":{"resource":"deployments","subresource":"status","namespace":"bench","name":"run-v1"}}`, "patch deployments/status"},
+	} {
+		if got := requestKey(event(t, tc.line)); got != tc.want {
+			t.Errorf("requestKey(%s) = %q, want %q", tc.line, got, tc.want)
+		}
+	}
+}
+
+func TestCountedSkipsBenchAndAPIServer(t *testing.T) {
+	events := []auditEvent{
+		event(t, `{"stage":"ResponseComplete","verb":"get","userAgent":"kubectl-canary","requestURI":"/api/v1/namespaces/bench/services/run"}`),
+		event(t, `{"stage":"ResponseStarted","verb":"watch","userAgent":"kubectl-canary","requestURI":"/api/v1/services?watch=1"}`),
+		event(t, `{"stage":"ResponseComplete","verb":"get","userAgent":"canary-bench-marker","requestURI":"/api/v1/namespaces/bench/configmaps/m"}`),
+		event(t, `{"stage":"ResponseComplete","verb":"get","userAgent":"kube-apiserver/v1.37.2","user":{"username":"system:apiserver"},"requestURI":"/api/v1/namespaces/default"}`),
+	}
+	if got := counted(events); len(got) != 1 || got[0].UserAgent != "kubectl-canary" {
+		t.Fatalf("counted = %+v, want the plugin's one completed request", got)
+	}
+}
+
+func TestFormatCountsOrder(t *testing.T) {
+	got := formatCounts(map[string]int{"update virtualservices": 1, "get /apis": 1, "list deployments": 2, "create selfsubjectaccessreviews": 1, "get services": 1})
+	want := "get /apis 1, get services 1, list deployments 2, create selfsubjectaccessreviews 1, update virtualservices 1"
+	if got != want {
+		t.Errorf("formatCounts = %q, want %q", got, want)
+	}
+}
+
+func TestObjectWrites(t *testing.T) {
+	events := []auditEvent{
+		event(t, `{"verb":"update","requestURI":"/x?dryRun=All","objectRef":{"resource":"virtualservices","namespace":"bench","name":"run"}}`),
+		event(t, `{"verb":"update","requestURI":"/x","objectRef":{"resource":"virtualservices","namespace":"bench","name":"run"}}`),
+		event(t, `{"verb":"create","requestURI":"/y","objectRef":{"resource":"selfsubjectaccessreviews"}}`),
+	}
+	got := objectWrites(events)
+	if len(got) != 1 || got["virtualservices bench/run"] != 1 {
+		t.Errorf("objectWrites = %v", got)
+	}
+}
+
+func TestRequestBudget(t *testing.T) {
+	s := sideResult{
+		Requests:     map[string]int{"get services": 1, "list deployments": 1, "list virtualservices (all namespaces)": 1, "list destinationrules": 1, "create selfsubjectaccessreviews": 1, "update virtualservices": 1},
+		ObjectWrites: map[string]int{"virtualservices bench/run": 1},
+	}
+	s.RequestTotal = total(s.Requests)
+	tg := requestBudget("weight", s)
+	if tg.Met {
+		t.Errorf("a permission review is outside the budget: %+v", tg)
+	}
+	delete(s.Requests, "create selfsubjectaccessreviews")
+	if tg := requestBudget("weight", s); !tg.Met {
+		t.Errorf("reads of 4 kinds and one write are within the budget: %+v", tg)
+	}
+	s.Requests["list virtualservices (all namespaces)"] = 4
+	if tg := requestBudget("weight", s); tg.Met {
+		t.Errorf("4 pages of one kind are 4 reads: %+v", tg)
+	}
+}
+
+func TestParseGoBench(t *testing.T) {
+	out := []byte("goos: linux\nBenchmarkPlanStartOn500Routes-2   \t     100\t  12345678 ns/op\t 4500000 B/op\t   51234 allocs/op\nPASS\n")
+	got := parseGoBench(out)
+	if len(got) != 1 || got[0].Name != "BenchmarkPlanStartOn500Routes-2" || got[0].Iterations != 100 || got[0].NsPerOp != 12345678 || got[0].BytesPerOp != 4500000 || got[0].AllocsPerOp != 51234 {
+		t.Errorf("parseGoBench = %+v", got)
+	}
+}
+
+func TestModuleOf(t *testing.T) {
+	mods := []string{"k8s.io/client-go", "k8s.io/api", "github.com/spf13/cobra"}
+	for sym, want := range map[string]string{
+		"k8s.io/api/core/v1.(*PodSpec).Unmarshal":   "k8s.io/api",
+		"type:*k8s.io/client-go/rest.Request":       "k8s.io/client-go",
+		"go:itab.*k8s.io/api/core/v1.Pod,error":     "k8s.io/api",
+		"runtime.mallocgc":                          "std",
+		"vendor/golang.org/x/net/idna.idnaValues":   "std",
+		"github.com/spf13/cobra.(*Command).Execute": "github.com/spf13/cobra",
+		"github.com/unknown/mod.F":                  "other",
+	} {
+		if got := moduleOf(sym, mods); got != want {
+			t.Errorf("moduleOf(%q) = %q, want %q", sym, got, want)
+		}
+	}
+}
+
+func TestReweighAndSplit(t *testing.T) {
+	route := []interface{}{map[string]interface{}{"destination": map[string]interface{}{"host": "r", "subset": "v1"}}}
+	got := splitRoute(route, "r", 90, 10)
+	data, _ := json.Marshal(got)
+	if want := `[{"destination":{"host":"r","subset":"v1"},"weight":90},{"destination":{"host":"r","subset":"v2"},"weight":10}]`; string(data) != want {
+		t.Errorf("splitRoute = %s, want %s", data, want)
+	}
+	data, _ = json.Marshal(reweigh(got, map[string]int64{"v2": 100}))
+	if want := `[{"destination":{"host":"r","subset":"v2"}}]`; string(data) != want {
+		t.Errorf("reweigh = %s, want %s", data, want)
+	}
+}
+
+func TestMedian(t *testing.T) {
+	if got := median([]float64{5, 1, 3}); got != 3 {
+		t.Errorf("median = %v", got)
+	}
+	if got := median([]float64{4, 1, 3, 2}); got != 2.5 {
+		t.Errorf("median = %v", got)
+	}
+}
