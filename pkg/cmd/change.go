@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -150,7 +151,9 @@ func (o *changeOptions) run(ctx context.Context) error {
 			outcomes = plannedOutcomes(plan)
 			return nil
 		}
-		if !permissionsChecked && plan.Changed() && o.dryRun == cmdutil.DryRunNone {
+		// Asking first matters only when a refusal could come after another
+		// write; a lone write that is refused has changed nothing.
+		if !permissionsChecked && changedCount(plan) > 1 && o.dryRun == cmdutil.DryRunNone {
 			if err := clients.CheckPermissions(ctx, plan.Changes); err != nil {
 				return err
 			}
@@ -229,6 +232,9 @@ func (o *changeOptions) writeAll(ctx context.Context, clients *kube.Clients, pla
 			verb := "update"
 			if c.Live == nil {
 				verb = "create"
+			}
+			if apierrors.IsForbidden(err) {
+				return nil, fmt.Errorf("not allowed to %s %s in namespace %s; nothing was changed. Ask for this permission (see the RBAC section of the README): %w", verb, kube.ResourceOf(c.Desired), c.Desired.GetNamespace(), err)
 			}
 			if serverDryRun {
 				return nil, fmt.Errorf("the API server would reject the %s of %s %s/%s (found by a server dry run; nothing was written): %w", verb, c.Desired.GetKind(), c.Desired.GetNamespace(), c.Desired.GetName(), err)

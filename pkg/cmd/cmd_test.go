@@ -3,6 +3,7 @@ package cmd
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"regexp"
 	"strings"
@@ -487,4 +488,16 @@ func TestStartIsCheckedByAServerDryRunBeforeItWrites(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "the API server would reject the create of VirtualService shop/reviews (found by a server dry run; nothing was written)")
 	assert.Empty(t, f.writes(), "the DestinationRule is not written either")
+}
+
+func TestALoneRefusedWriteNamesVerbResourceAndNamespace(t *testing.T) {
+	f := newFakeCluster(t, "no-istio", "shop")
+	_, _, err := f.run("start", "reviews")
+	require.NoError(t, err)
+	f.dynamic.PrependReactor("update", "virtualservices", func(action clienttesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(vsGVR.GroupResource(), "reviews", errors.New(`User "jane" cannot update resource "virtualservices"`))
+	})
+	_, _, err = f.run("weight", "reviews", "30")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "not allowed to update virtualservices.networking.istio.io in namespace shop; nothing was changed")
 }

@@ -216,6 +216,15 @@ func (c *Clients) Write(ctx context.Context, change routing.Change, serverDryRun
 	return client.Update(ctx, desired, metav1.UpdateOptions{DryRun: dryRun, FieldManager: FieldManager})
 }
 
+// ResourceOf names an object's resource the way RBAC rules and errors do,
+// for example virtualservices.networking.istio.io.
+func ResourceOf(obj *unstructured.Unstructured) string {
+	if obj.GetKind() == "DestinationRule" {
+		return "destinationrules." + IstioNetworkingGroup
+	}
+	return "virtualservices." + IstioNetworkingGroup
+}
+
 // IsRetryable tells whether a write lost a race with another writer.
 func IsRetryable(err error) bool {
 	return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err)
