@@ -370,7 +370,17 @@ EOF
 
   local kubectl=("$bin/kubectl" --kubeconfig "$dir/kubeconfig")
   "${kubectl[@]}" apply --server-side -f "$dir/istio-crds.yaml" >"$dir/crds-apply.log"
-  "${kubectl[@]}" wait --for condition=established --timeout=60s crd --all >>"$dir/crds-apply.log"
+  # A CRD the API server has not given a status yet makes `kubectl wait`
+  # fail at once instead of waiting: try again, bounded.
+  local tries=0
+  until "${kubectl[@]}" wait --for condition=established --timeout=60s crd --all >>"$dir/crds-apply.log" 2>&1; do
+    tries=$((tries + 1))
+    if [[ $tries -ge 10 ]]; then
+      tail -5 "$dir/crds-apply.log" >&2
+      die "the Istio CRDs did not become established"
+    fi
+    sleep 0.5
+  done
   "${kubectl[@]}" create namespace istio-system >/dev/null
   log "Istio CRDs installed; up in $(since "$t0")s; source $dir/env"
   trap - EXIT

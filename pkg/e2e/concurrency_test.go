@@ -22,6 +22,10 @@ import (
 // concurrentRounds is how many times each race is run.
 const concurrentRounds = 5
 
+// maxConcurrentRounds bounds the extra rounds TestConcurrentWeights runs
+// until two runs really collide.
+const maxConcurrentRounds = 40
+
 // together runs `kubectl canary ARGS` once per argument list, all at the same
 // instant, and returns their results in the same order.
 func together(t *testing.T, c *cluster, argLists ...[]string) []result {
@@ -68,8 +72,12 @@ func TestConcurrentWeights(t *testing.T) {
 	jason := toJSON(t, route(t, c.get(t, vsV1, ns, "reviews"), "http", 0))
 	dr := c.get(t, drV1, ns, "reviews").GetResourceVersion()
 
-	for round := 0; round < concurrentRounds; round++ {
-		a, b := 30+round, 70+round
+	// Runs that happen not to collide prove nothing: go on (bounded) until
+	// the API server has refused at least one of their updates.
+	rounds := 0
+	for round := 0; round < concurrentRounds || (round < maxConcurrentRounds && pluginConflicts(t, c, ns) == 0); round++ {
+		rounds++
+		a, b := 30+round%20, 70+round%20
 		results := together(t, c,
 			[]string{"weight", "reviews", strconv.Itoa(a), "-n", ns},
 			[]string{"weight", "reviews", strconv.Itoa(b), "-n", ns})
@@ -98,7 +106,7 @@ func TestConcurrentWeights(t *testing.T) {
 	assert.Equal(t, dr, c.get(t, drV1, ns, "reviews").GetResourceVersion(), "weight wrote the DestinationRule")
 	// The runs did race: the API server refused some of their updates.
 	conflicts := pluginConflicts(t, c, ns)
-	t.Logf("%d plugin updates refused with 409 Conflict over %d rounds", conflicts, concurrentRounds)
+	t.Logf("%d plugin updates refused with 409 Conflict over %d rounds", conflicts, rounds)
 	assert.Greater(t, conflicts, 0, "the weight runs never raced; the test proved nothing")
 }
 
