@@ -53,7 +53,7 @@ func main() {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "error: %v\n", err)
 		if isTimeout(err) {
-			fmt.Fprintln(os.Stderr, "The API server did not answer in time: check that the cluster is reachable, or give it longer with --request-timeout (default 30s).")
+			fmt.Fprintln(os.Stderr, "The API server did not answer in time: check that the cluster is reachable, or allow more time per request with --request-timeout (30s unless given).")
 		}
 		os.Exit(1)
 	}
