@@ -18,7 +18,10 @@ type auditEvent struct {
 	Verb       string `json:"verb"`
 	RequestURI string `json:"requestURI"`
 	UserAgent  string `json:"userAgent"`
-	User       struct {
+	// Received and Completed bound the API server's time on the request.
+	Received  time.Time `json:"requestReceivedTimestamp"`
+	Completed time.Time `json:"stageTimestamp"`
+	User      struct {
 		Username string `json:"username"`
 	} `json:"user"`
 	ObjectRef *struct {
@@ -186,6 +189,18 @@ func requestCounts(events []auditEvent) map[string]int {
 	return out
 }
 
+// serverMS adds up, by requestKey, the API server's time on the requests
+// (from receiving the request to completing the response), in milliseconds.
+func serverMS(events []auditEvent) map[string]float64 {
+	out := map[string]float64{}
+	for _, e := range events {
+		if !e.Received.IsZero() && !e.Completed.IsZero() {
+			out[requestKey(e)] += ms(e.Completed.Sub(e.Received))
+		}
+	}
+	return out
+}
+
 // objectWrites counts the writes that store something (not dry runs, not
 // reviews, which store nothing) by object: "virtualservices bench/run".
 func objectWrites(events []auditEvent) map[string]int {
@@ -201,7 +216,11 @@ func objectWrites(events []auditEvent) map[string]int {
 
 // formatCounts renders counts as "get services 1, list deployments 1",
 // reads first, then writes, then the rest, each in alphabetical order.
-func formatCounts(counts map[string]int) string {
+func formatCounts(counts map[string]int) string { return formatCountsMS(counts, nil) }
+
+// formatCountsMS is formatCounts with, where serverMS has the key, the API
+// server's time in parentheses: "list deployments 1 (2.3 ms)".
+func formatCountsMS(counts map[string]int, serverMS map[string]float64) string {
 	if len(counts) == 0 {
 		return "none"
 	}
@@ -230,6 +249,9 @@ func formatCounts(counts map[string]int) string {
 	parts := make([]string, len(keys))
 	for i, k := range keys {
 		parts[i] = fmt.Sprintf("%s %d", k, counts[k])
+		if v, ok := serverMS[k]; ok {
+			parts[i] += fmt.Sprintf(" (%.1f ms)", v)
+		}
 	}
 	return strings.Join(parts, ", ")
 }

@@ -127,3 +127,11 @@ func TestMedian(t *testing.T) {
 		t.Errorf("median = %v", got)
 	}
 }
+
+func TestServerMS(t *testing.T) {
+	e := event(t, `{"verb":"get","requestURI":"/api/v1/namespaces/bench/services/run","objectRef":{"resource":"services","namespace":"bench","name":"run"},"requestReceivedTimestamp":"2026-11-25T19:12:13.100000Z","stageTimestamp":"2026-11-25T19:12:13.102500Z"}`)
+	got := serverMS([]auditEvent{e, e})
+	if v := got["get services"]; v < 4.99 || v > 5.01 {
+		t.Errorf("serverMS = %v, want 5 ms for two requests of 2.5 ms", got)
+	}
+}

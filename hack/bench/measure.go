@@ -113,10 +113,17 @@ type sideResult struct {
 	RequestTotals []int          `json:"requestTotals"`
 	ObjectWrites  map[string]int `json:"objectWrites"`
 	Discovery     int            `json:"discoveryRequests"`
-	Bytes         int64          `json:"bytesReceived"`
-	BytesRuns     []int64        `json:"bytesRuns"`
-	ProxyRequests []int64        `json:"proxyRequests"`
-	Notes         []string       `json:"notes,omitempty"`
+	// ServerMS is the API server's time on the requests of each key, and
+	// ServerTotalMS on all of them (medians over the timed runs); the rest
+	// of the wall time is the client's: process start, TLS, decoding.
+	ServerMS      map[string]float64 `json:"serverMsMedian"`
+	ServerTotalMS float64            `json:"serverTotalMsMedian"`
+	serverRuns    map[string][]float64
+	serverTotals  []float64
+	Bytes         int64    `json:"bytesReceived"`
+	BytesRuns     []int64  `json:"bytesRuns"`
+	ProxyRequests []int64  `json:"proxyRequests"`
+	Notes         []string `json:"notes,omitempty"`
 }
 
 type commandResult struct {
@@ -203,6 +210,15 @@ func (r *sideResult) add(s sample) {
 	r.RunsMS = append(r.RunsMS, s.wallMS)
 	r.PeakRSS = max(r.PeakRSS, s.maxRSSKB)
 	r.CPUMS += s.cpuMS // summed here, averaged in finish
+	if r.serverRuns == nil {
+		r.serverRuns = map[string][]float64{}
+	}
+	sum := 0.0
+	for k, v := range serverMS(s.events) {
+		r.serverRuns[k] = append(r.serverRuns[k], v)
+		sum += v
+	}
+	r.serverTotals = append(r.serverTotals, sum)
 	counts := requestCounts(s.events)
 	r.RequestTotals = append(r.RequestTotals, total(counts))
 	if r.Requests == nil {
@@ -230,6 +246,11 @@ func (r *sideResult) finish() {
 		r.MinMS, r.MaxMS = math.Min(r.MinMS, v), math.Max(r.MaxMS, v)
 	}
 	r.RequestTotal = total(r.Requests)
+	r.ServerMS = map[string]float64{}
+	for k, v := range r.serverRuns {
+		r.ServerMS[k] = median(v)
+	}
+	r.ServerTotalMS = median(r.serverTotals)
 	if len(r.BytesRuns) > 0 {
 		fs := make([]float64, len(r.BytesRuns))
 		for i, v := range r.BytesRuns {

@@ -268,10 +268,10 @@ func printReport(w io.Writer, r *report) {
 				kib(c.Plugin.Bytes), kib(c.Kubectl.Bytes), c.BytesRatio,
 				mib(c.Plugin.PeakRSS*1024), mib(c.Kubectl.PeakRSS*1024))
 		}
-		fmt.Fprintf(w, "  requests by verb and resource (one run):\n")
+		fmt.Fprintf(w, "  requests by verb and resource in one run (the API server's time on them, median):\n")
 		for _, c := range sc.Commands {
-			fmt.Fprintf(w, "    %-20s plugin   %s\n", c.Name, formatCounts(c.Plugin.Requests))
-			fmt.Fprintf(w, "    %-20s kubectl  %s\n", "", formatCounts(c.Kubectl.Requests))
+			fmt.Fprintf(w, "    %-20s plugin   %.1f ms: %s\n", c.Name, c.Plugin.ServerTotalMS, formatCountsMS(c.Plugin.Requests, c.Plugin.ServerMS))
+			fmt.Fprintf(w, "    %-20s kubectl  %.1f ms: %s\n", "", c.Kubectl.ServerTotalMS, formatCountsMS(c.Kubectl.Requests, c.Kubectl.ServerMS))
 			for _, n := range append(append([]string{}, c.Plugin.Notes...), c.Kubectl.Notes...) {
 				fmt.Fprintf(w, "    %-20s note     %s\n", "", n)
 			}
