@@ -55,6 +55,11 @@ func main() {
 		if isTimeout(err) {
 			fmt.Fprintln(os.Stderr, "The API server did not answer in time: check that the cluster is reachable, or allow more time per request with --request-timeout (30s unless given).")
 		}
+		// A verdict (kubectl canary analyze) has its own exit status.
+		var verdict interface{ ExitCode() int }
+		if errors.As(err, &verdict) {
+			os.Exit(verdict.ExitCode())
+		}
 		os.Exit(1)
 	}
 }

@@ -87,6 +87,7 @@ func newCmdCanary(o *globalOptions) *cobra.Command {
 		newCmdAbort(o),
 		newCmdStatus(o),
 		newCmdCheck(o),
+		newCmdAnalyze(o),
 		newCmdVersion(o),
 	)
 	addCompletion(cmd, o)

@@ -11,6 +11,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 )
 
 // IstioNetworkingGroup is the API group of VirtualService and DestinationRule.
@@ -76,6 +77,22 @@ type configFlagsFactory struct {
 func (f *configFlagsFactory) Namespace() (string, error) {
 	ns, _, err := f.flags.ToRawKubeConfigLoader().Namespace()
 	return ns, err
+}
+
+// RESTConfigSource is a Factory that also gives its REST config, for
+// requests that are not API calls (Prometheus through the service proxy).
+type RESTConfigSource interface {
+	RESTConfig() (*rest.Config, error)
+}
+
+// RESTConfig is the kubeconfig's connection, as kubectl's flags shape it.
+func (f *configFlagsFactory) RESTConfig() (*rest.Config, error) {
+	config, err := f.flags.ToRESTConfig()
+	if err != nil {
+		return nil, err
+	}
+	config.UserAgent = "kubectl-canary"
+	return config, nil
 }
 
 func (f *configFlagsFactory) Clients() (*Clients, error) {

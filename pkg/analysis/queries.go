@@ -1,0 +1,222 @@
+package analysis
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/api"
+	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
+)
+
+// Istio's standard metric names and the labels the queries filter on.
+const (
+	RequestsMetric = "istio_requests_total"
+	DurationMetric = "istio_request_duration_milliseconds_bucket"
+	// Only the destination's sidecar sees every request a version
+	// answered, whoever sent it.
+	reporterDestination = `reporter="destination"`
+	VersionLabel        = "destination_version"
+	WorkloadLabel       = "destination_workload"
+)
+
+// Target names the Service and its two versions. Workloads are the
+// Deployments of each version, used when Istio's version label does not
+// reach the metrics (pods without a `version` label report "unknown").
+type Target struct {
+	Namespace       string
+	Service         string
+	Stable, Canary  string
+	StableWorkloads []string
+	CanaryWorkloads []string
+}
+
+// serviceMatchers select the Service's requests as its sidecars report them.
+func (t Target) serviceMatchers() string {
+	return fmt.Sprintf(`%s,destination_service_namespace=%s,destination_service_name=%s`, reporterDestination, strconv.Quote(t.Namespace), strconv.Quote(t.Service))
+}
+
+// versionMatchers add the selector of one version, by version label or by
+// workload names.
+func versionMatchers(t Target, by, version string, workloads []string) string {
+	if by == WorkloadLabel {
+		quoted := make([]string, len(workloads))
+		for i, w := range workloads {
+			quoted[i] = regexp.QuoteMeta(w)
+		}
+		return fmt.Sprintf(`%s,%s=~%s`, t.serviceMatchers(), WorkloadLabel, strconv.Quote(strings.Join(quoted, "|")))
+	}
+	return fmt.Sprintf(`%s,%s=%s`, t.serviceMatchers(), VersionLabel, strconv.Quote(version))
+}
+
+// Queries are the PromQL expressions for one version over a window.
+type Queries struct {
+	Requests, RPS, SuccessRate, P50, P99 string
+}
+
+// QueriesFor builds the queries of one version; by is VersionLabel or
+// WorkloadLabel. README.md shows them, so users can run them themselves.
+func QueriesFor(t Target, by string, canary bool, window time.Duration) Queries {
+	version, workloads := t.Stable, t.StableWorkloads
+	if canary {
+		version, workloads = t.Canary, t.CanaryWorkloads
+	}
+	m := versionMatchers(t, by, version, workloads)
+	w := model.Duration(window).String()
+	quantile := func(q string) string {
+		return fmt.Sprintf(`histogram_quantile(%s, sum by (le) (rate(%s{%s}[%s])))`, q, DurationMetric, m, w)
+	}
+	return Queries{
+		Requests:    fmt.Sprintf(`sum(increase(%s{%s}[%s]))`, RequestsMetric, m, w),
+		RPS:         fmt.Sprintf(`sum(rate(%s{%s}[%s]))`, RequestsMetric, m, w),
+		SuccessRate: fmt.Sprintf(`sum(rate(%s{%s,response_code!~"5.."}[%s])) / sum(rate(%s{%s}[%s]))`, RequestsMetric, m, w, RequestsMetric, m, w),
+		P50:         quantile("0.5"),
+		P99:         quantile("0.99"),
+	}
+}
+
+// labelsQuery lists which version and workload labels the Service's
+// requests carry, to choose the selector and to explain absent metrics.
+func labelsQuery(t Target) string {
+	return fmt.Sprintf(`count by (%s, %s) (%s{%s})`, VersionLabel, WorkloadLabel, RequestsMetric, t.serviceMatchers())
+}
+
+// API is the Prometheus HTTP API the analysis queries.
+type API = promv1.API
+
+// NewAPI is a Prometheus API client for address, sending its requests
+// through httpClient (nil: Go's default transport).
+func NewAPI(address string, httpClient *http.Client) (promv1.API, error) {
+	cfg := api.Config{Address: address}
+	if httpClient != nil {
+		cfg.Client = httpClient
+	}
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("prometheus address %q: %w", address, err)
+	}
+	return promv1.NewAPI(c), nil
+}
+
+// ServiceProxyPath is the API server path that proxies to a Service's port,
+// so Prometheus is reached with the kubeconfig's credentials, no port-forward.
+func ServiceProxyPath(namespace, service string, port int) string {
+	return fmt.Sprintf("/api/v1/namespaces/%s/services/%s:%d/proxy", namespace, service, port)
+}
+
+// ErrNoMetrics says Prometheus has no request metrics for the Service.
+var ErrNoMetrics = errors.New("no Istio request metrics")
+
+// Fetch reads both versions' figures over the window ending now. where
+// names Prometheus in errors (its URL or the proxy it is reached through).
+func Fetch(ctx context.Context, prom promv1.API, t Target, window time.Duration, now time.Time, where string) (Result, error) {
+	r := Result{Window: window}
+	q := func(query string) (float64, error) {
+		v, _, _, err := prom.Query(ctx, query, now)
+		if err != nil {
+			return math.NaN(), fmt.Errorf("query to Prometheus at %s failed: %w\n  query: %s", where, err, query)
+		}
+		return scalarOf(v), nil
+	}
+	by, err := chooseSelector(ctx, prom, t, now, where)
+	if err != nil {
+		return r, err
+	}
+	r.By = by
+	for _, canary := range []bool{false, true} {
+		qs := QueriesFor(t, by, canary, window)
+		var m Metrics
+		for _, f := range []struct {
+			dst   *float64
+			query string
+		}{{&m.Requests, qs.Requests}, {&m.RPS, qs.RPS}, {&m.SuccessRate, qs.SuccessRate}, {&m.P50, qs.P50}, {&m.P99, qs.P99}} {
+			if *f.dst, err = q(f.query); err != nil {
+				return r, err
+			}
+		}
+		if canary {
+			r.Canary = m
+		} else {
+			r.Stable = m
+		}
+	}
+	return r, nil
+}
+
+// chooseSelector picks destination_version when its values name a version
+// of the Service, else destination_workload when the Deployments are known.
+func chooseSelector(ctx context.Context, prom promv1.API, t Target, now time.Time, where string) (string, error) {
+	query := labelsQuery(t)
+	v, _, _, err := prom.Query(ctx, query, now)
+	if err != nil {
+		return "", fmt.Errorf("cannot query Prometheus at %s: %w", where, err)
+	}
+	vec, _ := v.(model.Vector)
+	if len(vec) == 0 {
+		return "", fmt.Errorf("%w for service %s/%s in Prometheus at %s: no %s series with reporter=\"destination\". Is Istio's telemetry on, are the pods in the mesh, and has the Service had traffic?\n  query: %s", ErrNoMetrics, t.Namespace, t.Service, where, RequestsMetric, query)
+	}
+	versions, workloads := map[string]bool{}, map[string]bool{}
+	for _, s := range vec {
+		versions[string(s.Metric[VersionLabel])] = true
+		workloads[string(s.Metric[WorkloadLabel])] = true
+	}
+	if versions[t.Stable] || versions[t.Canary] {
+		return VersionLabel, nil
+	}
+	for _, w := range append(append([]string{}, t.StableWorkloads...), t.CanaryWorkloads...) {
+		if workloads[w] {
+			return WorkloadLabel, nil
+		}
+	}
+	return "", fmt.Errorf("the versions of service %s/%s do not reach the metrics in Prometheus at %s: %s is %s and %s is %s, where %s or %s were expected. Label the pods with version=<version> (Istio reports it as %s)",
+		t.Namespace, t.Service, where, VersionLabel, setText(versions), WorkloadLabel, setText(workloads), strconv.Quote(t.Stable), strconv.Quote(t.Canary), VersionLabel)
+}
+
+func setText(set map[string]bool) string {
+	var out []string
+	for k := range set {
+		out = append(out, strconv.Quote(k))
+	}
+	sort.Strings(out)
+	return strings.Join(out, ", ")
+}
+
+// scalarOf reads a one-element vector or a scalar; anything else (an empty
+// vector: no samples) is NaN.
+func scalarOf(v model.Value) float64 {
+	switch x := v.(type) {
+	case model.Vector:
+		if len(x) == 1 {
+			return float64(x[0].Value)
+		}
+	case *model.Scalar:
+		return float64(x.Value)
+	}
+	return math.NaN()
+}
+
+// MarshalJSON writes unknown figures (NaN) as null, which JSON can hold.
+func (m Metrics) MarshalJSON() ([]byte, error) {
+	num := func(v float64) *float64 {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil
+		}
+		return &v
+	}
+	return json.Marshal(struct {
+		Requests    *float64 `json:"requests"`
+		RPS         *float64 `json:"rps"`
+		SuccessRate *float64 `json:"successRate"`
+		P50         *float64 `json:"p50Ms"`
+		P99         *float64 `json:"p99Ms"`
+	}{num(m.Requests), num(m.RPS), num(m.SuccessRate), num(m.P50), num(m.P99)})
+}

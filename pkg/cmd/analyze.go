@@ -1,0 +1,299 @@
+package cmd
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/cli-runtime/pkg/printers"
+	"k8s.io/client-go/rest"
+	"k8s.io/kubectl/pkg/util/templates"
+
+	"github.com/kubectl-canary/kubectl-canary/pkg/analysis"
+	"github.com/kubectl-canary/kubectl-canary/pkg/kube"
+	"github.com/kubectl-canary/kubectl-canary/pkg/routing"
+)
+
+// analysisFlags are the Prometheus and threshold flags analyze and run share.
+type analysisFlags struct {
+	prometheusURL       string
+	prometheusNamespace string
+	prometheusService   string
+	prometheusPort      int
+	window              time.Duration
+	// Percentages as the user gives them; thresholds() turns them into shares.
+	maxErrorRate         float64
+	maxErrorRateIncrease float64
+	maxP99               time.Duration
+	maxLatencyRatio      float64
+	minRequests          float64
+}
+
+func (f *analysisFlags) addFlags(cmd *cobra.Command) {
+	d := analysis.DefaultThresholds
+	fl := cmd.Flags()
+	fl.StringVar(&f.prometheusURL, "prometheus-url", "", "Prometheus to query, e.g. http://127.0.0.1:9090. Default: Istio's Prometheus through the API server's service proxy (--prometheus-namespace, --prometheus-service, --prometheus-port), with the kubeconfig's credentials.")
+	fl.StringVar(&f.prometheusNamespace, "prometheus-namespace", "istio-system", "Namespace of the Prometheus Service reached through the API server's proxy.")
+	fl.StringVar(&f.prometheusService, "prometheus-service", "prometheus", "Name of the Prometheus Service reached through the API server's proxy.")
+	fl.IntVar(&f.prometheusPort, "prometheus-port", 9090, "Port of the Prometheus Service reached through the API server's proxy.")
+	fl.DurationVar(&f.window, "window", 5*time.Minute, "Traffic to analyse: the last WINDOW of it (rates and latency quantiles are taken over it).")
+	fl.Float64Var(&f.maxErrorRate, "max-error-rate", d.MaxErrorRate*100, "Highest canary error rate (5xx responses), in percent, that passes; 0 turns the check off.")
+	fl.Float64Var(&f.maxErrorRateIncrease, "max-error-rate-increase", d.MaxErrorRateIncrease*100, "How many percentage points the canary's error rate may exceed stable's; 0 turns the check off.")
+	fl.DurationVar(&f.maxP99, "max-p99", d.MaxP99, "Highest canary p99 latency that passes, e.g. 500ms; 0 turns the check off.")
+	fl.Float64Var(&f.maxLatencyRatio, "max-latency-ratio", d.MaxLatencyRatio, "Highest canary p99 / stable p99 that passes; 0 turns the check off.")
+	fl.Float64Var(&f.minRequests, "min-requests", d.MinRequests, "Fewest canary requests in the window to judge it; below it the verdict is inconclusive, never pass.")
+}
+
+func (f *analysisFlags) validate() error {
+	switch {
+	case f.window < 10*time.Second:
+		return fmt.Errorf("--window %s is too short; Prometheus needs at least two scrapes in it, for example --window 1m", f.window)
+	case f.maxErrorRate < 0 || f.maxErrorRate > 100:
+		return fmt.Errorf("--max-error-rate %g is not a percentage from 0 to 100", f.maxErrorRate)
+	case f.maxErrorRateIncrease < 0 || f.maxErrorRateIncrease > 100:
+		return fmt.Errorf("--max-error-rate-increase %g is not a percentage from 0 to 100", f.maxErrorRateIncrease)
+	case f.maxP99 < 0 || f.maxLatencyRatio < 0 || f.minRequests < 0:
+		return fmt.Errorf("--max-p99, --max-latency-ratio and --min-requests cannot be negative")
+	}
+	return nil
+}
+
+func (f *analysisFlags) thresholds() analysis.Thresholds {
+	return analysis.Thresholds{
+		MaxErrorRate:         f.maxErrorRate / 100,
+		MaxErrorRateIncrease: f.maxErrorRateIncrease / 100,
+		MaxP99:               f.maxP99,
+		MaxLatencyRatio:      f.maxLatencyRatio,
+		MinRequests:          f.minRequests,
+	}
+}
+
+// prometheus is the API client and a name for it in messages.
+func (f *analysisFlags) prometheus(factory kube.Factory) (*prometheusAPI, error) {
+	if f.prometheusURL != "" {
+		api, err := analysis.NewAPI(f.prometheusURL, nil)
+		return &prometheusAPI{api: api, where: f.prometheusURL}, err
+	}
+	source, ok := factory.(kube.RESTConfigSource)
+	if !ok {
+		return nil, fmt.Errorf("no kubeconfig to reach Prometheus through the API server; pass --prometheus-url")
+	}
+	config, err := source.RESTConfig()
+	if err != nil {
+		return nil, err
+	}
+	httpClient, err := rest.HTTPClientFor(config)
+	if err != nil {
+		return nil, err
+	}
+	return proxiedPrometheus(config.Host, httpClient, f.prometheusNamespace, f.prometheusService, f.prometheusPort)
+}
+
+// proxiedPrometheus reaches Prometheus through the API server's service
+// proxy at host (which may carry a path prefix).
+func proxiedPrometheus(host string, httpClient *http.Client, namespace, service string, port int) (*prometheusAPI, error) {
+	where := fmt.Sprintf("service %s/%s:%d (through the API server's proxy)", namespace, service, port)
+	api, err := analysis.NewAPI(strings.TrimSuffix(host, "/")+analysis.ServiceProxyPath(namespace, service, port), httpClient)
+	return &prometheusAPI{api: api, where: where}, err
+}
+
+type prometheusAPI struct {
+	api   analysis.API
+	where string
+}
+
+// canaryTarget finds the running canary of the Service and the Deployments
+// of its two versions.
+func canaryTarget(snap *routing.Snapshot, namespace, service string) (analysis.Target, routing.CanaryStatus, error) {
+	statuses := routing.Summarize([]corev1.Service{*snap.Service}, snap.Deployments, snap.VirtualServices, snap.DestinationRules)
+	for _, st := range statuses {
+		if st.Service != service || st.Namespace != namespace {
+			continue
+		}
+		if st.Phase != routing.PhaseProgressing || st.Canary == "" {
+			return analysis.Target{}, st, fmt.Errorf("service %s/%s has no running canary (phase %s); start one with kubectl canary start %s", namespace, service, st.Phase, service)
+		}
+		t := analysis.Target{Namespace: namespace, Service: service, Stable: st.Stable, Canary: st.Canary}
+		for _, d := range snap.Deployments {
+			switch d.Spec.Template.Labels[st.VersionLabel] {
+			case st.Stable:
+				t.StableWorkloads = append(t.StableWorkloads, d.Name)
+			case st.Canary:
+				t.CanaryWorkloads = append(t.CanaryWorkloads, d.Name)
+			}
+		}
+		return t, st, nil
+	}
+	return analysis.Target{}, routing.CanaryStatus{}, fmt.Errorf("service %s/%s has no canary; start one with kubectl canary start %s", namespace, service, service)
+}
+
+// AnalyzeOptions holds the flags of `kubectl canary analyze`.
+type AnalyzeOptions struct {
+	*globalOptions
+	analysisFlags
+	namespace string
+	service   string
+	output    string
+	now       func() time.Time
+}
+
+func newCmdAnalyze(g *globalOptions) *cobra.Command {
+	o := &AnalyzeOptions{globalOptions: g, now: time.Now}
+	cmd := &cobra.Command{
+		Use:   "analyze SERVICE",
+		Short: "Judge a running canary by its real traffic in Prometheus: pass, fail or inconclusive",
+		Long: templates.LongDesc(`
+			Read Istio's standard metrics for the stable and the canary version of a
+			Service from Prometheus, print them side by side (requests per second,
+			success rate, p50 and p99 latency) and judge the canary against the
+			thresholds. The exit status is the verdict: 0 pass, 1 fail (or an
+			error), 2 inconclusive. Nothing in the cluster is changed.`),
+		Example: templates.Examples(`
+			# Judge the canary of reviews over the last 5 minutes
+			kubectl canary analyze reviews
+
+			# Over 10 minutes, with a hard p99 limit, as JSON for a script
+			kubectl canary analyze reviews --window 10m --max-p99 300ms -o json
+
+			# With a Prometheus of your own
+			kubectl canary analyze reviews --prometheus-url http://127.0.0.1:9090`),
+		Args: exactlyOneService,
+		RunE: runVerb(o),
+	}
+	o.analysisFlags.addFlags(cmd)
+	cmd.Flags().StringVarP(&o.output, "output", "o", "", "Output format: json (default: a table).")
+	return cmd
+}
+
+// Complete reads SERVICE and the namespace.
+func (o *AnalyzeOptions) Complete(_ *cobra.Command, args []string) error {
+	o.service = args[0]
+	var err error
+	o.namespace, err = o.factory.Namespace()
+	return err
+}
+
+// Validate checks the flags before anything is read.
+func (o *AnalyzeOptions) Validate() error {
+	if o.output != "" && o.output != "json" {
+		return fmt.Errorf("--output %q is not supported; use json, or leave it out for a table", o.output)
+	}
+	return o.analysisFlags.validate()
+}
+
+// analysisReport is what -o json prints.
+type analysisReport struct {
+	Namespace  string            `json:"namespace"`
+	Service    string            `json:"service"`
+	Stable     string            `json:"stable"`
+	Canary     string            `json:"canary"`
+	Weight     int               `json:"weight"`
+	Window     string            `json:"window"`
+	SelectedBy string            `json:"selectedBy"`
+	Metrics    map[string]any    `json:"metrics"`
+	Decision   analysis.Decision `json:"decision"`
+}
+
+// Run reads the canary, queries Prometheus and prints the verdict.
+func (o *AnalyzeOptions) Run(cmd *cobra.Command) error {
+	ctx := cmd.Context()
+	clients, err := o.factory.Clients()
+	if err != nil {
+		return err
+	}
+	snap, err := clients.ReadSnapshot(ctx, o.namespace, o.service, kube.SnapshotOptions{ClusterDomain: o.clusterDomain})
+	if err != nil {
+		return err
+	}
+	target, st, err := canaryTarget(snap, o.namespace, o.service)
+	if err != nil {
+		return err
+	}
+	prom, err := o.prometheus(o.factory)
+	if err != nil {
+		return err
+	}
+	result, decision, err := judge(ctx, prom, target, o.analysisFlags, o.now())
+	if err != nil {
+		return err
+	}
+	if o.output == "json" {
+		report := analysisReport{Namespace: o.namespace, Service: o.service, Stable: st.Stable, Canary: st.Canary, Weight: st.Weight,
+			Window: o.window.String(), SelectedBy: result.By, Metrics: map[string]any{"stable": result.Stable, "canary": result.Canary}, Decision: decision}
+		b, err := json.MarshalIndent(report, "", "  ")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(o.Out, string(b))
+	} else if err := printAnalysis(o.Out, st, result, decision); err != nil {
+		return err
+	}
+	return verdictError(o.namespace, o.service, decision)
+}
+
+// judge fetches and judges one analysis.
+func judge(ctx context.Context, prom *prometheusAPI, target analysis.Target, f analysisFlags, now time.Time) (analysis.Result, analysis.Decision, error) {
+	result, err := analysis.Fetch(ctx, prom.api, target, f.window, now, prom.where)
+	if err != nil {
+		return result, analysis.Decision{}, err
+	}
+	return result, analysis.Judge(result, f.thresholds()), nil
+}
+
+func printAnalysis(out io.Writer, st routing.CanaryStatus, r analysis.Result, d analysis.Decision) error {
+	w := printers.GetNewTabWriter(out)
+	fmt.Fprintf(w, "VERSION\tWEIGHT\tREQUESTS\tRPS\tSUCCESS\tP50\tP99\n")
+	for _, row := range []struct {
+		name   string
+		weight int
+		m      analysis.Metrics
+	}{{"stable " + st.Stable, 100 - st.Weight, r.Stable}, {"canary " + st.Canary, st.Weight, r.Canary}} {
+		fmt.Fprintf(w, "%s\t%d%%\t%s\t%s\t%s\t%s\t%s\n", row.name, row.weight, figure(row.m.Requests, "%.0f"), figure(row.m.RPS, "%.2f"),
+			figure(row.m.SuccessRate*100, "%.2f%%"), figure(row.m.P50, "%.0fms"), figure(row.m.P99, "%.0fms"))
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "verdict: %s: %s (last %s, versions by %s)\n", d.Verdict, d.Reason, r.Window, r.By)
+	return nil
+}
+
+func figure(v float64, format string) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return "-"
+	}
+	return fmt.Sprintf(format, v)
+}
+
+// VerdictError carries a verdict other than pass as the command's error,
+// with the exit status main uses for it.
+type VerdictError struct {
+	Decision analysis.Decision
+	subject  string
+}
+
+func (e *VerdictError) Error() string {
+	return fmt.Sprintf("canary of %s: %s: %s", e.subject, e.Decision.Verdict, e.Decision.Reason)
+}
+
+// ExitCode is 1 for fail and 2 for inconclusive.
+func (e *VerdictError) ExitCode() int {
+	if e.Decision.Verdict == analysis.Inconclusive {
+		return 2
+	}
+	return 1
+}
+
+func verdictError(namespace, service string, d analysis.Decision) error {
+	if d.Verdict == analysis.Pass {
+		return nil
+	}
+	return &VerdictError{Decision: d, subject: namespace + "/" + service}
+}
