@@ -38,6 +38,9 @@ type changeOptions struct {
 	// force and minAvailable tune the preflight check.
 	force        bool
 	minAvailable int32
+	// amend, when set, changes a computed plan before it is checked and
+	// written (run records its progress in the state this way).
+	amend func(*routing.Plan) error
 }
 
 // verb is the Complete, Validate, Run shape every command's Options have.
@@ -143,6 +146,11 @@ func (o *changeOptions) run(ctx context.Context) error {
 		}
 		if plan, err = routing.Compute(*snap, o.intent); err != nil {
 			return err
+		}
+		if o.amend != nil {
+			if err := o.amend(plan); err != nil {
+				return err
+			}
 		}
 		if err := o.preflight(snap, plan); err != nil {
 			return err

@@ -88,6 +88,7 @@ func newCmdCanary(o *globalOptions) *cobra.Command {
 		newCmdStatus(o),
 		newCmdCheck(o),
 		newCmdAnalyze(o),
+		newCmdRun(o),
 		newCmdVersion(o),
 	)
 	addCompletion(cmd, o)

@@ -73,6 +73,41 @@ type State struct {
 	PreStartSpec json.RawMessage `json:"preStartSpec,omitempty"`
 	// SpecHash is the hash of the spec the plugin last wrote.
 	SpecHash string `json:"specHash,omitempty"`
+	// Run is the progress of `kubectl canary run`, so that an interrupted
+	// run resumes from its step.
+	Run *RunState `json:"run,omitempty"`
+}
+
+// RunState is where a metric-gated run stands: its steps, the step whose
+// weight is set, when that step began, and the last analysis.
+type RunState struct {
+	Steps         []int     `json:"steps"`
+	Step          int       `json:"step"`
+	StepStartedAt time.Time `json:"stepStartedAt"`
+	// Inconclusive counts the inconclusive analyses of the current step.
+	Inconclusive int    `json:"inconclusive,omitempty"`
+	LastVerdict  string `json:"lastVerdict,omitempty"`
+	LastReason   string `json:"lastReason,omitempty"`
+	// AnalyzedAt is when the last analysis ran; nil before the first.
+	AnalyzedAt *time.Time `json:"analyzedAt,omitempty"`
+}
+
+// RecordRun puts run into the Service's state on every object of the plan
+// that carries it, so the writes of the plan record the run's progress.
+func RecordRun(plan *Plan, run *RunState) error {
+	for _, c := range plan.Changes {
+		st, err := ReadState(c.Desired, plan.Service)
+		if err != nil {
+			return err
+		}
+		if st == nil {
+			continue
+		}
+		st.Run = run
+		writeState(c.Desired, st)
+	}
+	plan.State.Run = run
+	return nil
 }
 
 // RouteRef finds a managed route again. Indices shift when someone inserts a

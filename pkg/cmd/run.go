@@ -1,0 +1,333 @@
+package cmd
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/kubectl/pkg/util/templates"
+	"k8s.io/kubectl/pkg/util/term"
+
+	"github.com/kubectl-canary/kubectl-canary/pkg/analysis"
+	"github.com/kubectl-canary/kubectl-canary/pkg/kube"
+	"github.com/kubectl-canary/kubectl-canary/pkg/routing"
+)
+
+// RunOptions holds the flags of `kubectl canary run`.
+type RunOptions struct {
+	*globalOptions
+	analysisFlags
+	namespace       string
+	service         string
+	steps           []int
+	interval        time.Duration
+	maxInconclusive int
+	noPromote       bool
+	dryRun          bool
+	force           bool
+	minAvailable    int32
+	now             func() time.Time
+	// lastMetrics is the latest analysis in one line, for the progress line.
+	lastMetrics string
+}
+
+func newCmdRun(g *globalOptions) *cobra.Command {
+	o := &RunOptions{globalOptions: g, now: time.Now}
+	cmd := &cobra.Command{
+		Use:   "run SERVICE",
+		Short: "Step a canary's weight up, gated by its metrics: promote when healthy, abort on failure",
+		Long: templates.LongDesc(`
+			Start a canary (or resume the one running), set each step's weight in
+			turn, wait the interval, and analyse the canary's real traffic as
+			kubectl canary analyze does. A pass moves to the next step and, after
+			the last, promotes; an inconclusive analysis holds the step, up to
+			--max-inconclusive times; a failure aborts at once (all traffic back to
+			stable) and exits non-zero naming the failing metric.
+
+			The step, its start time and the last verdict are recorded in the
+			canary's state: after Ctrl-C or a lost terminal the canary stays where
+			it was, and the next run resumes from the recorded step. Writes are
+			never interrupted halfway.`),
+		Example: templates.Examples(`
+			# 5%, 10%, 25%, 50%, 100%, two minutes each, then promote
+			kubectl canary run reviews
+
+			# Faster steps, a hard p99 limit, and keep the last step unpromoted
+			kubectl canary run reviews --steps 10,50,100 --interval 1m --max-p99 300ms --no-promote
+
+			# The plan only
+			kubectl canary run reviews --dry-run`),
+		Args: exactlyOneService,
+		RunE: runVerb(o),
+	}
+	o.analysisFlags.addFlags(cmd)
+	cmd.Flags().Lookup("window").Usage = "Traffic to analyse after each step: the last WINDOW of it. Default: the interval."
+	cmd.Flags().IntSliceVar(&o.steps, "steps", []int{5, 10, 25, 50, 100}, "Canary weights in percent, in increasing order.")
+	cmd.Flags().DurationVar(&o.interval, "interval", 2*time.Minute, "How long each step runs before it is analysed.")
+	cmd.Flags().IntVar(&o.maxInconclusive, "max-inconclusive", 3, "How many inconclusive analyses a step may hold for; one more stops the run (the canary stays where it is).")
+	cmd.Flags().BoolVar(&o.noPromote, "no-promote", false, "Stop after the last step passes instead of promoting.")
+	cmd.Flags().BoolVar(&o.dryRun, "dry-run", false, "Print the plan and write nothing.")
+	cmd.Flags().BoolVar(&o.force, "force", false, "Write even when the preflight check finds errors.")
+	cmd.Flags().Int32Var(&o.minAvailable, "min-available", 1, "Fewest available canary replicas that may take traffic.")
+	return cmd
+}
+
+// Complete reads SERVICE and the namespace; the window defaults to the interval.
+func (o *RunOptions) Complete(cmd *cobra.Command, args []string) error {
+	o.service = args[0]
+	if !cmd.Flags().Changed("window") {
+		o.window = o.interval
+	}
+	var err error
+	o.namespace, err = o.factory.Namespace()
+	return err
+}
+
+// Validate checks the steps and the analysis flags.
+func (o *RunOptions) Validate() error {
+	if len(o.steps) == 0 {
+		return fmt.Errorf("--steps is empty; give the weights, for example --steps 5,10,25,50,100")
+	}
+	for i, w := range o.steps {
+		if w < 1 || w > 100 {
+			return fmt.Errorf("step weight %d is out of range; give whole numbers from 1 to 100", w)
+		}
+		if i > 0 && w <= o.steps[i-1] {
+			return fmt.Errorf("--steps %s must increase", joinInts(o.steps))
+		}
+	}
+	if o.interval < 10*time.Second {
+		return fmt.Errorf("--interval %s is too short; Prometheus needs a few scrapes of each step, give 10s or more", o.interval)
+	}
+	if o.maxInconclusive < 0 {
+		return fmt.Errorf("--max-inconclusive cannot be negative")
+	}
+	return o.analysisFlags.validate()
+}
+
+// Run steps the canary until it is promoted, aborted or stopped.
+func (o *RunOptions) Run(cmd *cobra.Command) error {
+	ctx := cmd.Context()
+	clients, err := o.factory.Clients()
+	if err != nil {
+		return err
+	}
+	snap, err := clients.ReadSnapshot(ctx, o.namespace, o.service, kube.SnapshotOptions{ClusterDomain: o.clusterDomain})
+	if err != nil {
+		return err
+	}
+	state, err := progressingState(snap, o.service)
+	if err != nil {
+		return err
+	}
+	if o.dryRun {
+		o.printPlan(state)
+		return nil
+	}
+	prom, err := o.prometheus(o.factory)
+	if err != nil {
+		return err
+	}
+	run, err := o.begin(ctx, state)
+	if err != nil {
+		return err
+	}
+	// The versions do not change during a run: read them once, after start.
+	if snap, err = clients.ReadSnapshot(ctx, o.namespace, o.service, kube.SnapshotOptions{ClusterDomain: o.clusterDomain}); err != nil {
+		return err
+	}
+	target, _, err := canaryTarget(snap, o.namespace, o.service)
+	if err != nil {
+		return err
+	}
+	for {
+		if err := o.wait(ctx, run); err != nil {
+			return err
+		}
+		result, decision, err := judge(ctx, prom, target, o.analysisFlags, o.now())
+		if err != nil {
+			return fmt.Errorf("%w\nThe canary stays at step %d/%d (%d%%); kubectl canary run %s resumes from it", err, run.Step+1, len(run.Steps), run.Steps[run.Step], o.service)
+		}
+		o.lastMetrics = metricsLine(result)
+		next := *run
+		analyzedAt := o.now().UTC().Truncate(time.Second)
+		next.AnalyzedAt, next.LastVerdict, next.LastReason = &analyzedAt, string(decision.Verdict), decision.Reason
+		fmt.Fprintf(o.Out, "step %d/%d (%d%%): %s: %s; %s\n", run.Step+1, len(run.Steps), run.Steps[run.Step], decision.Verdict, decision.Reason, o.lastMetrics)
+		switch decision.Verdict {
+		case analysis.Fail:
+			if err := o.change(ctx, routing.ActionAbort, 0, &next); err != nil {
+				return err
+			}
+			return &VerdictError{Decision: decision, subject: fmt.Sprintf("%s/%s failed its analysis at step %d/%d (%d%%) on %s and was aborted, all traffic is back on stable", o.namespace, o.service, run.Step+1, len(run.Steps), run.Steps[run.Step], decision.Metric)}
+		case analysis.Inconclusive:
+			next.Inconclusive++
+			if err := o.change(ctx, routing.ActionWeight, run.Steps[run.Step], &next); err != nil {
+				return err
+			}
+			if next.Inconclusive > o.maxInconclusive {
+				return &VerdictError{Decision: decision, subject: fmt.Sprintf("%s/%s stays at step %d/%d (%d%%) after %d inconclusive analyses (--max-inconclusive %d); run again to keep waiting, or abort it", o.namespace, o.service, run.Step+1, len(run.Steps), run.Steps[run.Step], next.Inconclusive, o.maxInconclusive)}
+			}
+		case analysis.Pass:
+			if run.Step == len(run.Steps)-1 {
+				if o.noPromote {
+					if err := o.change(ctx, routing.ActionWeight, run.Steps[run.Step], &next); err != nil {
+						return err
+					}
+					fmt.Fprintf(o.Out, "every step passed; not promoted (--no-promote): kubectl canary promote %s when ready\n", o.service)
+					return nil
+				}
+				return o.change(ctx, routing.ActionPromote, 0, &next)
+			}
+			next.Step++
+			next.Inconclusive = 0
+			next.StepStartedAt = analyzedAt
+			if err := o.change(ctx, routing.ActionWeight, run.Steps[next.Step], &next); err != nil {
+				return err
+			}
+		}
+		run = &next
+	}
+}
+
+// progressingState is the Service's running canary, nil when none runs.
+func progressingState(snap *routing.Snapshot, service string) (*routing.State, error) {
+	for _, vs := range append(append([]*unstructured.Unstructured{}, snap.VirtualServices...), snap.DestinationRules...) {
+		st, err := routing.ReadState(vs, service)
+		if err != nil {
+			return nil, err
+		}
+		if st != nil && st.Phase == routing.PhaseProgressing {
+			return st, nil
+		}
+	}
+	return nil, nil
+}
+
+// begin starts the canary at the first step, resumes a recorded run, or
+// takes over a canary started by hand at the first step not below its weight.
+func (o *RunOptions) begin(ctx context.Context, st *routing.State) (*routing.RunState, error) {
+	now := o.now().UTC().Truncate(time.Second)
+	switch {
+	case st == nil:
+		run := &routing.RunState{Steps: o.steps, StepStartedAt: now}
+		fmt.Fprintf(o.Out, "starting the canary at step 1/%d (%d%%)\n", len(o.steps), o.steps[0])
+		return run, o.change(ctx, routing.ActionStart, o.steps[0], run)
+	case st.Run != nil && slices.Equal(st.Run.Steps, o.steps) && st.Run.Step < len(o.steps):
+		run := st.Run
+		fmt.Fprintf(o.Out, "resuming at step %d/%d (%d%%), begun %s ago\n", run.Step+1, len(run.Steps), run.Steps[run.Step], now.Sub(run.StepStartedAt).Round(time.Second))
+		if st.Weight != run.Steps[run.Step] {
+			return run, o.change(ctx, routing.ActionWeight, run.Steps[run.Step], run)
+		}
+		return run, nil
+	default:
+		step := len(o.steps) - 1
+		for i, w := range o.steps {
+			if w >= st.Weight {
+				step = i
+				break
+			}
+		}
+		run := &routing.RunState{Steps: o.steps, Step: step, StepStartedAt: now}
+		fmt.Fprintf(o.Out, "taking over the running canary (%d%%) at step %d/%d (%d%%)\n", st.Weight, step+1, len(o.steps), o.steps[step])
+		return run, o.change(ctx, routing.ActionWeight, o.steps[step], run)
+	}
+}
+
+// change carries out one routing intent with the run's progress recorded in
+// the state, through the same read-plan-write path as the other verbs. It is
+// not cancelled by Ctrl-C: a write in flight completes.
+func (o *RunOptions) change(ctx context.Context, action routing.Action, weight int, run *routing.RunState) error {
+	c := newChangeOptions(o.globalOptions, action)
+	c.namespace, c.service = o.namespace, o.service
+	c.intent.Weight = weight
+	c.intent.ClusterDomain = o.clusterDomain
+	c.force, c.minAvailable = o.force, o.minAvailable
+	c.amend = func(plan *routing.Plan) error { return routing.RecordRun(plan, run) }
+	return c.run(context.WithoutCancel(ctx))
+}
+
+// wait sleeps until the step (or the hold after an inconclusive analysis)
+// has run its interval, showing the progress.
+func (o *RunOptions) wait(ctx context.Context, run *routing.RunState) error {
+	from := run.StepStartedAt
+	if run.AnalyzedAt != nil && run.AnalyzedAt.After(from) {
+		from = *run.AnalyzedAt
+	}
+	until := from.Add(o.interval)
+	label := fmt.Sprintf("step %d/%d: canary at %d%%", run.Step+1, len(run.Steps), run.Steps[run.Step])
+	if run.Inconclusive > 0 {
+		label += fmt.Sprintf(" (held, %d inconclusive)", run.Inconclusive)
+	}
+	interactive := term.IsTerminal(o.Out)
+	if !interactive {
+		fmt.Fprintf(o.Out, "%s: analysing in %s\n", label, time.Until(until).Round(time.Second).String())
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		left := until.Sub(o.now())
+		if left <= 0 {
+			if interactive {
+				fmt.Fprint(o.Out, "\r\033[K")
+			}
+			return nil
+		}
+		if interactive {
+			line := fmt.Sprintf("%s, analysing in %s", label, left.Round(time.Second))
+			if o.lastMetrics != "" {
+				line += "; last: " + o.lastMetrics
+			}
+			fmt.Fprintf(o.Out, "\r\033[K%s", line)
+		}
+		select {
+		case <-ctx.Done():
+			if interactive {
+				fmt.Fprintln(o.Out)
+			}
+			return fmt.Errorf("interrupted at step %d/%d with the canary at %d%%; it stays there, and kubectl canary run %s resumes from this step", run.Step+1, len(run.Steps), run.Steps[run.Step], o.service)
+		case <-tick.C:
+		}
+	}
+}
+
+func (o *RunOptions) printPlan(st *routing.State) {
+	switch {
+	case st == nil:
+		fmt.Fprintf(o.Out, "would start the canary of %s/%s\n", o.namespace, o.service)
+	case st.Run != nil && slices.Equal(st.Run.Steps, o.steps):
+		fmt.Fprintf(o.Out, "would resume the run of %s/%s at step %d/%d\n", o.namespace, o.service, st.Run.Step+1, len(st.Run.Steps))
+	default:
+		fmt.Fprintf(o.Out, "would take over the canary of %s/%s, now at %d%%\n", o.namespace, o.service, st.Weight)
+	}
+	t := o.thresholds()
+	for i, w := range o.steps {
+		fmt.Fprintf(o.Out, "step %d/%d: canary at %d%% for %s, then analyse the last %s\n", i+1, len(o.steps), w, o.interval, o.window)
+	}
+	last := "promote"
+	if o.noPromote {
+		last = "stop without promoting"
+	}
+	fmt.Fprintf(o.Out, "pass: next step (after the last: %s); inconclusive: hold the step, up to %d times; fail: abort\n", last, o.maxInconclusive)
+	fmt.Fprintf(o.Out, "thresholds: max error rate %s, max error rate increase %s, max p99 %s, max latency ratio %g, min requests %g\n",
+		figure(t.MaxErrorRate*100, "%g%%"), figure(t.MaxErrorRateIncrease*100, "%g points"), t.MaxP99, t.MaxLatencyRatio, t.MinRequests)
+	fmt.Fprintln(o.Out, "(dry run: nothing was written)")
+}
+
+func metricsLine(r analysis.Result) string {
+	side := func(name string, m analysis.Metrics) string {
+		return fmt.Sprintf("%s %s rps, %s ok, p99 %s", name, figure(m.RPS, "%.1f"), figure(m.SuccessRate*100, "%.1f%%"), figure(m.P99, "%.0fms"))
+	}
+	return side("canary", r.Canary) + " | " + side("stable", r.Stable)
+}
+
+func joinInts(v []int) string {
+	s := make([]string, len(v))
+	for i, n := range v {
+		s[i] = fmt.Sprint(n)
+	}
+	return strings.Join(s, ",")
+}

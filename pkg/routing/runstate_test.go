@@ -1,0 +1,44 @@
+package routing
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// RecordRun adds the run's progress to the state of every object the plan
+// writes and keeps the rest of the state; a later plan carries it on, and a
+// second recording of the same progress changes nothing.
+func TestRecordRunKeepsProgressInTheState(t *testing.T) {
+	snap := loadSnapshot(t, "no-istio")
+	plan, err := Compute(*snap, start(20))
+	require.NoError(t, err)
+	at := testNow.Add(time.Minute)
+	run := &RunState{Steps: []int{20, 50, 100}, Step: 0, StepStartedAt: testNow, LastVerdict: "pass", AnalyzedAt: &at}
+	require.NoError(t, RecordRun(plan, run))
+	assert.Equal(t, run, plan.State.Run)
+	recorded := 0
+	for _, c := range plan.Changes {
+		st, err := ReadState(c.Desired, "reviews")
+		require.NoError(t, err)
+		require.NotNil(t, st)
+		assert.Equal(t, run, st.Run)
+		assert.Equal(t, "Progressing", string(st.Phase), "the rest of the state stays")
+		recorded++
+	}
+	assert.Positive(t, recorded)
+	snap.apply(plan)
+
+	// A weight change keeps the recorded run as it was.
+	plan, err = Compute(*snap, weight(50))
+	require.NoError(t, err)
+	assert.Equal(t, run, plan.State.Run)
+
+	// Recording the same progress again on an unchanged weight writes nothing.
+	plan, err = Compute(*snap, weight(20))
+	require.NoError(t, err)
+	require.NoError(t, RecordRun(plan, run))
+	assert.False(t, plan.Changed())
+}
