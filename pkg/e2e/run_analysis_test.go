@@ -110,6 +110,16 @@ func TestRunGatedByRealPrometheus(t *testing.T) {
 		assert.Equal(t, 0, run.Step)
 		assert.Equal(t, 2, run.Inconclusive)
 		assert.Equal(t, "inconclusive", run.LastVerdict)
+
+		// status shows the run: its step and last verdict.
+		var status struct {
+			Run *runState `json:"run"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(c.mustCanary(t, "status", "reviews", "-n", ns, "-o", "json")), &status))
+		require.NotNil(t, status.Run)
+		assert.Equal(t, []int{20, 50, 100}, status.Run.Steps)
+		assert.Contains(t, status.Run.LastReason, "fewer than the 20 needed")
+		assert.Contains(t, c.mustCanary(t, "status", "reviews", "-n", ns), "run step 1/3, last inconclusive")
 	})
 
 	t.Run("interrupted run resumes from its step", func(t *testing.T) {

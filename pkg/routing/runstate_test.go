@@ -42,3 +42,10 @@ func TestRecordRunKeepsProgressInTheState(t *testing.T) {
 	require.NoError(t, RecordRun(plan, run))
 	assert.False(t, plan.Changed())
 }
+
+func TestStatusShowsTheRun(t *testing.T) {
+	cs := CanaryStatus{Mirror: 5, Run: &RunState{Steps: []int{5, 50, 100}, Step: 1, LastVerdict: "pass"}}
+	assert.Equal(t, "mirror 5%, run step 2/3, last pass", cs.Routing())
+	cs.Run.LastVerdict = ""
+	assert.Equal(t, "mirror 5%, run step 2/3", cs.Routing())
+}

@@ -33,6 +33,8 @@ type CanaryStatus struct {
 	UpdatedAt    time.Time `json:"updatedAt"`
 	// Objects are the routing objects carrying the state, as kind/name.
 	Objects []string `json:"objects"`
+	// Run is the progress of kubectl canary run, when one drives the canary.
+	Run *RunState `json:"run,omitempty"`
 }
 
 // Ready counts available and desired replicas of a version.
@@ -62,7 +64,7 @@ func Summarize(services []corev1.Service, deployments []appsv1.Deployment, virtu
 					Namespace: k.namespace, Service: service, VersionLabel: st.VersionLabel,
 					Stable: st.Stable, Canary: st.Canary, PromotedFrom: st.PromotedFrom,
 					Weight: st.Weight, Phase: st.Phase, StartedAt: st.StartedAt, UpdatedAt: st.UpdatedAt,
-					Matches: st.Matches, Sticky: st.Sticky, Mirror: st.Mirror,
+					Matches: st.Matches, Sticky: st.Sticky, Mirror: st.Mirror, Run: st.Run,
 				}
 				found[k] = cs
 			}
@@ -125,6 +127,13 @@ func (cs CanaryStatus) Routing() string {
 	}
 	for _, h := range cs.GatewayHosts {
 		parts = append(parts, "gateway "+h)
+	}
+	if r := cs.Run; r != nil && r.Step < len(r.Steps) {
+		run := fmt.Sprintf("run step %d/%d", r.Step+1, len(r.Steps))
+		if r.LastVerdict != "" {
+			run += ", last " + r.LastVerdict
+		}
+		parts = append(parts, run)
 	}
 	if len(parts) == 0 {
 		return "-"
