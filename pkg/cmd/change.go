@@ -136,7 +136,10 @@ func (o *changeOptions) run(ctx context.Context) error {
 	var outcomes []outcome
 	permissionsChecked := false
 	err = retry.OnError(conflictBackoff, kube.IsRetryable, func() error {
-		opts := kube.SnapshotOptions{OtherNamespaces: true, ClusterDomain: o.clusterDomain, WarnIfNotAllowed: o.intent.Action == routing.ActionStart}
+		// Start looks for VirtualServices of other namespaces that route the
+		// Service and records them; the commands after it read just those.
+		starting := o.intent.Action == routing.ActionStart
+		opts := kube.SnapshotOptions{OtherNamespaces: starting, ClusterDomain: o.clusterDomain, WarnIfNotAllowed: starting}
 		if g := o.intent.Gateway; g != nil {
 			opts.Gateways = append(opts.Gateways, types.NamespacedName{Namespace: g.Namespace, Name: g.Name})
 		}

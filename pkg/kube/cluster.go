@@ -59,10 +59,10 @@ func (c *Clients) ReadSnapshot(ctx context.Context, namespace, service string, o
 		}
 		snap.Services = append([]corev1.Service{}, list.Items...)
 	}
-	if snap.VirtualServices, err = c.virtualServicesRouting(ctx, snap, opts); err != nil {
+	if snap.DestinationRules, err = c.listRouting(ctx, c.DestinationRules(), namespace); err != nil {
 		return nil, err
 	}
-	if snap.DestinationRules, err = c.listRouting(ctx, c.DestinationRules(), namespace); err != nil {
+	if snap.VirtualServices, err = c.virtualServicesRouting(ctx, snap, opts); err != nil {
 		return nil, err
 	}
 	for _, g := range opts.Gateways {
@@ -86,7 +86,11 @@ func (c *Clients) ReadSnapshot(ctx context.Context, namespace, service string, o
 func (c *Clients) virtualServicesRouting(ctx context.Context, snap *routing.Snapshot, opts SnapshotOptions) ([]*unstructured.Unstructured, error) {
 	namespace, service := snap.Service.Namespace, snap.Service.Name
 	if !opts.OtherNamespaces {
-		return c.listRouting(ctx, c.VirtualServices(), namespace)
+		own, err := c.listRouting(ctx, c.VirtualServices(), namespace)
+		if err != nil {
+			return nil, err
+		}
+		return c.withRecordedElsewhere(ctx, own, snap.DestinationRules, service)
 	}
 	all, err := c.listRouting(ctx, c.VirtualServices(), "")
 	if err != nil {
@@ -105,6 +109,39 @@ func (c *Clients) virtualServicesRouting(ctx context.Context, snap *routing.Snap
 		}
 	}
 	return out, nil
+}
+
+// withRecordedElsewhere adds the VirtualServices of other namespaces that
+// start found routing the Service: the DestinationRule's canary state names
+// them, so the commands after start GET those few instead of listing every
+// namespace.
+func (c *Clients) withRecordedElsewhere(ctx context.Context, own, destinationRules []*unstructured.Unstructured, service string) ([]*unstructured.Unstructured, error) {
+	seen := map[string]bool{}
+	for _, dr := range destinationRules {
+		states := routing.StatesOn(dr)
+		for svc, st := range states {
+			if service != "" && svc != service {
+				continue
+			}
+			for _, ref := range st.OtherNamespaces {
+				ns, name, ok := strings.Cut(ref, "/")
+				if !ok || seen[ref] {
+					continue
+				}
+				seen[ref] = true
+				vs, err := c.Dynamic.Resource(c.VirtualServices()).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+				switch {
+				case apierrors.IsNotFound(err), apierrors.IsForbidden(err):
+					// Gone, or out of reach: the namespace's own objects still tell the canary.
+				case err != nil:
+					return nil, fmt.Errorf("cannot read VirtualService %s: %w", ref, err)
+				default:
+					own = append(own, vs)
+				}
+			}
+		}
+	}
+	return own, nil
 }
 
 // Inventory is every object status needs, in one namespace or all.
@@ -131,18 +168,17 @@ func (c *Clients) ReadInventory(ctx context.Context, namespace string) (*Invento
 	if inv.Deployments, err = c.listDeployments(ctx, namespace); err != nil {
 		return nil, err
 	}
-	// VirtualServices of other namespaces may carry a canary of this one
-	// (they route its Services' hosts): read them all when allowed.
-	if inv.VirtualServices, err = c.listRouting(ctx, c.VirtualServices(), ""); err != nil {
-		if namespace == "" || !apierrors.IsForbidden(err) {
-			return nil, err
-		}
-		if inv.VirtualServices, err = c.listRouting(ctx, c.VirtualServices(), namespace); err != nil {
-			return nil, err
-		}
-	}
 	if inv.DestinationRules, err = c.listRouting(ctx, c.DestinationRules(), namespace); err != nil {
 		return nil, err
+	}
+	if inv.VirtualServices, err = c.listRouting(ctx, c.VirtualServices(), namespace); err != nil {
+		return nil, err
+	}
+	if namespace != "" {
+		// VirtualServices of other namespaces may carry a canary of this one.
+		if inv.VirtualServices, err = c.withRecordedElsewhere(ctx, inv.VirtualServices, inv.DestinationRules, ""); err != nil {
+			return nil, err
+		}
 	}
 	return inv, nil
 }

@@ -81,6 +81,11 @@ func (p *planner) start() (*State, error) {
 	drState := base
 	drState.Weight = 0
 	drState.Routes = nil
+	for _, vs := range p.vss {
+		if vs.touched && vs.desired.GetNamespace() != p.svc.namespace {
+			drState.OtherNamespaces = append(drState.OtherNamespaces, vs.desired.GetNamespace()+"/"+vs.desired.GetName())
+		}
+	}
 	prev, _ := p.recorded(dr)
 	reapply := prev != nil && prev.Phase == PhaseProgressing
 	if reapply {

@@ -62,6 +62,10 @@ type State struct {
 	// AddedRoutes are the names of the routes the canary added to a
 	// VirtualService (match and sticky routes); promote and abort remove them.
 	AddedRoutes []string `json:"addedRoutes,omitempty"`
+	// OtherNamespaces are the VirtualServices ("namespace/name") of other
+	// namespaces that carry the canary, recorded on the DestinationRule so
+	// later commands read just those.
+	OtherNamespaces []string `json:"otherNamespaces,omitempty"`
 	// AddedSubsets are the DestinationRule subsets start added; only these
 	// are ever pruned.
 	AddedSubsets []string `json:"addedSubsets,omitempty"`
