@@ -40,6 +40,8 @@ type Target struct {
 	CanaryWorkloads []string
 }
 
+var regexpQuote = regexp.QuoteMeta
+
 // serviceMatchers select the Service's requests as its sidecars report them.
 func (t Target) serviceMatchers() string {
 	return fmt.Sprintf(`%s,destination_service_namespace=%s,destination_service_name=%s`, reporterDestination, strconv.Quote(t.Namespace), strconv.Quote(t.Service))
@@ -49,11 +51,7 @@ func (t Target) serviceMatchers() string {
 // workload names.
 func versionMatchers(t Target, by, version string, workloads []string) string {
 	if by == WorkloadLabel {
-		quoted := make([]string, len(workloads))
-		for i, w := range workloads {
-			quoted[i] = regexp.QuoteMeta(w)
-		}
-		return fmt.Sprintf(`%s,%s=~%s`, t.serviceMatchers(), WorkloadLabel, strconv.Quote(strings.Join(quoted, "|")))
+		return fmt.Sprintf(`%s,%s=~%s`, t.serviceMatchers(), WorkloadLabel, strconv.Quote(workloadRegexp(workloads)))
 	}
 	return fmt.Sprintf(`%s,%s=%s`, t.serviceMatchers(), VersionLabel, strconv.Quote(version))
 }

@@ -45,6 +45,8 @@ type Result struct {
 	// By is the label the versions were told apart by:
 	// destination_version, or destination_workload as the fallback.
 	By string `json:"selectedBy"`
+	// Checks are the custom queries' values.
+	Checks []CheckResult `json:"checks,omitempty"`
 }
 
 // Thresholds decide the verdict. A zero threshold is off, except
@@ -125,6 +127,13 @@ func Judge(r Result, t Thresholds) Decision {
 			return Decision{Verdict: Fail, Metric: "p99",
 				Reason: fmt.Sprintf("canary p99 latency %s is %.2f times stable's %s, more than --max-latency-ratio %.2f", ms(c.P99), c.P99/s.P99, ms(s.P99), t.MaxLatencyRatio)}
 		}
+	}
+	checkFail, checkUnknown := judgeChecks(r.Checks)
+	if checkFail != nil {
+		return *checkFail
+	}
+	if checkUnknown != nil {
+		unknown = append(unknown, *checkUnknown)
 	}
 	if len(unknown) > 0 {
 		return unknown[0]

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -34,6 +35,53 @@ type analysisFlags struct {
 	maxP99               time.Duration
 	maxLatencyRatio      float64
 	minRequests          float64
+	// checks are the custom queries, in the order given; --max and --min
+	// bound the --query before them.
+	checks []analysis.Check
+}
+
+// checkFlag is --query, --max or --min: pflag sets flags in command-line
+// order, so --max and --min apply to the --query they follow.
+type checkFlag struct {
+	checks *[]analysis.Check
+	name   string
+}
+
+func (f checkFlag) String() string { return "" }
+
+func (f checkFlag) Type() string {
+	if f.name == "query" {
+		return "NAME=PROMQL"
+	}
+	return "VALUE"
+}
+
+func (f checkFlag) Set(value string) error {
+	if f.name == "query" {
+		name, query, ok := strings.Cut(value, "=")
+		if !ok || strings.TrimSpace(name) == "" || strings.TrimSpace(query) == "" {
+			return fmt.Errorf("give NAME=PROMQL, for example --query 'errors=sum(rate(my_errors_total[{{.Window}}]))' --max 1")
+		}
+		*f.checks = append(*f.checks, analysis.Check{Name: strings.TrimSpace(name), Query: query})
+		return nil
+	}
+	if len(*f.checks) == 0 {
+		return fmt.Errorf("--%s bounds the --query before it; give --query NAME=PROMQL first", f.name)
+	}
+	v, err := strconv.ParseFloat(value, 64)
+	if err != nil {
+		return fmt.Errorf("%q is not a number", value)
+	}
+	last := &(*f.checks)[len(*f.checks)-1]
+	bound := &last.Max
+	if f.name == "min" {
+		bound = &last.Min
+	}
+	if *bound != nil {
+		return fmt.Errorf("custom query %s already has a --%s", last.Name, f.name)
+	}
+	*bound = &v
+	return nil
 }
 
 func (f *analysisFlags) addFlags(cmd *cobra.Command) {
@@ -49,6 +97,9 @@ func (f *analysisFlags) addFlags(cmd *cobra.Command) {
 	fl.DurationVar(&f.maxP99, "max-p99", d.MaxP99, "Highest canary p99 latency that passes, e.g. 500ms; 0 turns the check off.")
 	fl.Float64Var(&f.maxLatencyRatio, "max-latency-ratio", d.MaxLatencyRatio, "Highest canary p99 / stable p99 that passes; 0 turns the check off.")
 	fl.Float64Var(&f.minRequests, "min-requests", d.MinRequests, "Fewest canary requests in the window to judge it; below it the verdict is inconclusive, never pass.")
+	fl.Var(checkFlag{&f.checks, "query"}, "query", "A custom check, repeatable: NAME=PROMQL, a query with one value, followed by --max and/or --min. Template variables: {{.Namespace}} {{.Service}} {{.Stable}} {{.Canary}} {{.Window}} {{.StableWorkloads}} {{.CanaryWorkloads}}.")
+	fl.Var(checkFlag{&f.checks, "max"}, "max", "Highest value that passes, for the --query before it.")
+	fl.Var(checkFlag{&f.checks, "min"}, "min", "Lowest value that passes, for the --query before it.")
 }
 
 func (f *analysisFlags) validate() error {
@@ -61,6 +112,14 @@ func (f *analysisFlags) validate() error {
 		return fmt.Errorf("--max-error-rate-increase %g is not a percentage from 0 to 100", f.maxErrorRateIncrease)
 	case f.maxP99 < 0 || f.maxLatencyRatio < 0 || f.minRequests < 0:
 		return fmt.Errorf("--max-p99, --max-latency-ratio and --min-requests cannot be negative")
+	}
+	for _, c := range f.checks {
+		if c.Max == nil && c.Min == nil {
+			return fmt.Errorf("custom query %s has no bound; follow it with --max VALUE and/or --min VALUE", c.Name)
+		}
+		if _, err := c.Render(analysis.Target{}, f.window); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -190,15 +249,16 @@ func (o *AnalyzeOptions) Validate() error {
 
 // analysisReport is what -o json prints.
 type analysisReport struct {
-	Namespace  string            `json:"namespace"`
-	Service    string            `json:"service"`
-	Stable     string            `json:"stable"`
-	Canary     string            `json:"canary"`
-	Weight     int               `json:"weight"`
-	Window     string            `json:"window"`
-	SelectedBy string            `json:"selectedBy"`
-	Metrics    map[string]any    `json:"metrics"`
-	Decision   analysis.Decision `json:"decision"`
+	Namespace  string                 `json:"namespace"`
+	Service    string                 `json:"service"`
+	Stable     string                 `json:"stable"`
+	Canary     string                 `json:"canary"`
+	Weight     int                    `json:"weight"`
+	Window     string                 `json:"window"`
+	SelectedBy string                 `json:"selectedBy"`
+	Metrics    map[string]any         `json:"metrics"`
+	Checks     []analysis.CheckResult `json:"checks,omitempty"`
+	Decision   analysis.Decision      `json:"decision"`
 }
 
 // Run reads the canary, queries Prometheus and prints the verdict.
@@ -226,7 +286,7 @@ func (o *AnalyzeOptions) Run(cmd *cobra.Command) error {
 	}
 	if o.output == "json" {
 		report := analysisReport{Namespace: o.namespace, Service: o.service, Stable: st.Stable, Canary: st.Canary, Weight: st.Weight,
-			Window: o.window.String(), SelectedBy: result.By, Metrics: map[string]any{"stable": result.Stable, "canary": result.Canary}, Decision: decision}
+			Window: o.window.String(), SelectedBy: result.By, Metrics: map[string]any{"stable": result.Stable, "canary": result.Canary}, Checks: result.Checks, Decision: decision}
 		b, err := json.MarshalIndent(report, "", "  ")
 		if err != nil {
 			return err
@@ -242,6 +302,9 @@ func (o *AnalyzeOptions) Run(cmd *cobra.Command) error {
 func judge(ctx context.Context, prom *prometheusAPI, target analysis.Target, f analysisFlags, now time.Time) (analysis.Result, analysis.Decision, error) {
 	result, err := analysis.Fetch(ctx, prom.api, target, f.window, now, prom.where)
 	if err != nil {
+		return result, analysis.Decision{}, err
+	}
+	if result.Checks, err = analysis.FetchChecks(ctx, prom.api, target, f.window, now, prom.where, f.checks); err != nil {
 		return result, analysis.Decision{}, err
 	}
 	return result, analysis.Judge(result, f.thresholds()), nil
@@ -260,6 +323,20 @@ func printAnalysis(out io.Writer, st routing.CanaryStatus, r analysis.Result, d 
 	}
 	if err := w.Flush(); err != nil {
 		return err
+	}
+	for _, c := range r.Checks {
+		value := "no value"
+		if c.Value != nil {
+			value = strconv.FormatFloat(*c.Value, 'g', 6, 64)
+		}
+		var bounds []string
+		if c.Min != nil {
+			bounds = append(bounds, fmt.Sprintf("min %g", *c.Min))
+		}
+		if c.Max != nil {
+			bounds = append(bounds, fmt.Sprintf("max %g", *c.Max))
+		}
+		fmt.Fprintf(out, "check %s: %s (%s)\n", c.Name, value, strings.Join(bounds, ", "))
 	}
 	fmt.Fprintf(out, "verdict: %s: %s (last %s, versions by %s)\n", d.Verdict, d.Reason, r.Window, r.By)
 	return nil

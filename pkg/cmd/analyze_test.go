@@ -49,3 +49,35 @@ func TestVerdictExitCodes(t *testing.T) {
 	assert.EqualError(t, fail, "canary of ns/svc: fail: too many errors")
 	assert.Equal(t, 2, verdictError("ns", "svc", analysis.Decision{Verdict: analysis.Inconclusive}).(*VerdictError).ExitCode())
 }
+
+// --max and --min bound the --query they follow, as pflag sets flags in
+// command-line order.
+func TestCustomQueryFlagsPairInOrder(t *testing.T) {
+	cmd := newCmdAnalyze(&globalOptions{})
+	o := &analysisFlags{}
+	cmd.ResetFlags()
+	o.addFlags(cmd)
+	require.NoError(t, cmd.ParseFlags([]string{"--query", "a=sum(x)", "--max", "5", "--query", "b=sum(y{z=\"1\"})", "--min", "0.5", "--max", "9"}))
+	require.Len(t, o.checks, 2)
+	assert.Equal(t, "a", o.checks[0].Name)
+	assert.Equal(t, 5.0, *o.checks[0].Max)
+	assert.Nil(t, o.checks[0].Min)
+	assert.Equal(t, `sum(y{z="1"})`, o.checks[1].Query)
+	assert.Equal(t, 0.5, *o.checks[1].Min)
+	assert.Equal(t, 9.0, *o.checks[1].Max)
+	o.window = time.Minute
+	o.maxLatencyRatio = 1
+	assert.NoError(t, o.validate())
+
+	for want, args := range map[string][]string{
+		"--max bounds the --query before it": {"--max", "1"},
+		"give NAME=PROMQL":                   {"--query", "nameonly"},
+		"is not a number":                    {"--query", "a=x", "--max", "lots"},
+		"already has a --max":                {"--query", "a=x", "--max", "1", "--max", "2"},
+	} {
+		c := newCmdAnalyze(&globalOptions{})
+		assert.ErrorContains(t, c.ParseFlags(args), want)
+	}
+	unbounded := &analysisFlags{window: time.Minute, checks: []analysis.Check{{Name: "a", Query: "x"}}}
+	assert.ErrorContains(t, unbounded.validate(), "custom query a has no bound")
+}

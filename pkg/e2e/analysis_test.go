@@ -111,6 +111,17 @@ func TestAnalyzeWithRealPrometheus(t *testing.T) {
 		assert.Contains(t, table, "stable v1")
 		assert.Contains(t, table, "canary v2")
 		assert.Contains(t, table, "verdict: pass")
+
+		// Custom checks: the Service's labels fill the template; --min and
+		// --max bound the query before them.
+		canaryRPS := `canary_rps=sum(rate(istio_requests_total{reporter="destination",destination_service_namespace="{{.Namespace}}",destination_service_name="{{.Service}}",destination_workload=~"{{.CanaryWorkloads}}"}[{{.Window}}]))`
+		table = c.mustCanary(t, append([]string{"analyze", "reviews", "-n", ns, "--query", canaryRPS, "--min", "5", "--max", "50"}, flags...)...)
+		assert.Regexp(t, `check canary_rps: [0-9.]+ \(min 5, max 50\)`, table)
+		r = c.canary(t, nil, append([]string{"analyze", "reviews", "-n", ns, "-o", "json", "--query", canaryRPS, "--max", "1"}, flags...)...)
+		assert.Equal(t, 1, exitCode(r), "%s", r)
+		require.NoError(t, json.Unmarshal([]byte(r.stdout), &out))
+		assert.Equal(t, "canary_rps", out.Decision.Metric)
+		assert.Contains(t, out.Decision.Reason, "above its --max 1")
 	})
 
 	t.Run("canary errors fail", func(t *testing.T) {
