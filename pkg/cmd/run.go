@@ -31,12 +31,16 @@ type RunOptions struct {
 	force           bool
 	minAvailable    int32
 	now             func() time.Time
+	// onTerminal tells whether Out is a terminal (an updating progress line)
+	// or not (log lines); tests set it.
+	onTerminal func() bool
 	// lastMetrics is the latest analysis in one line, for the progress line.
 	lastMetrics string
 }
 
 func newCmdRun(g *globalOptions) *cobra.Command {
 	o := &RunOptions{globalOptions: g, now: time.Now}
+	o.onTerminal = func() bool { return term.IsTerminal(o.Out) }
 	cmd := &cobra.Command{
 		Use:   "run SERVICE",
 		Short: "Step a canary's weight up, gated by its metrics: promote when healthy, abort on failure",
@@ -262,7 +266,7 @@ func (o *RunOptions) wait(ctx context.Context, run *routing.RunState) error {
 	if run.Inconclusive > 0 {
 		label += fmt.Sprintf(" (held, %d inconclusive)", run.Inconclusive)
 	}
-	interactive := term.IsTerminal(o.Out)
+	interactive := o.onTerminal()
 	if !interactive {
 		fmt.Fprintf(o.Out, "%s: analysing in %s\n", label, time.Until(until).Round(time.Second).String())
 	}
