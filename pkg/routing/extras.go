@@ -18,8 +18,9 @@ import (
 func (p *planner) shapeExtras(vs *object, st *State) error {
 	spec := vs.spec()
 	managed := make([]map[string]interface{}, 0, len(st.Routes))
+	finder := newRouteFinder(spec)
 	for _, ref := range st.Routes {
-		route, err := locateRoute(spec, ref)
+		route, err := finder.find(ref)
 		if err != nil {
 			return fmt.Errorf("%v in %s; abort the canary and start it again", err, vs.ref())
 		}

@@ -80,8 +80,9 @@ func (p *planner) finishRoutes(vs *object, st *State, phase Phase) error {
 		if phase == PhasePromoted {
 			target = st.CanarySubset
 		}
+		finder := newRouteFinder(vs.spec())
 		for _, ref := range st.Routes {
-			route, err := locateRoute(vs.spec(), ref)
+			route, err := finder.find(ref)
 			if err != nil {
 				return fmt.Errorf("%v in %s; set its destinations by hand (kubectl edit virtualservice %s -n %s)", err, vs.ref(), vs.desired.GetName(), vs.desired.GetNamespace())
 			}

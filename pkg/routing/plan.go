@@ -1,6 +1,8 @@
 package routing
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"sort"
@@ -269,14 +271,28 @@ func (p *planner) setState(o *object, st *State) {
 		st.Namespace = p.svc.namespace
 	}
 	st.SpecHash = specHash(o.spec())
-	if prev, _ := p.recorded(o); prev != nil {
+	prev, _ := p.recorded(o)
+	if prev != nil {
 		st.UpdatedAt = prev.UpdatedAt
 	}
-	writeState(o.desired, st)
-	if o.live == nil || !sameObject(o.live.Object, o.desired.Object) {
+	// The plan changes only the spec and this annotation, so comparing those
+	// tells whether the object changes; the state is encoded once.
+	if o.live == nil || prev == nil || !sameObject(o.liveSpec(), o.spec()) || !sameState(prev, st) {
 		st.UpdatedAt = p.snap.Now.UTC().Truncate(time.Second)
-		writeState(o.desired, st)
 	}
+	writeState(o.desired, st)
+}
+
+// sameState compares two states as they would be recorded.
+func sameState(a, b *State) bool {
+	if !bytes.Equal(a.PreStartSpec, b.PreStartSpec) {
+		return false
+	}
+	x, y := *a, *b
+	x.PreStartSpec, y.PreStartSpec = nil, nil
+	dx, errX := json.Marshal(x)
+	dy, errY := json.Marshal(y)
+	return errX == nil && errY == nil && bytes.Equal(dx, dy)
 }
 
 func (p *planner) plan(state *State) *Plan {

@@ -200,6 +200,38 @@ func routeRefFor(kind string, index int, route map[string]interface{}) RouteRef 
 	return RouteRef{Kind: kind, Index: index, Name: asString(route["name"]), Match: matchFingerprint(route)}
 }
 
+// routeFinder finds the recorded routes of one spec, indexing named routes
+// once instead of scanning every route for every reference.
+type routeFinder struct {
+	spec  map[string]interface{}
+	named map[string]map[string]map[string]interface{} // kind -> name -> route
+}
+
+func newRouteFinder(spec map[string]interface{}) *routeFinder {
+	return &routeFinder{spec: spec, named: map[string]map[string]map[string]interface{}{}}
+}
+
+func (f *routeFinder) find(ref RouteRef) (map[string]interface{}, error) {
+	if ref.Name == "" {
+		return locateRoute(f.spec, ref)
+	}
+	byName, ok := f.named[ref.Kind]
+	if !ok {
+		byName = map[string]map[string]interface{}{}
+		for _, raw := range routesOf(f.spec, ref.Kind) {
+			r := asMap(raw)
+			if name := asString(r["name"]); name != "" && byName[name] == nil {
+				byName[name] = r
+			}
+		}
+		f.named[ref.Kind] = byName
+	}
+	if route := byName[ref.Name]; route != nil {
+		return route, nil
+	}
+	return nil, fmt.Errorf("managed %s is gone", ref)
+}
+
 // locateRoute finds a recorded route: by name when it has one, else at its
 // recorded index if the match there is unchanged, else by its match alone.
 func locateRoute(spec map[string]interface{}, ref RouteRef) (map[string]interface{}, error) {

@@ -278,10 +278,11 @@ func chooseManagedRoutes(vs *object, svc serviceRef, stableSubset, canarySubset 
 }
 
 func splitRoutes(vs *object, refs []RouteRef, stableSubset, canarySubset string, weight int64) error {
+	finder := newRouteFinder(vs.spec())
 	for _, ref := range refs {
-		route, err := locateRoute(vs.spec(), ref)
+		route, err := finder.find(ref)
 		if err != nil {
-			return fmt.Errorf("%s of %s: %v; abort the canary and start it again", err, vs.ref(), "its managed route was changed")
+			return fmt.Errorf("%v in %s: someone changed it; abort the canary and start it again", err, vs.ref())
 		}
 		route["route"] = splitDestinations(route, stableSubset, canarySubset, weight)
 	}

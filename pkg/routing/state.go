@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -194,9 +196,49 @@ func (st *State) preStartSpec() (map[string]interface{}, error) {
 // specHash fingerprints a spec; encoding/json sorts map keys, so equal specs
 // hash equally whatever order their fields were read in.
 func specHash(spec map[string]interface{}) string {
-	data, _ := json.Marshal(spec)
-	sum := sha256.Sum256(data)
+	sum := sha256.Sum256(canonical(make([]byte, 0, 64<<10), spec))
 	return hex.EncodeToString(sum[:8])
+}
+
+// canonical appends a decoded JSON value in a canonical form (map keys
+// sorted, numbers as JSON writes them) without reflection: the plan hashes
+// every spec it writes, and specs can hold hundreds of routes.
+func canonical(b []byte, v interface{}) []byte {
+	switch t := v.(type) {
+	case map[string]interface{}:
+		keys := make([]string, 0, len(t))
+		for k := range t {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		b = append(b, '{')
+		for _, k := range keys {
+			b = strconv.AppendQuote(b, k)
+			b = append(b, ':')
+			b = canonical(b, t[k])
+			b = append(b, ',')
+		}
+		return append(b, '}')
+	case []interface{}:
+		b = append(b, '[')
+		for _, x := range t {
+			b = canonical(b, x)
+			b = append(b, ',')
+		}
+		return append(b, ']')
+	case string:
+		return strconv.AppendQuote(b, t)
+	case int64:
+		return strconv.AppendInt(b, t, 10)
+	case float64:
+		return strconv.AppendFloat(b, t, 'g', -1, 64)
+	case bool:
+		return strconv.AppendBool(b, t)
+	case nil:
+		return append(b, "null"...)
+	default:
+		return fmt.Appendf(b, "%v", t)
+	}
 }
 
 func matchFingerprint(route map[string]interface{}) string {
