@@ -59,11 +59,19 @@ func (c *Clients) ReadSnapshot(ctx context.Context, namespace, service string, o
 		}
 		snap.Services = append([]corev1.Service{}, list.Items...)
 	}
+	// VirtualServices are read before DestinationRules: start writes subsets
+	// before routes, so a start running meanwhile can never show routes to a
+	// subset this snapshot lacks.
+	if snap.VirtualServices, err = c.virtualServicesRouting(ctx, snap, opts); err != nil {
+		return nil, err
+	}
 	if snap.DestinationRules, err = c.listRouting(ctx, c.DestinationRules(), namespace); err != nil {
 		return nil, err
 	}
-	if snap.VirtualServices, err = c.virtualServicesRouting(ctx, snap, opts); err != nil {
-		return nil, err
+	if !opts.OtherNamespaces {
+		if snap.VirtualServices, err = c.withRecordedElsewhere(ctx, snap.VirtualServices, snap.DestinationRules, service); err != nil {
+			return nil, err
+		}
 	}
 	for _, g := range opts.Gateways {
 		gateway, err := c.Dynamic.Resource(c.Gateways()).Namespace(g.Namespace).Get(ctx, g.Name, metav1.GetOptions{})
@@ -86,11 +94,7 @@ func (c *Clients) ReadSnapshot(ctx context.Context, namespace, service string, o
 func (c *Clients) virtualServicesRouting(ctx context.Context, snap *routing.Snapshot, opts SnapshotOptions) ([]*unstructured.Unstructured, error) {
 	namespace, service := snap.Service.Namespace, snap.Service.Name
 	if !opts.OtherNamespaces {
-		own, err := c.listRouting(ctx, c.VirtualServices(), namespace)
-		if err != nil {
-			return nil, err
-		}
-		return c.withRecordedElsewhere(ctx, own, snap.DestinationRules, service)
+		return c.listRouting(ctx, c.VirtualServices(), namespace)
 	}
 	all, err := c.listRouting(ctx, c.VirtualServices(), "")
 	if err != nil {
