@@ -41,6 +41,7 @@ type changeOptions struct {
 	// amend, when set, changes a computed plan before it is checked and
 	// written (run records its progress in the state this way).
 	amend func(*routing.Plan) error
+	wait  waitFlags
 }
 
 // verb is the Complete, Validate, Run shape every command's Options have.
@@ -76,6 +77,7 @@ func (o *changeOptions) addFlags(cmd *cobra.Command) {
 		cmd.Flags().BoolVar(&o.force, "force", false, "Write even when the preflight check finds errors (an unready canary, objects another tool manages, broken routes).")
 		cmd.Flags().Int32Var(&o.minAvailable, "min-available", 1, "Fewest available canary replicas that may take traffic.")
 	}
+	o.wait.addFlags(cmd)
 }
 
 // Complete reads SERVICE, the namespace and the output flags.
@@ -94,7 +96,7 @@ func (o *changeOptions) Complete(cmd *cobra.Command, args []string) error {
 			return fmt.Errorf("--output %q is not supported; use yaml or json", o.output)
 		}
 	}
-	return nil
+	return o.wait.validate(o.dryRun != cmdutil.DryRunNone)
 }
 
 // dryRunStrategy reads --dry-run; a bare --dry-run means client, without
@@ -134,6 +136,8 @@ func (o *changeOptions) run(ctx context.Context) error {
 	}
 	var plan *routing.Plan
 	var outcomes []outcome
+	// pushedBefore is istiod's newest push right before the write (--wait).
+	var pushedBefore uint64
 	permissionsChecked := false
 	err = retry.OnError(conflictBackoff, kube.IsRetryable, func() error {
 		// Start looks for VirtualServices of other namespaces that route the
@@ -170,6 +174,11 @@ func (o *changeOptions) run(ctx context.Context) error {
 			}
 			permissionsChecked = true
 		}
+		if o.wait.enabled && o.dryRun == cmdutil.DryRunNone {
+			if pushedBefore, err = o.wait.baseline(ctx, clients); err != nil {
+				return err
+			}
+		}
 		outcomes, err = o.write(ctx, clients, plan)
 		return err
 	})
@@ -179,7 +188,19 @@ func (o *changeOptions) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return o.report(plan, outcomes)
+	if err := o.report(plan, outcomes); err != nil || !o.wait.enabled {
+		return err
+	}
+	// Unchanged, the proxies need only have acknowledged what they were sent.
+	var newerThan *uint64
+	if plan.Changed() {
+		newerThan = &pushedBefore
+	}
+	out := o.Out
+	if o.printer != nil {
+		out = o.ErrOut // keep -o yaml|json parseable
+	}
+	return o.wait.forProxies(ctx, clients, plan, newerThan, out)
 }
 
 // preflight runs the checks before a change is written: errors stop the

@@ -1,0 +1,166 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/kubectl-canary/kubectl-canary/pkg/kube"
+	"github.com/kubectl-canary/kubectl-canary/pkg/meshsync"
+	"github.com/kubectl-canary/kubectl-canary/pkg/routing"
+)
+
+// waitPollInterval is how often istiod's sync status is read while waiting;
+// istiod pushes a change within about a second.
+const waitPollInterval = 250 * time.Millisecond
+
+// waitFlags are --wait and where istiod's debug port is.
+type waitFlags struct {
+	enabled   bool
+	timeout   time.Duration
+	namespace string
+	service   string
+	port      int
+}
+
+func (w *waitFlags) addFlags(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.BoolVar(&w.enabled, "wait", false, "After writing, wait until istiod reports that the proxies calling the Service (sidecars, and ingress gateways for gateway routes) have acknowledged the new routing. Reads istiod's sync status through the API server's service proxy (--istiod-namespace, --istiod-service, --istiod-port).")
+	fl.DurationVar(&w.timeout, "wait-timeout", time.Minute, "How long --wait waits for the proxies; the change stays written when it runs out.")
+	fl.StringVar(&w.namespace, "istiod-namespace", "istio-system", "Namespace of istiod's Service, for --wait.")
+	fl.StringVar(&w.service, "istiod-service", "istiod", "Name of istiod's Service, for --wait.")
+	fl.IntVar(&w.port, "istiod-port", 15014, "Port of istiod's Service that serves /debug/syncz (its monitoring port), for --wait.")
+}
+
+// validate rejects --wait where there is nothing to wait for.
+func (w *waitFlags) validate(dryRun bool) error {
+	if !w.enabled {
+		return nil
+	}
+	if dryRun {
+		return fmt.Errorf("--wait waits for a written change to reach the proxies; a --dry-run writes nothing, so leave one of them out")
+	}
+	if w.timeout <= 0 {
+		return fmt.Errorf("--wait-timeout %s must be positive, for example 30s or 2m", w.timeout)
+	}
+	return nil
+}
+
+func (w *waitFlags) istiod() string {
+	return fmt.Sprintf("service %s/%s port %d", w.namespace, w.service, w.port)
+}
+
+// readSyncStatus reads istiod's sync status, saying what to do when it
+// cannot.
+func (w *waitFlags) readSyncStatus(ctx context.Context, clients *kube.Clients) ([]meshsync.Proxy, error) {
+	body, err := clients.IstiodSyncStatus(ctx, w.namespace, w.service, w.port)
+	switch {
+	case err == nil:
+		return meshsync.Parse(body)
+	case apierrors.IsForbidden(err):
+		return nil, fmt.Errorf("not allowed to get services/proxy in namespace %s, which --wait needs to read istiod's sync status (%s); ask for that permission or run without --wait: %w", w.namespace, w.istiod(), err)
+	case apierrors.IsNotFound(err):
+		return nil, fmt.Errorf("istiod's sync status is not at %s (no such service, or istiod serves no /debug/syncz there); point --istiod-namespace, --istiod-service and --istiod-port at istiod's monitoring port, or run without --wait: %w", w.istiod(), err)
+	default:
+		return nil, fmt.Errorf("cannot reach istiod's sync status at %s through the API server's service proxy (is istiod running, with ENABLE_DEBUG_ON_HTTP, and reachable from the API server?); run without --wait, or fix that first: %w", w.istiod(), err)
+	}
+}
+
+// baseline reads the newest push istiod has sent, right before the change
+// is written: a proxy has the change once it acknowledges a newer push.
+// Reading it first also means a --wait that cannot work fails before
+// anything is written.
+func (w *waitFlags) baseline(ctx context.Context, clients *kube.Clients) (uint64, error) {
+	proxies, err := w.readSyncStatus(ctx, clients)
+	if err == nil {
+		var latest uint64
+		if latest, err = meshsync.LatestPush(proxies); err == nil {
+			return latest, nil
+		}
+	}
+	return 0, fmt.Errorf("--wait cannot work, so nothing was changed: %w", err)
+}
+
+// forProxies waits until every proxy that calls the Service has the change,
+// or the timeout runs out. newerThan is nil when nothing was written: then
+// the proxies need only have acknowledged everything sent to them.
+func (w *waitFlags) forProxies(ctx context.Context, clients *kube.Clients, plan *routing.Plan, newerThan *uint64, out io.Writer) error {
+	audience := meshsync.AudienceOf(virtualServicesOf(plan))
+	ctx, cancel := context.WithTimeout(ctx, w.timeout)
+	defer cancel()
+	started := time.Now()
+	var verdict meshsync.Verdict
+	var lastErr error
+	for {
+		proxies, err := w.readSyncStatus(ctx, clients)
+		if err == nil {
+			if verdict, err = meshsync.Judge(proxies, audience, newerThan); err != nil {
+				return err
+			}
+			if verdict.Done() {
+				fmt.Fprintln(out, syncSummary(plan, verdict, time.Since(started), w))
+				return nil
+			}
+		}
+		// A failed read while waiting may be a passing hiccup: retry until
+		// the timeout, then report it (unless the timeout itself cut it off).
+		if ctx.Err() == nil {
+			lastErr = err
+		}
+		select {
+		case <-ctx.Done():
+			return w.timedOut(plan, verdict, lastErr, ctx.Err())
+		case <-time.After(waitPollInterval):
+		}
+	}
+}
+
+func (w *waitFlags) timedOut(plan *routing.Plan, verdict meshsync.Verdict, lastErr, ctxErr error) error {
+	what := fmt.Sprintf("waited %s for the proxies calling service %s/%s", w.timeout, plan.Namespace, plan.Service)
+	if !errors.Is(ctxErr, context.DeadlineExceeded) {
+		what = fmt.Sprintf("stopped waiting for the proxies calling service %s/%s", plan.Namespace, plan.Service)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %d of %d in sync (istiod at %s). The change is written; ", what, len(verdict.InSync), len(verdict.InSync)+len(verdict.Pending), w.istiod())
+	if lastErr != nil {
+		fmt.Fprintf(&b, "the last read of istiod's sync status failed: %v", lastErr)
+	} else {
+		b.WriteString("not in sync yet:")
+		for _, p := range verdict.Pending {
+			fmt.Fprintf(&b, "\n  %s %s", p.ID, p.Reason)
+		}
+		b.WriteString("\nA proxy that a Sidecar resource keeps from seeing the Service gets no push for it; `istioctl proxy-status` shows each proxy's state")
+	}
+	return errors.New(b.String())
+}
+
+func syncSummary(plan *routing.Plan, v meshsync.Verdict, took time.Duration, w *waitFlags) string {
+	n := len(v.InSync)
+	if n == 0 {
+		return fmt.Sprintf("no proxy connected to istiod (%s) calls service %s/%s: nothing to wait for", w.istiod(), plan.Namespace, plan.Service)
+	}
+	proxies := "proxies"
+	if n == 1 {
+		proxies = "proxy"
+	}
+	return fmt.Sprintf("%d of %d %s calling service %s/%s in sync with the new routing after %s", n, n, proxies, plan.Namespace, plan.Service, took.Round(10*time.Millisecond))
+}
+
+// virtualServicesOf lists the VirtualServices of a plan as they are once
+// it is written: they say which proxies call the Service.
+func virtualServicesOf(plan *routing.Plan) []*unstructured.Unstructured {
+	var out []*unstructured.Unstructured
+	for _, c := range plan.Changes {
+		if c.Desired.GetKind() == "VirtualService" {
+			out = append(out, c.Desired)
+		}
+	}
+	return out
+}
