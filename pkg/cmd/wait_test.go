@@ -21,18 +21,18 @@ import (
 // service proxy: every routing write starts a push, which the proxy
 // acknowledges after istiod has been asked `ackAfter` more times.
 type fakeIstiod struct {
-	mu       sync.Mutex
-	counter  int // the newest push version
-	acked    int // the newest the proxy acknowledged
-	sinceAck int
-	ackAfter int // reads until the proxy acknowledges; <0 never
-	proxyID  string
-	reads    []string // the proxied paths asked for
-	err      error    // answered instead, when set
+	mu                 sync.Mutex
+	counter            int // the newest push version
+	acked              int // the newest the proxy acknowledged
+	sinceAck           int
+	ackAfter           int // reads until the proxy acknowledges; <0 never
+	proxyType, proxyID string
+	reads              []string // the proxied paths asked for
+	err                error    // answered instead, when set
 }
 
-func newFakeIstiod(f *fakeCluster, proxyID string) *fakeIstiod {
-	i := &fakeIstiod{counter: 4, acked: 4, ackAfter: 1, proxyID: proxyID}
+func newFakeIstiod(f *fakeCluster, proxyType, proxyID string) *fakeIstiod {
+	i := &fakeIstiod{counter: 4, acked: 4, ackAfter: 1, proxyType: proxyType, proxyID: proxyID}
 	f.dynamic.PrependReactor("*", "*", func(action clienttesting.Action) (bool, runtime.Object, error) {
 		if (action.GetVerb() == "create" || action.GetVerb() == "update") && !isDryRun(action) {
 			i.mu.Lock()
@@ -62,12 +62,13 @@ func newFakeIstiod(f *fakeCluster, proxyID string) *fakeIstiod {
 }
 
 func (i *fakeIstiod) syncz() string {
-	n := func(c int) string { return fmt.Sprintf("2026-11-30T23:01:03Z/%d0b6f1a34-5f0e-4c59-9d3a-1f2e3d4c5b6a", c) }
-	kind, _, _ := strings.Cut(i.proxyID, "~")
+	n := func(c int) string {
+		return fmt.Sprintf("2026-11-30T23:01:03Z/%d0b6f1a34-5f0e-4c59-9d3a-1f2e3d4c5b6a", c)
+	}
 	return fmt.Sprintf(`[{"proxy":%q,"proxy_type":%q,"resources":{
 		"type.googleapis.com/envoy.config.route.v3.RouteConfiguration":{"sent":%q,"acked":%q},
 		"type.googleapis.com/envoy.config.cluster.v3.Cluster":{"sent":%q,"acked":%q}}}]`,
-		i.proxyID, kind, n(i.counter), n(i.acked), n(i.counter), n(i.acked))
+		i.proxyID, i.proxyType, n(i.counter), n(i.acked), n(i.counter), n(i.acked))
 }
 
 // answer is what the fake service proxy returns.
@@ -81,11 +82,11 @@ func (a answer) Stream(context.Context) (io.ReadCloser, error) {
 	return io.NopCloser(strings.NewReader(a.body)), a.err
 }
 
-const productpage = "sidecar~10.1.2.3~productpage-1.shop~shop.svc.cluster.local"
+const productpage = "productpage-1.shop"
 
 func TestWaitUntilTheProxiesAcknowledge(t *testing.T) {
 	f := newFakeCluster(t, "no-istio", "shop")
-	istiod := newFakeIstiod(f, productpage)
+	istiod := newFakeIstiod(f, "sidecar", productpage)
 	istiod.ackAfter = 2
 
 	out, _, err := f.run("start", "reviews", "--wait")
@@ -117,7 +118,7 @@ func TestWaitUntilTheProxiesAcknowledge(t *testing.T) {
 
 func TestWaitTimesOutNamingTheProxies(t *testing.T) {
 	f := newFakeCluster(t, "no-istio", "shop")
-	istiod := newFakeIstiod(f, productpage)
+	istiod := newFakeIstiod(f, "sidecar", productpage)
 	istiod.ackAfter = -1
 
 	out, _, err := f.run("start", "reviews", "--wait", "--wait-timeout", "700ms")
@@ -133,7 +134,7 @@ func TestWaitOnlyCountsTheServicesClients(t *testing.T) {
 	f := newFakeCluster(t, "no-istio", "shop")
 	// A gateway proxy that never acknowledges does not call reviews: the
 	// VirtualService start creates is bound to the mesh only.
-	istiod := newFakeIstiod(f, "router~10.1.2.4~ingress-1.istio-system~istio-system.svc.cluster.local")
+	istiod := newFakeIstiod(f, "router", "ingress-1.istio-system")
 	istiod.ackAfter = -1
 	out, _, err := f.run("start", "reviews", "--wait", "--wait-timeout", "5s")
 	require.NoError(t, err)
@@ -155,7 +156,7 @@ func TestWaitThatCannotWorkWritesNothing(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeCluster(t, "no-istio", "shop")
-			istiod := newFakeIstiod(f, productpage)
+			istiod := newFakeIstiod(f, "sidecar", productpage)
 			istiod.err = tc.err
 			_, _, err := f.run("start", "reviews", "--wait")
 			require.Error(t, err)

@@ -80,24 +80,31 @@ func (p Proxy) types() map[string]Resource {
 	return out
 }
 
-// Namespace is the namespace of the proxy's pod, from its node ID
-// (TYPE~IP~POD.NAMESPACE~NAMESPACE.svc.DOMAIN).
+// Namespace is the namespace of the proxy's pod. istiod names a proxy
+// POD.NAMESPACE (a namespace has no dots, a pod name may); a full node ID
+// TYPE~IP~POD.NAMESPACE~DOMAIN is read the same way.
 func (p Proxy) Namespace() string {
-	parts := strings.Split(p.ID, "~")
-	if len(parts) != 4 {
+	id := p.ID
+	if parts := strings.Split(id, "~"); len(parts) == 4 {
+		id = parts[2]
+	}
+	dot := strings.LastIndexByte(id, '.')
+	if dot < 0 {
 		return ""
 	}
-	ns, _, _ := strings.Cut(parts[3], ".")
-	return ns
+	return id[dot+1:]
 }
 
-// kind is the proxy's node type: sidecar, router, waypoint or ztunnel.
+// kind is the proxy's node type: sidecar, router, waypoint or ztunnel
+// (from a full node ID when istiod does not say).
 func (p Proxy) kind() string {
 	if p.Type != "" {
 		return p.Type
 	}
-	kind, _, _ := strings.Cut(p.ID, "~")
-	return kind
+	if kind, _, found := strings.Cut(p.ID, "~"); found {
+		return kind
+	}
+	return ""
 }
 
 // uuidLength is the length of the UUID istiod appends to a push version to

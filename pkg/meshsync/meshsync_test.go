@@ -48,11 +48,11 @@ func TestPushCounter(t *testing.T) {
 
 func TestParseAndLatestPush(t *testing.T) {
 	body := []byte(`[
-	 {"cluster_id":"Kubernetes","proxy":"sidecar~10.1.2.3~productpage-1.shop~shop.svc.cluster.local","proxy_type":"sidecar",
+	 {"cluster_id":"Kubernetes","proxy":"productpage-1.shop","proxy_type":"sidecar",
 	  "cluster_sent":"` + nonce("5") + `","cluster_acked":"` + nonce("5") + `",
 	  "resources":{"` + clusterType + `":{"sent":"` + nonce("5") + `","acked":"` + nonce("5") + `","sentTime":"2026-11-30T23:01:03.5Z"},
 	               "` + routeType + `":{"sent":"` + nonce("9") + `","acked":"` + nonce("8") + `"}}},
-	 {"proxy":"router~10.1.2.4~ingress-1.istio-system~istio-system.svc.cluster.local","proxy_type":"router",
+	 {"proxy":"ingress.v1.istio-system","proxy_type":"router",
 	  "route_sent":"` + nonce("7") + `","route_acked":"` + nonce("7") + `"}
 	]`)
 	proxies, err := Parse(body)
@@ -90,13 +90,13 @@ func TestAudienceOf(t *testing.T) {
 	gatewayOnly := vs(t, "metadata: {namespace: shop, name: www}\nspec: {hosts: [www.example.com], gateways: [istio-system/public]}")
 	both := vs(t, "metadata: {namespace: shop, name: www}\nspec: {hosts: [www.example.com], gateways: [istio-system/public, mesh], exportTo: ['.']}")
 
-	sidecar := func(ns string) Proxy {
-		return Proxy{ID: "sidecar~10.0.0.1~p." + ns + "~" + ns + ".svc.cluster.local", Type: "sidecar"}
-	}
-	router := Proxy{ID: "router~10.0.0.2~gw.istio-system~istio-system.svc.cluster.local", Type: "router"}
-	waypoint := Proxy{ID: "waypoint~10.0.0.3~wp.shop~shop.svc.cluster.local", Type: "waypoint"}
-	ztunnel := Proxy{ID: "ztunnel~10.0.0.4~zt.istio-system~istio-system.svc.cluster.local", Type: "ztunnel"}
+	// istiod names proxies POD.NAMESPACE; older ones, and tests, a full node ID.
+	sidecar := func(ns string) Proxy { return Proxy{ID: "p-1." + ns, Type: "sidecar"} }
+	router := Proxy{ID: "gw.istio-system", Type: "router"}
+	waypoint := Proxy{ID: "wp.shop", Type: "waypoint"}
+	ztunnel := Proxy{ID: "zt.istio-system", Type: "ztunnel"}
 	untyped := Proxy{ID: "sidecar~10.0.0.5~p.web~web.svc.cluster.local"}
+	nameless := Proxy{ID: "no-namespace", Type: "sidecar"}
 
 	for _, tc := range []struct {
 		name     string
@@ -105,7 +105,7 @@ func TestAudienceOf(t *testing.T) {
 		excluded []Proxy
 	}{
 		{"exported everywhere", []*unstructured.Unstructured{mesh}, []Proxy{sidecar("shop"), sidecar("web"), waypoint, untyped}, []Proxy{router, ztunnel}},
-		{"exported to its namespace", []*unstructured.Unstructured{local}, []Proxy{sidecar("shop"), waypoint}, []Proxy{sidecar("web"), untyped, router}},
+		{"exported to its namespace", []*unstructured.Unstructured{local}, []Proxy{sidecar("shop"), waypoint}, []Proxy{sidecar("web"), untyped, router, nameless}},
 		{"exported to a list", []*unstructured.Unstructured{listed}, []Proxy{sidecar("shop"), sidecar("web"), untyped}, []Proxy{sidecar("other"), router}},
 		{"gateway only", []*unstructured.Unstructured{gatewayOnly}, []Proxy{router}, []Proxy{sidecar("shop"), waypoint}},
 		{"gateway and mesh", []*unstructured.Unstructured{both}, []Proxy{router, sidecar("shop")}, []Proxy{sidecar("web")}},
@@ -127,7 +127,7 @@ func TestAudienceOf(t *testing.T) {
 func TestJudge(t *testing.T) {
 	everyone := Audience{AllNamespaces: true, Gateways: true}
 	baseline := uint64(10)
-	synced := func(id, counter string) Proxy {
+	synced := func(id, counter string) Proxy { // a sidecar
 		return Proxy{ID: id, Type: "sidecar", Resources: map[string]Resource{
 			clusterType: {Sent: nonce(counter), Acked: nonce(counter)},
 			routeType:   {Sent: nonce(counter), Acked: nonce(counter)},
@@ -174,14 +174,14 @@ func TestJudge(t *testing.T) {
 
 	t.Run("only the audience counts, sorted", func(t *testing.T) {
 		proxies := []Proxy{
-			synced("sidecar~z~z.shop~shop.svc.cluster.local", "11"),
-			synced("sidecar~a~a.shop~shop.svc.cluster.local", "11"),
-			synced("sidecar~w~w.web~web.svc.cluster.local", "9"),
-			{ID: "router~g~g.istio-system~istio-system.svc.cluster.local", Type: "router", RouteSent: nonce("12"), RouteAcked: nonce("11")},
+			synced("z-1.shop", "11"),
+			synced("a-1.shop", "11"),
+			synced("w-1.web", "9"),
+			{ID: "g.istio-system", Type: "router", RouteSent: nonce("12"), RouteAcked: nonce("11")},
 		}
 		v, err := Judge(proxies, Audience{Namespaces: map[string]bool{"shop": true}}, &baseline)
 		require.NoError(t, err)
-		assert.Equal(t, []string{"sidecar~a~a.shop~shop.svc.cluster.local", "sidecar~z~z.shop~shop.svc.cluster.local"}, v.InSync)
+		assert.Equal(t, []string{"a-1.shop", "z-1.shop"}, v.InSync)
 		assert.True(t, v.Done())
 	})
 
