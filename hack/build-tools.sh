@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the binaries the e2e harness and `make verify-krew` run (etcd,
-# kube-apiserver, kubectl, krew, validate-krew-manifest) from the pinned tools
+# kube-apiserver, kubectl, krew, validate-krew-manifest, pilot-discovery (run
+# as istiod by `cluster.sh up --istiod`), istioctl) from the pinned tools
 # modules under hack/tools/ and prints the folder that holds them as the last
 # line on stdout:
 #
@@ -30,13 +31,16 @@ recipe=1
 
 # One line per binary: output name, tools module (a folder under hack/tools/),
 # main package. etcd has its own module because k8s.io/kubernetes requires a
-# newer etcd server, which would override the etcd pin in a shared module.
+# newer etcd server, which would override the etcd pin in a shared module;
+# Istio has its own because it requires other Kubernetes libraries.
 tools=(
   "etcd           etcd go.etcd.io/etcd/server/v3"
   "kube-apiserver kube k8s.io/kubernetes/cmd/kube-apiserver"
   "kubectl        kube k8s.io/kubernetes/cmd/kubectl"
   "krew           krew sigs.k8s.io/krew/cmd/krew"
   "validate-krew-manifest krew sigs.k8s.io/krew/cmd/validate-krew-manifest"
+  "pilot-discovery istio istio.io/istio/pilot/cmd/pilot-discovery"
+  "istioctl       istio istio.io/istio/istioctl/cmd/istioctl"
 )
 
 log() { echo "build-tools: $*" >&2; }
@@ -107,12 +111,24 @@ done
 krew_version=$(cd "$tools_dir/krew" && go list -m -f '{{.Version}}' sigs.k8s.io/krew)
 krew_ldflags=" -X sigs.k8s.io/krew/internal/version.gitTag=$krew_version"
 
+# Istio's binaries stamped the way its Makefile stamps a build between
+# releases: version X.Y-dev from the module's VERSION file, the commit from
+# the pseudo-version. Unstamped, istiod and istioctl report "unknown".
+istio_info=$(cd "$tools_dir/istio" && go mod download istio.io/istio && go list -m -f '{{.Dir}} {{.Version}}' istio.io/istio)
+read -r istio_dir istio_version <<<"$istio_info"
+istio_ldflags=""
+for kv in "buildVersion=$(cat "$istio_dir/VERSION")-dev" "buildGitRevision=${istio_version##*-}" \
+  buildStatus=Clean "buildTag=$istio_version" buildHub=local "buildOS=$(go env GOOS)" "buildArch=$(go env GOARCH)"; do
+  istio_ldflags+=" -X istio.io/istio/pkg/version.$kv"
+done
+
 start=$SECONDS
 for line in "${tools[@]}"; do
   read -r name mod pkg <<<"$line"
   ldflags="-s -w"
   [[ $mod == kube ]] && ldflags+=$kube_ldflags
   [[ $mod == krew ]] && ldflags+=$krew_ldflags
+  [[ $mod == istio ]] && ldflags+=$istio_ldflags
   log "building $name from $pkg (hack/tools/$mod) ..."
   t0=$SECONDS
   # go's own output goes to stderr so that stdout carries only the bin path.
