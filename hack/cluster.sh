@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
 # A throw-away Kubernetes control plane for the e2e tests: etcd and
-# kube-apiserver on free 127.0.0.1 ports, with the Istio CRDs installed. There
-# is no controller manager, scheduler or kubelet: objects are stored and served,
-# nothing reconciles them.
+# kube-apiserver on free 127.0.0.1 ports, with the Istio CRDs installed, and on
+# request a real istiod. There is no controller manager, scheduler or kubelet:
+# objects are stored and served, nothing reconciles them (istiod aside).
 #
-#   hack/cluster.sh up DIR [--crd-versions LIST]
+# The "pod network" is podnet (hack/podnet): kube-apiserver reaches pod IPs
+# (10.244.0.0/16) through it, as a real API server reaches pods through its
+# egress proxy (konnectivity), and podnet maps every pod IP to 127.0.0.1, where
+# the processes that stand in for pods listen, each on a port of its own. So
+# the API server's service proxy (.../services/NAME:PORT/proxy/...) reaches a
+# Service whose EndpointSlice names such a pod and the process's real port.
+#
+#   hack/cluster.sh up DIR [--crd-versions LIST] [--istiod]
 #       Starts a cluster whose state, logs and config live in DIR (created if
 #       needed) and prints DIR/env on stdout. DIR/env is shell-sourceable:
 #         KUBECONFIG, CANARY_E2E_KUBECONFIG   admin kubeconfig (canary-admin,
@@ -18,18 +25,44 @@
 #         CANARY_E2E_ETCD                     http://127.0.0.1:PORT
 #         CANARY_E2E_CRD_VERSIONS             LIST, or empty
 #         CANARY_E2E_CLUSTER_SH               this script
+#         CANARY_E2E_ISTIOCTL                 the built istioctl (also
+#                                             without --istiod: validate,
+#                                             analyze --use-kube=false)
+#         CANARY_E2E_ISTIOD                   1 with --istiod, else empty
+#         CANARY_E2E_ISTIOD_HTTP              istiod's http address (/ready,
+#                                             /debug/...), 127.0.0.1:PORT
+#         CANARY_E2E_ISTIOD_XDS               its plaintext xDS (gRPC) address
+#         CANARY_E2E_ISTIOD_MONITORING        its monitoring address (/metrics,
+#                                             /debug/...)
+#                                             (the last three empty without
+#                                             --istiod)
 #       (Source it by a path with a slash: `source env` finds /usr/bin/env.)
 #       Also in DIR: kubeconfig, user.kubeconfig, pids, audit.log, etcd.log,
-#       kube-apiserver.log, tokens.csv, istio-crds.yaml (as applied).
+#       kube-apiserver.log, tokens.csv, istio-crds.yaml (as applied), podnet
+#       (the binary), podnet.sock, podnet.log, egress-selector.yaml; with
+#       --istiod also istiod.kubeconfig (user istiod, system:masters, so its
+#       requests stand apart from the tests' in the audit log), istiod.log,
+#       istiod/ (its working folder).
 #       --crd-versions v1beta1,v1alpha3 serves the networking.istio.io CRDs only
 #       at those versions (the first one listed that a CRD has is its storage
 #       version), like an older cluster. Namespace istio-system exists.
 #       ServiceAccount admission is off, so pods can be created in any
 #       namespace (they stay Pending: there are no nodes).
+#       --istiod runs pilot-discovery (Istio's control plane, built from
+#       istio.io/istio) against the cluster, every listener on a free
+#       127.0.0.1 port, and registers it as a cluster would have it: Pod
+#       istio-system/istiod-local (Pending, status.podIP 10.244.0.2), Service
+#       istio-system/istiod (grpc-xds 15010, http-monitoring 15014,
+#       http-debug 8080) and its EndpointSlice (10.244.0.2 with the real
+#       loopback ports), so that e.g. `kubectl get --raw
+#       /api/v1/namespaces/istio-system/services/http:istiod:15014/proxy/debug/syncz`
+#       reaches it through podnet. istiod writes into the cluster as it would
+#       in a real one (ConfigMap istio-ca-root-cert in every namespace, its
+#       CA Secret and leader-election Leases in istio-system).
 #   hack/cluster.sh down DIR
-#       Stops that cluster: kube-apiserver first, then etcd, each by the pid in
-#       DIR/pids, SIGKILL after a bounded wait. Idempotent.
-#   hack/cluster.sh run [--crd-versions LIST] -- CMD ARGS...
+#       Stops that cluster: istiod, kube-apiserver, podnet, then etcd, each by
+#       the pid in DIR/pids, SIGKILL after a bounded wait. Idempotent.
+#   hack/cluster.sh run [--crd-versions LIST] [--istiod] -- CMD ARGS...
 #       up in a temporary folder, run CMD with DIR/env in its environment, then
 #       down and remove the folder, also on failure, Ctrl-C or SIGTERM. Exits
 #       with CMD's exit code (130/143 when interrupted). Clusters that CMD
@@ -48,9 +81,21 @@ for tool in go python3 openssl curl setsid; do
 done
 
 # Bounds, in seconds.
-ready_timeout=60   # etcd health, kube-apiserver /readyz (about 3 s here)
+ready_timeout=60   # etcd health, kube-apiserver /readyz (about 3 s here),
+                   # istiod /ready, the service proxy reaching istiod
 stop_timeout=10    # graceful shutdown before SIGKILL (about 1 s here)
 child_timeout=15   # for CMD of `run` to exit after a forwarded signal
+
+# The processes `up` starts, in the order `down` stops them: istiod before
+# the API server it watches; podnet after the API server that tunnels
+# through it; etcd last.
+procs=(istiod kube-apiserver podnet etcd)
+
+# The fake pod network: podnet tunnels the API server's connections to these
+# IPs to 127.0.0.1. istiod's pod gets the first usable address after the
+# network's gateway.
+pod_cidr=10.244.0.0/16
+istiod_pod_ip=10.244.0.2
 
 log() { echo "cluster: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -134,7 +179,7 @@ descendants() {
 
 tail_logs() {
   local dir=$1 f
-  for f in "$dir/etcd.log" "$dir/kube-apiserver.log"; do
+  for f in "$dir/etcd.log" "$dir/podnet.log" "$dir/kube-apiserver.log" "$dir/istiod.log"; do
     [[ -s $f ]] || continue
     log "last lines of $f:"
     tail -n 15 "$f" | sed 's/^/    /' >&2
@@ -151,14 +196,53 @@ cmd_down() {
     return 0
   fi
   dir=$(cd "$dir" && pwd)
-  # The API server first: stopped after etcd, its graceful shutdown can hang
-  # on its storage and leave the process behind.
-  for name in kube-apiserver etcd; do
+  # istiod first, so it does not log the API server going away; then the API
+  # server: stopped after etcd, its graceful shutdown can hang on its storage
+  # and leave the process behind.
+  for name in "${procs[@]}"; do
     pid=$(pid_of "$name" "$dir")
     [[ -n $pid ]] && stop_pid "$name" "$pid" "$dir"
   done
+  remove_podnet_socket "$dir"
   rm -f "$dir/pids"
   log "stopped cluster in $dir"
+}
+
+# A unix socket's path has at most 107 bytes, and DIR can be longer (a test's
+# t.TempDir() under the e2e run's TMPDIR). Then the socket lives in a short
+# folder under /tmp, DIR/podnet.sock is a symlink to it, and down removes it.
+podnet_socket() {
+  local dir=$1 short
+  if ((${#dir} + 12 <= 100)); then
+    echo "$dir/podnet.sock"
+    return
+  fi
+  short=$(mktemp -d /tmp/canary-podnet.XXXXXX)
+  ln -sfn "$short/podnet.sock" "$dir/podnet.sock"
+  echo "$short/podnet.sock"
+}
+
+remove_podnet_socket() {
+  local dir=$1 target
+  if [[ -L $dir/podnet.sock ]]; then
+    target=$(readlink "$dir/podnet.sock")
+    # Only a folder that podnet_socket made.
+    [[ $target == /tmp/canary-podnet.*/podnet.sock ]] && rm -rf "${target%/podnet.sock}"
+  fi
+  rm -f "$dir/podnet.sock"
+}
+
+# wait_socket NAME PID PATH: wait for the unix socket PATH while PID lives.
+wait_socket() {
+  local name=$1 pid=$2 path=$3 deadline=$((SECONDS + ready_timeout))
+  until [[ -S $path ]]; do
+    alive "$pid" || { log "$name exited before it was ready"; return 1; }
+    if ((SECONDS >= deadline)); then
+      log "$name has no socket $path after ${ready_timeout}s"
+      return 1
+    fi
+    sleep 0.05
+  done
 }
 
 # wait_http NAME PID URL: wait for URL to answer 200 while PID lives.
@@ -223,11 +307,12 @@ write_kubeconfig() {
 }
 
 cmd_up() {
-  local dir="" crd_versions=""
+  local dir="" crd_versions="" istiod=""
   while [[ $# -gt 0 ]]; do
     case $1 in
       --crd-versions) [[ $# -ge 2 ]] || usage; crd_versions=$2; shift 2 ;;
       --crd-versions=*) crd_versions=${1#*=}; shift ;;
+      --istiod) istiod=1; shift ;;
       -*) usage ;;
       *) [[ -z $dir ]] || usage; dir=$1; shift ;;
     esac
@@ -237,7 +322,7 @@ cmd_up() {
   dir=$(cd "$dir" && pwd)
   if [[ -f $dir/pids ]]; then
     local name pid
-    for name in kube-apiserver etcd; do
+    for name in "${procs[@]}"; do
       pid=$(pid_of "$name" "$dir")
       if [[ -n $pid ]] && alive "$pid" && ours "$pid" "$dir"; then
         die "a cluster is already running in $dir; run: $self down $dir"
@@ -252,6 +337,8 @@ cmd_up() {
 
   local bin crds
   bin=$("$hack/build-tools.sh" | tail -n 1)
+  # podnet is part of the main module: a quick build once cached.
+  (cd "$root" && go build -o "$dir/podnet" ./hack/podnet) >&2
   crds=$(istio_crds)
   if [[ -n $crd_versions ]]; then
     log "networking.istio.io CRDs served only at $crd_versions"
@@ -264,12 +351,15 @@ cmd_up() {
   mkdir -p "$dir/pki"
   openssl genrsa -out "$dir/pki/sa.key" 2048 2>/dev/null
   openssl rsa -in "$dir/pki/sa.key" -pubout -out "$dir/pki/sa.pub" 2>/dev/null
-  local admin_token user_token
+  local admin_token user_token istiod_token
   admin_token=$(openssl rand -hex 24)
   user_token=$(openssl rand -hex 24)
+  # istiod's own user, so its requests stand apart in the audit log. The API
+  # server reads the file once at start, so the user is always there.
+  istiod_token=$(openssl rand -hex 24)
   # token,user,uid,"groups": canary-user gets only system:authenticated.
-  printf '%s,canary-admin,canary-admin,"system:masters"\n%s,canary-user,canary-user\n' \
-    "$admin_token" "$user_token" >"$dir/tokens.csv"
+  printf '%s,canary-admin,canary-admin,"system:masters"\n%s,canary-user,canary-user\n%s,istiod,istiod,"system:masters"\n' \
+    "$admin_token" "$user_token" "$istiod_token" >"$dir/tokens.csv"
 
   # One audit event per request (RequestReceived omitted), so tests can count
   # the API calls a command makes by user and user agent.
@@ -285,11 +375,35 @@ EOF
   up_dir=$dir
   trap 'rc=$?; if ((rc != 0)); then tail_logs "$up_dir"; "$self" down "$up_dir" || true; fi' EXIT
 
-  local attempt etcd_pid api_pid etcd_port peer_port api_port
+  local attempt etcd_pid api_pid podnet_pid etcd_port peer_port api_port sock
   for attempt in 1 2 3; do
     read -r etcd_port peer_port api_port <<<"$(free_ports 3)"
     : >"$dir/pids"
     rm -rf "$dir/etcd"
+
+    # The pod network, before the API server that dials through it. Its
+    # command line names DIR (the binary is DIR/podnet), so `down` knows it
+    # as ours even when the socket had to move to a shorter path.
+    sock=$(podnet_socket "$dir")
+    setsid "$dir/podnet" -socket "$sock" -cidr "$pod_cidr" \
+      </dev/null >"$dir/podnet.log" 2>&1 &
+    podnet_pid=$!
+    echo "podnet $podnet_pid" >>"$dir/pids"
+    wait_socket podnet "$podnet_pid" "$sock" || die "podnet did not start (log: $dir/podnet.log)"
+    # Only the "cluster" egress (service, pod and node proxy, webhooks,
+    # aggregated APIs) goes through podnet; etcd and the API server's
+    # connections to itself stay direct.
+    cat >"$dir/egress-selector.yaml" <<EOF
+apiVersion: apiserver.k8s.io/v1beta1
+kind: EgressSelectorConfiguration
+egressSelections:
+- name: cluster
+  connection:
+    proxyProtocol: HTTPConnect
+    transport:
+      uds:
+        udsName: $sock
+EOF
 
     # setsid: a Ctrl-C in the terminal must not reach the servers directly;
     # `down` stops them in the right order. Output goes to files so that a
@@ -330,6 +444,7 @@ EOF
       --disable-admission-plugins ServiceAccount \
       --audit-policy-file "$dir/audit-policy.yaml" \
       --audit-log-path "$dir/audit.log" \
+      --egress-selector-config-file "$dir/egress-selector.yaml" \
       </dev/null >"$dir/kube-apiserver.log" 2>&1 &
     api_pid=$!
     echo "kube-apiserver $api_pid" >>"$dir/pids"
@@ -342,31 +457,12 @@ EOF
     break
   done
   local server=https://127.0.0.1:$api_port
-  log "etcd (pid $etcd_pid) on :$etcd_port, kube-apiserver (pid $api_pid) on $server, ready after $(since "$t0")s"
+  log "etcd (pid $etcd_pid) on :$etcd_port, podnet (pid $podnet_pid) on $sock, kube-apiserver (pid $api_pid) on $server, ready after $(since "$t0")s"
 
   write_kubeconfig "$dir/kubeconfig" "$server" admin \
     "admin canary-admin $admin_token" "user canary-user $user_token"
   write_kubeconfig "$dir/user.kubeconfig" "$server" user \
     "user canary-user $user_token"
-
-  local var
-  {
-    echo "# Written by hack/cluster.sh up; source it to use this cluster."
-    for var in \
-      "KUBECONFIG=$dir/kubeconfig" \
-      "CANARY_E2E_KUBECONFIG=$dir/kubeconfig" \
-      "CANARY_E2E_USER_KUBECONFIG=$dir/user.kubeconfig" \
-      "CANARY_E2E_KUBECTL=$bin/kubectl" \
-      "CANARY_E2E_BIN=$bin" \
-      "CANARY_E2E_SERVER=$server" \
-      "CANARY_E2E_DIR=$dir" \
-      "CANARY_E2E_AUDIT_LOG=$dir/audit.log" \
-      "CANARY_E2E_ETCD=http://127.0.0.1:$etcd_port" \
-      "CANARY_E2E_CRD_VERSIONS=$crd_versions" \
-      "CANARY_E2E_CLUSTER_SH=$self"; do
-      printf 'export %s=%q\n' "${var%%=*}" "${var#*=}"
-    done
-  } >"$dir/env"
 
   local kubectl=("$bin/kubectl" --kubeconfig "$dir/kubeconfig")
   "${kubectl[@]}" apply --server-side -f "$dir/istio-crds.yaml" >"$dir/crds-apply.log"
@@ -382,9 +478,156 @@ EOF
     sleep 0.5
   done
   "${kubectl[@]}" create namespace istio-system >/dev/null
-  log "Istio CRDs installed; up in $(since "$t0")s; source $dir/env"
+  log "Istio CRDs installed after $(since "$t0")s"
+
+  # start_istiod sets these.
+  local istiod_http="" istiod_xds="" istiod_monitoring=""
+  [[ -z $istiod ]] || start_istiod "$dir" "$bin" "$server" "$istiod_token"
+
+  local var
+  {
+    echo "# Written by hack/cluster.sh up; source it to use this cluster."
+    for var in \
+      "KUBECONFIG=$dir/kubeconfig" \
+      "CANARY_E2E_KUBECONFIG=$dir/kubeconfig" \
+      "CANARY_E2E_USER_KUBECONFIG=$dir/user.kubeconfig" \
+      "CANARY_E2E_KUBECTL=$bin/kubectl" \
+      "CANARY_E2E_BIN=$bin" \
+      "CANARY_E2E_SERVER=$server" \
+      "CANARY_E2E_DIR=$dir" \
+      "CANARY_E2E_AUDIT_LOG=$dir/audit.log" \
+      "CANARY_E2E_ETCD=http://127.0.0.1:$etcd_port" \
+      "CANARY_E2E_CRD_VERSIONS=$crd_versions" \
+      "CANARY_E2E_CLUSTER_SH=$self" \
+      "CANARY_E2E_ISTIOCTL=$bin/istioctl" \
+      "CANARY_E2E_ISTIOD=$istiod" \
+      "CANARY_E2E_ISTIOD_HTTP=$istiod_http" \
+      "CANARY_E2E_ISTIOD_XDS=$istiod_xds" \
+      "CANARY_E2E_ISTIOD_MONITORING=$istiod_monitoring"; do
+      printf 'export %s=%q\n' "${var%%=*}" "${var#*=}"
+    done
+  } >"$dir/env"
+
+  log "up in $(since "$t0")s; source $dir/env"
   trap - EXIT
   echo "$dir/env"
+}
+
+# start_istiod DIR BIN SERVER TOKEN runs pilot-discovery against the cluster
+# as user istiod, every listener on a free 127.0.0.1 port, waits until it is
+# ready, and registers it the way a cluster would have it (Pod, Service,
+# EndpointSlice), so that the API server's service proxy reaches it through
+# podnet. Sets istiod_http, istiod_xds and istiod_monitoring (host:port) of
+# the caller.
+start_istiod() {
+  local dir=$1 bin=$2 server=$3 token=$4 t0=$EPOCHREALTIME
+  local kubectl=("$bin/kubectl" --kubeconfig "$dir/kubeconfig")
+  local attempt pid p_http p_grpc p_mon p_https p_ctrlz
+  write_kubeconfig "$dir/istiod.kubeconfig" "$server" istiod "istiod istiod $token"
+  mkdir -p "$dir/istiod"
+  for attempt in 1 2 3; do
+    read -r p_http p_grpc p_mon p_https p_ctrlz <<<"$(free_ports 5)"
+    # The working folder is DIR/istiod: istiod looks for its mounted files
+    # (./etc/istio/config/mesh, ./etc/cacerts, ./var/lib/istio/inject, ...)
+    # relative to it, finds none, and uses its defaults: the default mesh
+    # config, a self-signed CA (Secret istio-ca-secret), no sidecar
+    # injection. No listener on a fixed port or beyond loopback, so that
+    # clusters can run side by side: the secure xDS port (15012) is off; the
+    # webhook port (15017) and ControlZ (9876) move to free ports. The
+    # environment is the part of what Istio's chart gives the pod that
+    # istiod needs to find itself.
+    (cd "$dir/istiod" && exec env -u KUBECONFIG \
+      POD_NAMESPACE=istio-system POD_NAME=istiod-local REVISION=default \
+      setsid "$bin/pilot-discovery" discovery \
+      --kubeconfig "$dir/istiod.kubeconfig" \
+      --httpAddr "127.0.0.1:$p_http" \
+      --grpcAddr "127.0.0.1:$p_grpc" \
+      --secureGRPCAddr "" \
+      --monitoringAddr "127.0.0.1:$p_mon" \
+      --httpsAddr "127.0.0.1:$p_https" \
+      --ctrlz_address 127.0.0.1 --ctrlz_port "$p_ctrlz" \
+      --domain cluster.local \
+      --shutdownDuration 1s) </dev/null >"$dir/istiod.log" 2>&1 &
+    pid=$!
+    echo "istiod $pid" >>"$dir/pids"
+    if ! wait_http istiod "$pid" "http://127.0.0.1:$p_http/ready"; then
+      if port_clash "$dir/istiod.log" && ((attempt < 3)); then
+        log "port taken, retrying istiod"; stop_pid istiod "$pid" "$dir"; continue
+      fi
+      die "istiod did not become ready (log: $dir/istiod.log)"
+    fi
+    break
+  done
+  log "istiod (pid $pid) on 127.0.0.1:$p_http (http), :$p_grpc (xDS), :$p_mon (monitoring), ready after $(since "$t0")s"
+
+  # The objects of a real install, pointing at the process: a pod IP from
+  # the pod network, and the real loopback ports in the EndpointSlice (the
+  # Service keeps Istio's port numbers and names). There is no endpointslice
+  # controller, so the slice is written here; the service proxy takes an
+  # endpoint whose targetRef pod has that IP in status.podIPs.
+  cat >"$dir/istiod-objects.yaml" <<EOF
+apiVersion: v1
+kind: Pod
+metadata:
+  name: istiod-local
+  namespace: istio-system
+  labels: {app: istiod, istio: pilot}
+spec:
+  containers:
+  - name: discovery
+    image: local/pilot-discovery
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: istiod
+  namespace: istio-system
+  labels: {app: istiod, istio: pilot}
+spec:
+  selector: {app: istiod}
+  ports:
+  - {name: grpc-xds, port: 15010, targetPort: $p_grpc, protocol: TCP}
+  - {name: http-monitoring, port: 15014, targetPort: $p_mon, protocol: TCP}
+  - {name: http-debug, port: 8080, targetPort: $p_http, protocol: TCP}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: istiod-local
+  namespace: istio-system
+  labels:
+    kubernetes.io/service-name: istiod
+    app: istiod
+addressType: IPv4
+endpoints:
+- addresses: [$istiod_pod_ip]
+  conditions: {ready: true, serving: true, terminating: false}
+  targetRef: {kind: Pod, namespace: istio-system, name: istiod-local}
+ports:
+- {name: grpc-xds, port: $p_grpc, protocol: TCP}
+- {name: http-monitoring, port: $p_mon, protocol: TCP}
+- {name: http-debug, port: $p_http, protocol: TCP}
+EOF
+  "${kubectl[@]}" apply -f "$dir/istiod-objects.yaml" >/dev/null
+  "${kubectl[@]}" patch pod istiod-local -n istio-system --subresource=status --type=merge \
+    -p "{\"status\":{\"podIP\":\"$istiod_pod_ip\",\"podIPs\":[{\"ip\":\"$istiod_pod_ip\"}]}}" >/dev/null
+
+  # Bounded: the service proxy reaches istiod's monitoring port through
+  # podnet (istiod answers debug requests from loopback without a token).
+  local path=/api/v1/namespaces/istio-system/services/http:istiod:15014/proxy/debug/syncz
+  local deadline=$((SECONDS + ready_timeout)) out=""
+  until out=$("${kubectl[@]}" get --raw "$path" 2>&1) && [[ $out == [\[{]* ]]; do
+    if ((SECONDS >= deadline)); then
+      log "the API server's service proxy does not reach istiod after ${ready_timeout}s: ${out:0:300}"
+      die "istiod is not reachable through the service proxy (logs: $dir/podnet.log, $dir/kube-apiserver.log)"
+    fi
+    sleep 0.2
+  done
+  log "istiod reachable through the API server's service proxy after $(since "$t0")s"
+
+  istiod_http=127.0.0.1:$p_http
+  istiod_xds=127.0.0.1:$p_grpc
+  istiod_monitoring=127.0.0.1:$p_mon
 }
 
 # run_cleanup and on_signal are cmd_run's traps; cmd_run sets run_dir and child.
@@ -436,6 +679,7 @@ cmd_run() {
     case $1 in
       --crd-versions) [[ $# -ge 2 ]] || usage; up_args+=("$1" "$2"); shift 2 ;;
       --crd-versions=*) up_args+=("$1"); shift ;;
+      --istiod) up_args+=("$1"); shift ;;
       --) shift; break ;;
       *) usage ;;
     esac

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Runs the end-to-end tests (./pkg/e2e/..., build tag e2e) against a fresh local
-# cluster from hack/cluster.sh. Extra arguments go to `go test`:
+# cluster from hack/cluster.sh, with a real istiod (`cluster.sh run --istiod`:
+# the whole suite shares one; tests keep to namespaces of their own). Extra
+# arguments go to `go test`:
 #
 #   hack/e2e.sh                 # everything
 #   hack/e2e.sh -run TestX -v   # one test, verbose
 #
 # The tests see the variables of hack/cluster.sh's DIR/env (CANARY_E2E_*,
-# KUBECONFIG), plus:
+# KUBECONFIG; CANARY_E2E_ISTIOD=1 and istiod's addresses among them), plus:
 #   CANARY_E2E_CLUSTER_SH  absolute path of hack/cluster.sh, to start another
 #                          cluster (e.g. `up DIR --crd-versions v1beta1,v1alpha3`)
 #   CANARY_E2E_PLUGIN      the kubectl-canary binary under test
@@ -55,7 +57,7 @@ cd "$root"
 # In the background, with the default SIGINT restored (bash makes background
 # jobs ignore it), so that a signal to this script is passed on at once and
 # cluster.sh still stops the cluster before we remove the plugin folder.
-env --default-signal=INT,QUIT "$hack/cluster.sh" run -- \
+env --default-signal=INT,QUIT "$hack/cluster.sh" run --istiod -- \
   go test -tags e2e -count=1 -timeout 30m ./pkg/e2e/... "$@" &
 pid=$!
 trap 'kill -INT "$pid" 2>/dev/null || true' INT
