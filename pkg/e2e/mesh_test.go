@@ -28,6 +28,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kubectl-canary/kubectl-canary/pkg/e2e/xds"
+	"github.com/kubectl-canary/kubectl-canary/pkg/meshsync"
 )
 
 // meshTimeout bounds each wait for istiod to serve a route.
@@ -35,14 +36,15 @@ const meshTimeout = 30 * time.Second
 
 // mesh is the istiod the harness started beside the shared cluster.
 type mesh struct {
-	xdsAddr  string // plaintext gRPC (ADS)
-	istioctl string
+	xdsAddr   string // plaintext gRPC (ADS)
+	debugAddr string // http: /debug/syncz
+	istioctl  string
 }
 
 func requireMesh(t *testing.T) mesh {
 	t.Helper()
-	m := mesh{xdsAddr: os.Getenv("CANARY_E2E_ISTIOD_XDS"), istioctl: os.Getenv("CANARY_E2E_ISTIOCTL")}
-	if os.Getenv("CANARY_E2E_ISTIOD") != "1" || m.xdsAddr == "" || m.istioctl == "" {
+	m := mesh{xdsAddr: os.Getenv("CANARY_E2E_ISTIOD_XDS"), debugAddr: os.Getenv("CANARY_E2E_ISTIOD_HTTP"), istioctl: os.Getenv("CANARY_E2E_ISTIOCTL")}
+	if os.Getenv("CANARY_E2E_ISTIOD") != "1" || m.xdsAddr == "" || m.debugAddr == "" || m.istioctl == "" {
 		t.Fatal("no istiod: run the suite with hack/e2e.sh, which starts one (hack/cluster.sh run --istiod)")
 	}
 	return m
@@ -73,7 +75,37 @@ func (m mesh) dial(t *testing.T, proxy xds.Proxy, opts xds.Options, routes ...st
 	// A proxy counts for --wait once it has its first configuration.
 	_, err = c.WaitFor(ctx, routes[0], func(xds.RouteConfig) bool { return true })
 	require.NoError(t, err)
+	m.quiet(t)
 	return c
+}
+
+// quiet waits until istiod has pushed everything the test's setup caused:
+// no new push for a while (istiod debounces events for 100 ms). --wait
+// counts any push newer than the one before its write; a push the setup
+// caused, still on its way, would count although it lacks the change.
+func (m mesh) quiet(t *testing.T) {
+	t.Helper()
+	const still = 500 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), meshTimeout)
+	defer cancel()
+	var latest uint64
+	since := time.Now()
+	for time.Since(since) < still {
+		proxies, err := xds.Syncz(ctx, m.debugAddr)
+		require.NoError(t, err)
+		var newest uint64
+		for _, p := range proxies {
+			for _, nonce := range []string{p.ClusterSent, p.ListenerSent, p.RouteSent} {
+				if n, err := meshsync.PushCounter(nonce); err == nil {
+					newest = max(newest, n)
+				}
+			}
+		}
+		if newest != latest {
+			latest, since = newest, time.Now()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // podIP is an address for a test proxy; istiod only reads it.
