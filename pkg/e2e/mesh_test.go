@@ -93,14 +93,8 @@ func (m mesh) quiet(t *testing.T) {
 	for time.Since(since) < still {
 		proxies, err := xds.Syncz(ctx, m.debugAddr)
 		require.NoError(t, err)
-		var newest uint64
-		for _, p := range proxies {
-			for _, nonce := range []string{p.ClusterSent, p.ListenerSent, p.RouteSent} {
-				if n, err := meshsync.PushCounter(nonce); err == nil {
-					newest = max(newest, n)
-				}
-			}
-		}
+		newest, err := meshsync.LatestPush(proxies)
+		require.NoError(t, err)
 		if newest != latest {
 			latest, since = newest, time.Now()
 		}

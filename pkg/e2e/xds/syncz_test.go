@@ -20,7 +20,7 @@ const syncz = `[
   "cluster_sent":"a2","listener_sent":"b2","route_sent":"c2"}
 ]`
 
-func TestSyncStatusOf(t *testing.T) {
+func TestSyncz(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/debug/syncz" {
 			http.NotFound(w, r)
@@ -31,15 +31,15 @@ func TestSyncStatusOf(t *testing.T) {
 	defer srv.Close()
 	addr := strings.TrimPrefix(srv.URL, "http://")
 
-	st, err := SyncStatusOf(context.Background(), addr, productpage.ProxyID())
+	proxies, err := Syncz(context.Background(), addr)
 	require.NoError(t, err)
-	assert.Equal(t, "c1", st.RouteAcked)
-	assert.True(t, st.Synced())
+	require.Len(t, proxies, 2)
+	assert.Equal(t, productpage.ProxyID(), proxies[0].ID)
+	assert.Equal(t, "c1", proxies[0].RouteAcked)
+	assert.Equal(t, "stuck.default", proxies[1].ID)
+	assert.Empty(t, proxies[1].RouteAcked)
 
-	st, err = SyncStatusOf(context.Background(), addr, "stuck.default")
-	require.NoError(t, err)
-	assert.False(t, st.Synced())
-
-	_, err = SyncStatusOf(context.Background(), addr, "nobody.default")
-	assert.ErrorContains(t, err, `no proxy "nobody.default"`)
+	srv.Config.Handler = http.NotFoundHandler()
+	_, err = Syncz(context.Background(), addr)
+	assert.ErrorContains(t, err, "404")
 }
