@@ -136,8 +136,8 @@ func (o *changeOptions) run(ctx context.Context) error {
 	}
 	var plan *routing.Plan
 	var outcomes []outcome
-	// pushedBefore is istiod's newest push right before the write (--wait).
-	var pushedBefore uint64
+	// istiod, for --wait, with its newest pushes right before the write.
+	var istiod *istiodSource
 	permissionsChecked := false
 	err = retry.OnError(conflictBackoff, kube.IsRetryable, func() error {
 		// Start looks for VirtualServices of other namespaces that route the
@@ -175,7 +175,7 @@ func (o *changeOptions) run(ctx context.Context) error {
 			permissionsChecked = true
 		}
 		if o.wait.enabled && o.dryRun == cmdutil.DryRunNone {
-			if pushedBefore, err = o.wait.baseline(ctx, clients); err != nil {
+			if istiod, err = o.wait.baseline(ctx, clients, o.ErrOut); err != nil {
 				return err
 			}
 		}
@@ -191,16 +191,11 @@ func (o *changeOptions) run(ctx context.Context) error {
 	if err := o.report(plan, outcomes); err != nil || !o.wait.enabled {
 		return err
 	}
-	// Unchanged, the proxies need only have acknowledged what they were sent.
-	var newerThan *uint64
-	if plan.Changed() {
-		newerThan = &pushedBefore
-	}
 	out := o.Out
 	if o.printer != nil {
 		out = o.ErrOut // keep -o yaml|json parseable
 	}
-	return o.wait.forProxies(ctx, clients, plan, newerThan, out)
+	return o.wait.forProxies(ctx, clients, istiod, plan, out)
 }
 
 // preflight runs the checks before a change is written: errors stop the

@@ -53,45 +53,120 @@ func (w *waitFlags) validate(dryRun bool) error {
 	return nil
 }
 
+// istiod names istiod's Service and port in messages.
 func (w *waitFlags) istiod() string {
 	return fmt.Sprintf("service %s/%s port %d", w.namespace, w.service, w.port)
 }
 
-// readSyncStatus reads istiod's sync status, saying what to do when it
+// istiodSource is where --wait reads istiod's sync status: every ready
+// replica, each with the newest push it had sent before the write (every
+// replica has its own proxies and its own push counter).
+type istiodSource struct {
+	// replicas holds nil alone when the Service's proxy is read: one
+	// replica, or endpoints the user may not list.
+	replicas  []*kube.IstiodReplica
+	baselines []uint64
+}
+
+// findIstiod finds the replicas behind istiod's Service. Without the right
+// to list its endpoints, it reads through the Service's proxy, which sees
+// one replica (at random, when there are several) and says so.
+func (w *waitFlags) findIstiod(ctx context.Context, clients *kube.Clients, errOut io.Writer) (*istiodSource, error) {
+	replicas, err := clients.IstiodReplicas(ctx, w.namespace, w.service, w.port)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, fmt.Errorf("there is no service %s/%s to read istiod's sync status from; point --istiod-namespace and --istiod-service at istiod's Service, or run without --wait", w.namespace, w.service)
+	case apierrors.IsForbidden(err) && strings.Contains(err.Error(), "endpointslices"):
+		fmt.Fprintf(errOut, "Warning: not allowed to list endpointslices in namespace %s, so --wait reads istiod through its Service, which reaches one replica: if istiod runs several, proxies of the others are not waited for\n", w.namespace)
+		return &istiodSource{replicas: []*kube.IstiodReplica{nil}}, nil
+	case apierrors.IsForbidden(err):
+		return nil, fmt.Errorf("not allowed to get service %s/%s, which --wait needs to find istiod; ask for that permission or run without --wait: %w", w.namespace, w.service, err)
+	case err != nil:
+		return nil, fmt.Errorf("cannot find istiod for --wait: %w; point --istiod-namespace, --istiod-service and --istiod-port at istiod's monitoring port, or run without --wait", err)
+	case len(replicas) == 0:
+		return nil, fmt.Errorf("service %s/%s has no ready endpoint: istiod is not running, so nothing can report the proxies' sync status; start it or run without --wait", w.namespace, w.service)
+	case len(replicas) == 1:
+		return &istiodSource{replicas: []*kube.IstiodReplica{nil}}, nil
+	}
+	src := &istiodSource{}
+	for i := range replicas {
+		src.replicas = append(src.replicas, &replicas[i])
+	}
+	return src, nil
+}
+
+// readSyncStatus reads one replica's sync status, saying what to do when it
 // cannot.
-func (w *waitFlags) readSyncStatus(ctx context.Context, clients *kube.Clients) ([]meshsync.Proxy, error) {
-	body, err := clients.IstiodSyncStatus(ctx, w.namespace, w.service, w.port)
+func (w *waitFlags) readSyncStatus(ctx context.Context, clients *kube.Clients, replica *kube.IstiodReplica) ([]meshsync.Proxy, error) {
+	body, err := clients.IstiodSyncStatus(ctx, w.namespace, w.service, w.port, replica)
+	where, resource := w.istiod(), "services/proxy"
+	if replica != nil {
+		where, resource = fmt.Sprintf("pod %s/%s port %d", w.namespace, replica.Pod, replica.Port), "pods/proxy"
+	}
 	switch {
 	case err == nil:
 		return meshsync.Parse(body)
 	case apierrors.IsForbidden(err):
-		return nil, fmt.Errorf("not allowed to get services/proxy in namespace %s, which --wait needs to read istiod's sync status (%s); ask for that permission or run without --wait: %w", w.namespace, w.istiod(), err)
+		return nil, fmt.Errorf("not allowed to get %s in namespace %s, which --wait needs to read istiod's sync status (%s); ask for that permission or run without --wait: %w", resource, w.namespace, where, err)
 	case apierrors.IsNotFound(err):
-		return nil, fmt.Errorf("istiod's sync status is not at %s (no such service, or istiod serves no /debug/syncz there); point --istiod-namespace, --istiod-service and --istiod-port at istiod's monitoring port, or run without --wait: %w", w.istiod(), err)
+		return nil, fmt.Errorf("istiod at %s serves no /debug/syncz (is --istiod-port its monitoring port, and ENABLE_DEBUG_ON_HTTP on?); run without --wait, or fix that first: %w", where, err)
 	default:
-		return nil, fmt.Errorf("cannot reach istiod's sync status at %s through the API server's service proxy (is istiod running, with ENABLE_DEBUG_ON_HTTP, and reachable from the API server?); run without --wait, or fix that first: %w", w.istiod(), err)
+		return nil, fmt.Errorf("cannot reach istiod's sync status at %s through the API server's proxy (is istiod running and reachable from the API server?); run without --wait, or fix that first: %w", where, err)
 	}
 }
 
-// baseline reads the newest push istiod has sent, right before the change
-// is written: a proxy has the change once it acknowledges a newer push.
-// Reading it first also means a --wait that cannot work fails before
-// anything is written.
-func (w *waitFlags) baseline(ctx context.Context, clients *kube.Clients) (uint64, error) {
-	proxies, err := w.readSyncStatus(ctx, clients)
+// baseline finds istiod and reads, per replica, the newest push it has sent,
+// right before the change is written: a proxy has the change once it
+// acknowledges a newer push. Doing this first also means a --wait that
+// cannot work fails before anything is written.
+func (w *waitFlags) baseline(ctx context.Context, clients *kube.Clients, errOut io.Writer) (*istiodSource, error) {
+	src, err := w.findIstiod(ctx, clients, errOut)
 	if err == nil {
-		var latest uint64
-		if latest, err = meshsync.LatestPush(proxies); err == nil {
-			return latest, nil
+		for _, replica := range src.replicas {
+			var proxies []meshsync.Proxy
+			var latest uint64
+			if proxies, err = w.readSyncStatus(ctx, clients, replica); err != nil {
+				break
+			}
+			if latest, err = meshsync.LatestPush(proxies); err != nil {
+				break
+			}
+			src.baselines = append(src.baselines, latest)
 		}
 	}
-	return 0, fmt.Errorf("--wait cannot work, so nothing was changed: %w", err)
+	if err != nil {
+		return nil, fmt.Errorf("--wait cannot work, so nothing was changed: %w", err)
+	}
+	return src, nil
+}
+
+// judge reads every replica and tells which proxies of the audience have
+// the change; changed is false when nothing was written, and then the
+// proxies need only have acknowledged everything sent to them.
+func (w *waitFlags) judge(ctx context.Context, clients *kube.Clients, src *istiodSource, audience meshsync.Audience, changed bool) (meshsync.Verdict, error) {
+	var all meshsync.Verdict
+	for i, replica := range src.replicas {
+		proxies, err := w.readSyncStatus(ctx, clients, replica)
+		if err != nil {
+			return meshsync.Verdict{}, err
+		}
+		var newerThan *uint64
+		if changed {
+			newerThan = &src.baselines[i]
+		}
+		v, err := meshsync.Judge(proxies, audience, newerThan)
+		if err != nil {
+			return meshsync.Verdict{}, err
+		}
+		all.InSync = append(all.InSync, v.InSync...)
+		all.Pending = append(all.Pending, v.Pending...)
+	}
+	return all, nil
 }
 
 // forProxies waits until every proxy that calls the Service has the change,
-// or the timeout runs out. newerThan is nil when nothing was written: then
-// the proxies need only have acknowledged everything sent to them.
-func (w *waitFlags) forProxies(ctx context.Context, clients *kube.Clients, plan *routing.Plan, newerThan *uint64, out io.Writer) error {
+// or the timeout runs out.
+func (w *waitFlags) forProxies(ctx context.Context, clients *kube.Clients, src *istiodSource, plan *routing.Plan, out io.Writer) error {
 	audience := meshsync.AudienceOf(virtualServicesOf(plan))
 	ctx, cancel := context.WithTimeout(ctx, w.timeout)
 	defer cancel()
@@ -99,11 +174,9 @@ func (w *waitFlags) forProxies(ctx context.Context, clients *kube.Clients, plan 
 	var verdict meshsync.Verdict
 	var lastErr error
 	for {
-		proxies, err := w.readSyncStatus(ctx, clients)
+		v, err := w.judge(ctx, clients, src, audience, plan.Changed())
 		if err == nil {
-			if verdict, err = meshsync.Judge(proxies, audience, newerThan); err != nil {
-				return err
-			}
+			verdict = v
 			if verdict.Done() {
 				fmt.Fprintln(out, syncSummary(plan, verdict, time.Since(started), w))
 				return nil

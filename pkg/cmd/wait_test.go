@@ -10,65 +10,120 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	restclient "k8s.io/client-go/rest"
 	clienttesting "k8s.io/client-go/testing"
+	"k8s.io/utils/ptr"
 )
 
-// fakeIstiod plays istiod's /debug/syncz behind the fake API server's
-// service proxy: every routing write starts a push, which the proxy
-// acknowledges after istiod has been asked `ackAfter` more times.
+// fakeIstiod plays istiod behind the fake API server: its Service and
+// EndpointSlice, and per replica a /debug/syncz with one connected proxy.
+// Every routing write makes each replica push, and a replica's proxy
+// acknowledges after it has been asked `ackAfter` more times.
 type fakeIstiod struct {
-	mu                 sync.Mutex
-	counter            int // the newest push version
-	acked              int // the newest the proxy acknowledged
+	mu       sync.Mutex
+	replicas map[string]*fakeReplica // by pod name
+	reads    []string                // the proxied requests, "NAMESPACE RESOURCE NAME:PORT/PATH"
+	err      error                   // answered instead, when set
+}
+
+type fakeReplica struct {
+	counter            int // the newest push version of this replica
+	acked              int // the newest its proxy acknowledged
 	sinceAck           int
 	ackAfter           int // reads until the proxy acknowledges; <0 never
 	proxyType, proxyID string
-	reads              []string // the proxied paths asked for
-	err                error    // answered instead, when set
 }
 
-func newFakeIstiod(f *fakeCluster, proxyType, proxyID string) *fakeIstiod {
-	i := &fakeIstiod{counter: 4, acked: 4, ackAfter: 1, proxyType: proxyType, proxyID: proxyID}
+// istiodAt is where the fake istiod's Service is.
+type istiodAt struct {
+	namespace, service string
+	port               int32
+}
+
+var defaultIstiod = istiodAt{"istio-system", "istiod", 15014}
+
+// newFakeIstiodReplicas serves the replicas istiod-0, istiod-1, ...
+func newFakeIstiodReplicas(f *fakeCluster, at istiodAt, replicas ...*fakeReplica) *fakeIstiod {
+	i := &fakeIstiod{replicas: map[string]*fakeReplica{}}
+	monitoring, xdsPort, podPort := "http-monitoring", "grpc-xds", int32(9914)
+	slice := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: at.service + "-abc", Namespace: at.namespace, Labels: map[string]string{discoveryv1.LabelServiceName: at.service}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Name: &xdsPort, Port: ptr.To(int32(15010))}, {Name: &monitoring, Port: &podPort}},
+	}
+	for n, r := range replicas {
+		pod := fmt.Sprintf("istiod-%d", n)
+		i.replicas[pod] = r
+		slice.Endpoints = append(slice.Endpoints, discoveryv1.Endpoint{
+			Addresses: []string{fmt.Sprintf("10.244.0.%d", n+2)},
+			TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: pod, Namespace: at.namespace},
+		})
+	}
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: at.service, Namespace: at.namespace},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{
+			{Name: xdsPort, Port: 15010},
+			{Name: monitoring, Port: at.port, TargetPort: intstr.FromInt32(podPort)},
+		}},
+	}
+	require.NoError(f.t, f.core.Tracker().Add(svc))
+	require.NoError(f.t, f.core.Tracker().Add(slice))
 	f.dynamic.PrependReactor("*", "*", func(action clienttesting.Action) (bool, runtime.Object, error) {
 		if (action.GetVerb() == "create" || action.GetVerb() == "update") && !isDryRun(action) {
 			i.mu.Lock()
-			i.counter++
-			i.sinceAck = 0
+			for _, r := range i.replicas {
+				r.counter++
+				r.sinceAck = 0
+			}
 			i.mu.Unlock()
 		}
 		return false, nil, nil
 	})
-	f.core.PrependProxyReactor("services", func(action clienttesting.Action) (bool, restclient.ResponseWrapper, error) {
-		p := action.(clienttesting.ProxyGetAction)
-		i.mu.Lock()
-		defer i.mu.Unlock()
-		i.reads = append(i.reads, fmt.Sprintf("%s %s:%s:%s/%s", p.GetNamespace(), p.GetScheme(), p.GetName(), p.GetPort(), p.GetPath()))
-		if i.err != nil {
-			return true, answer{err: i.err}, nil
-		}
-		if i.acked < i.counter && i.ackAfter >= 0 {
-			if i.sinceAck >= i.ackAfter {
-				i.acked = i.counter
+	for _, resource := range []string{"services", "pods"} {
+		f.core.PrependProxyReactor(resource, func(action clienttesting.Action) (bool, restclient.ResponseWrapper, error) {
+			p := action.(clienttesting.ProxyGetAction)
+			i.mu.Lock()
+			defer i.mu.Unlock()
+			i.reads = append(i.reads, fmt.Sprintf("%s %s %s:%s:%s/%s", p.GetNamespace(), p.GetResource().Resource, p.GetScheme(), p.GetName(), p.GetPort(), p.GetPath()))
+			if i.err != nil {
+				return true, answer{err: i.err}, nil
 			}
-			i.sinceAck++
-		}
-		return true, answer{body: i.syncz()}, nil
-	})
+			pod := p.GetName()
+			if p.GetResource().Resource == "services" {
+				pod = "istiod-0" // the service proxy picks an endpoint
+			}
+			r := i.replicas[pod]
+			if r == nil {
+				return true, answer{err: apierrors.NewNotFound(schema.GroupResource{Resource: "pods"}, pod)}, nil
+			}
+			return true, answer{body: r.read()}, nil
+		})
+	}
 	return i
 }
 
-func (i *fakeIstiod) syncz() string {
+// read answers /debug/syncz, letting the proxy acknowledge in its time.
+func (r *fakeReplica) read() string {
+	if r.acked < r.counter && r.ackAfter >= 0 {
+		if r.sinceAck >= r.ackAfter {
+			r.acked = r.counter
+		}
+		r.sinceAck++
+	}
 	n := func(c int) string {
 		return fmt.Sprintf("2026-11-30T23:01:03Z/%d0b6f1a34-5f0e-4c59-9d3a-1f2e3d4c5b6a", c)
 	}
 	return fmt.Sprintf(`[{"proxy":%q,"proxy_type":%q,"resources":{
 		"type.googleapis.com/envoy.config.route.v3.RouteConfiguration":{"sent":%q,"acked":%q},
 		"type.googleapis.com/envoy.config.cluster.v3.Cluster":{"sent":%q,"acked":%q}}}]`,
-		i.proxyID, i.proxyType, n(i.counter), n(i.acked), n(i.counter), n(i.acked))
+		r.proxyID, r.proxyType, n(r.counter), n(r.acked), n(r.counter), n(r.acked))
 }
 
 // answer is what the fake service proxy returns.
@@ -84,30 +139,28 @@ func (a answer) Stream(context.Context) (io.ReadCloser, error) {
 
 const productpage = "productpage-1.shop"
 
+// sidecar is a replica whose one proxy is a sidecar that acknowledges
+// pushes after ackAfter reads (never when negative).
+func sidecar(id string, counter, ackAfter int) *fakeReplica {
+	return &fakeReplica{counter: counter, acked: counter, ackAfter: ackAfter, proxyType: "sidecar", proxyID: id}
+}
+
 func TestWaitUntilTheProxiesAcknowledge(t *testing.T) {
 	f := newFakeCluster(t, "no-istio", "shop")
-	istiod := newFakeIstiod(f, "sidecar", productpage)
-	istiod.ackAfter = 2
+	istiod := newFakeIstiodReplicas(f, defaultIstiod, sidecar(productpage, 4, 2))
 
 	out, _, err := f.run("start", "reviews", "--wait")
 	require.NoError(t, err)
 	assert.Contains(t, out, "canary shop/reviews started")
 	assert.Regexp(t, `1 of 1 proxy calling service shop/reviews in sync with the new routing after \d`, out)
-	// One read before the write, then until the proxy has acknowledged.
+	// One replica is read through the Service: once before the write, then
+	// until the proxy has acknowledged.
 	assert.Equal(t, []string{
-		"istio-system http:istiod:15014/debug/syncz",
-		"istio-system http:istiod:15014/debug/syncz",
-		"istio-system http:istiod:15014/debug/syncz",
-		"istio-system http:istiod:15014/debug/syncz",
+		"istio-system services http:istiod:15014/debug/syncz",
+		"istio-system services http:istiod:15014/debug/syncz",
+		"istio-system services http:istiod:15014/debug/syncz",
+		"istio-system services http:istiod:15014/debug/syncz",
 	}, istiod.reads)
-
-	// Nothing to write: the proxy need only have acknowledged what it has.
-	istiod.reads = nil
-	out, _, err = f.run("start", "reviews", "--wait", "--istiod-namespace", "mesh", "--istiod-service", "pilot", "--istiod-port", "8080")
-	require.NoError(t, err)
-	assert.Contains(t, out, "unchanged")
-	assert.Contains(t, out, "1 of 1 proxy calling service shop/reviews in sync")
-	assert.Equal(t, []string{"mesh http:pilot:8080/debug/syncz", "mesh http:pilot:8080/debug/syncz"}, istiod.reads)
 
 	// -o yaml stays parseable: the wait's line goes to stderr.
 	out, errOut, err := f.run("weight", "reviews", "30", "--wait", "-o", "yaml")
@@ -116,10 +169,58 @@ func TestWaitUntilTheProxiesAcknowledge(t *testing.T) {
 	assert.Contains(t, errOut, "1 of 1 proxy calling service shop/reviews in sync")
 }
 
+func TestWaitWhenNothingChanges(t *testing.T) {
+	f := newFakeCluster(t, "no-istio", "shop")
+	_, _, err := f.run("start", "reviews")
+	require.NoError(t, err)
+	// Nothing to write: the proxy need only have acknowledged what it has.
+	istiod := newFakeIstiodReplicas(f, istiodAt{"mesh", "pilot", 8080}, sidecar(productpage, 4, 2))
+	out, _, err := f.run("start", "reviews", "--wait", "--istiod-namespace", "mesh", "--istiod-service", "pilot", "--istiod-port", "8080")
+	require.NoError(t, err)
+	assert.Contains(t, out, "unchanged")
+	assert.Contains(t, out, "1 of 1 proxy calling service shop/reviews in sync")
+	assert.Equal(t, []string{"mesh services http:pilot:8080/debug/syncz", "mesh services http:pilot:8080/debug/syncz"}, istiod.reads)
+}
+
+func TestWaitReadsEveryIstiodReplica(t *testing.T) {
+	f := newFakeCluster(t, "no-istio", "shop")
+	// Each replica counts its own pushes: 4 and 40 before the write.
+	istiod := newFakeIstiodReplicas(f, defaultIstiod, sidecar("productpage-1.shop", 4, 1), sidecar("ratings-1.shop", 40, 3))
+
+	out, _, err := f.run("start", "reviews", "--wait")
+	require.NoError(t, err)
+	assert.Contains(t, out, "2 of 2 proxies calling service shop/reviews in sync")
+	// Through each pod's proxy, at the port the Service's port leads to.
+	assert.Equal(t, "istio-system pods http:istiod-0:9914/debug/syncz", istiod.reads[0])
+	assert.Equal(t, "istio-system pods http:istiod-1:9914/debug/syncz", istiod.reads[1])
+	assert.Len(t, istiod.reads, 2*5, "before the write, then until ratings acknowledged on its third read")
+
+	t.Run("a replica's proxy that never acknowledges", func(t *testing.T) {
+		f := newFakeCluster(t, "no-istio", "shop")
+		newFakeIstiodReplicas(f, defaultIstiod, sidecar("productpage-1.shop", 4, 0), sidecar("ratings-1.shop", 40, -1))
+		_, _, err := f.run("start", "reviews", "--wait", "--wait-timeout", "600ms")
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), ": 1 of 2 in sync")
+		assert.Contains(t, err.Error(), "ratings-1.shop has not acknowledged")
+	})
+
+	t.Run("without the right to list endpoints", func(t *testing.T) {
+		f := newFakeCluster(t, "no-istio", "shop")
+		istiod := newFakeIstiodReplicas(f, defaultIstiod, sidecar("productpage-1.shop", 4, 0), sidecar("ratings-1.shop", 40, 0))
+		f.core.PrependReactor("list", "endpointslices", func(clienttesting.Action) (bool, runtime.Object, error) {
+			return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: "discovery.k8s.io", Resource: "endpointslices"}, "", fmt.Errorf("RBAC"))
+		})
+		out, errOut, err := f.run("start", "reviews", "--wait")
+		require.NoError(t, err)
+		assert.Contains(t, errOut, "Warning: not allowed to list endpointslices in namespace istio-system, so --wait reads istiod through its Service, which reaches one replica")
+		assert.Contains(t, out, "1 of 1 proxy calling service shop/reviews in sync")
+		assert.Equal(t, "istio-system services http:istiod:15014/debug/syncz", istiod.reads[0])
+	})
+}
+
 func TestWaitTimesOutNamingTheProxies(t *testing.T) {
 	f := newFakeCluster(t, "no-istio", "shop")
-	istiod := newFakeIstiod(f, "sidecar", productpage)
-	istiod.ackAfter = -1
+	istiod := newFakeIstiodReplicas(f, defaultIstiod, sidecar(productpage, 4, -1))
 
 	out, _, err := f.run("start", "reviews", "--wait", "--wait-timeout", "700ms")
 	require.Error(t, err)
@@ -134,8 +235,7 @@ func TestWaitOnlyCountsTheServicesClients(t *testing.T) {
 	f := newFakeCluster(t, "no-istio", "shop")
 	// A gateway proxy that never acknowledges does not call reviews: the
 	// VirtualService start creates is bound to the mesh only.
-	istiod := newFakeIstiod(f, "router", "ingress-1.istio-system")
-	istiod.ackAfter = -1
+	newFakeIstiodReplicas(f, defaultIstiod, &fakeReplica{counter: 4, acked: 4, ackAfter: -1, proxyType: "router", proxyID: "ingress-1.istio-system"})
 	out, _, err := f.run("start", "reviews", "--wait", "--wait-timeout", "5s")
 	require.NoError(t, err)
 	assert.Contains(t, out, "no proxy connected to istiod (service istio-system/istiod port 15014) calls service shop/reviews: nothing to wait for")
@@ -143,22 +243,34 @@ func TestWaitOnlyCountsTheServicesClients(t *testing.T) {
 
 func TestWaitThatCannotWorkWritesNothing(t *testing.T) {
 	forbidden := apierrors.NewForbidden(schema.GroupResource{Resource: "services/proxy"}, "istiod", fmt.Errorf("RBAC"))
-	notFound := apierrors.NewNotFound(schema.GroupResource{Resource: "services"}, "istiod")
 	unavailable := apierrors.NewServiceUnavailable(`no endpoints available for service "istiod"`)
+	debugOff := apierrors.NewNotFound(schema.GroupResource{Resource: "services"}, "istiod")
 	for _, tc := range []struct {
-		name string
-		err  error
-		want string
+		name     string
+		replicas []*fakeReplica
+		err      error // of the proxied read
+		flags    []string
+		want     string
 	}{
-		{"forbidden", forbidden, "not allowed to get services/proxy in namespace istio-system, which --wait needs to read istiod's sync status"},
-		{"no istiod service", notFound, "istiod's sync status is not at service istio-system/istiod port 15014 (no such service, or istiod serves no /debug/syncz there); point --istiod-namespace"},
-		{"istiod not running", unavailable, "cannot reach istiod's sync status at service istio-system/istiod port 15014 through the API server's service proxy"},
+		{name: "no istiod service", flags: []string{"--istiod-service", "pilot"}, replicas: []*fakeReplica{sidecar(productpage, 4, 0)},
+			want: "there is no service istio-system/pilot to read istiod's sync status from; point --istiod-namespace and --istiod-service"},
+		{name: "no such port", flags: []string{"--istiod-port", "8080"}, replicas: []*fakeReplica{sidecar(productpage, 4, 0)},
+			want: "cannot find istiod for --wait: service istio-system/istiod has no port 8080 (it has 15010, 15014); point --istiod-namespace, --istiod-service and --istiod-port"},
+		{name: "no ready replica", want: "service istio-system/istiod has no ready endpoint: istiod is not running"},
+		{name: "forbidden", err: forbidden, replicas: []*fakeReplica{sidecar(productpage, 4, 0)},
+			want: "not allowed to get services/proxy in namespace istio-system, which --wait needs to read istiod's sync status (service istio-system/istiod port 15014)"},
+		{name: "pod proxy forbidden", err: forbidden, replicas: []*fakeReplica{sidecar(productpage, 4, 0), sidecar("b.shop", 4, 0)},
+			want: "not allowed to get pods/proxy in namespace istio-system, which --wait needs to read istiod's sync status (pod istio-system/istiod-0 port 9914)"},
+		{name: "debug endpoints off", err: debugOff, replicas: []*fakeReplica{sidecar(productpage, 4, 0)},
+			want: "istiod at service istio-system/istiod port 15014 serves no /debug/syncz (is --istiod-port its monitoring port, and ENABLE_DEBUG_ON_HTTP on?)"},
+		{name: "istiod not answering", err: unavailable, replicas: []*fakeReplica{sidecar(productpage, 4, 0)},
+			want: "cannot reach istiod's sync status at service istio-system/istiod port 15014 through the API server's proxy"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeCluster(t, "no-istio", "shop")
-			istiod := newFakeIstiod(f, "sidecar", productpage)
+			istiod := newFakeIstiodReplicas(f, defaultIstiod, tc.replicas...)
 			istiod.err = tc.err
-			_, _, err := f.run("start", "reviews", "--wait")
+			_, _, err := f.run(append([]string{"start", "reviews", "--wait"}, tc.flags...)...)
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), "--wait cannot work, so nothing was changed: "+tc.want)
 			assert.Contains(t, err.Error(), "without --wait")
@@ -168,6 +280,7 @@ func TestWaitThatCannotWorkWritesNothing(t *testing.T) {
 
 	t.Run("not istiod's sync status", func(t *testing.T) {
 		f := newFakeCluster(t, "no-istio", "shop")
+		newFakeIstiodReplicas(f, defaultIstiod, sidecar(productpage, 4, 0))
 		f.core.PrependProxyReactor("services", func(clienttesting.Action) (bool, restclient.ResponseWrapper, error) {
 			return true, answer{body: "<html>prometheus</html>"}, nil
 		})

@@ -4,9 +4,7 @@
 package kube
 
 import (
-	"context"
 	"fmt"
-	"strconv"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -163,11 +161,4 @@ func servedIstioVersion(mapper meta.RESTMapper, forced string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("the cluster does not serve VirtualService and DestinationRule of %s (tried %v); install Istio, or its CRDs, before running a canary", IstioNetworkingGroup, istioVersions)
-}
-
-// IstiodSyncStatus reads istiod's /debug/syncz through the API server's
-// service proxy, so no port-forward is needed: the user's credentials and
-// RBAC (get on services/proxy in istiod's namespace) decide.
-func (c *Clients) IstiodSyncStatus(ctx context.Context, namespace, service string, port int) ([]byte, error) {
-	return c.Core.CoreV1().Services(namespace).ProxyGet("http", service, strconv.Itoa(port), "debug/syncz", nil).DoRaw(ctx)
 }
