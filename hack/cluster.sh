@@ -59,6 +59,14 @@
 #       reaches it through podnet. istiod writes into the cluster as it would
 #       in a real one (ConfigMap istio-ca-root-cert in every namespace, its
 #       CA Secret and leader-election Leases in istio-system).
+#   hack/cluster.sh replica DIR NAME
+#       With istiod running in DIR's cluster, starts another replica named
+#       NAME (Pod istio-system/NAME, pod IP 10.244.0.3, .4, ..., its own
+#       EndpointSlice of Service istiod, listeners on free 127.0.0.1 ports,
+#       log DIR/NAME.log) and prints its CANARY_E2E_ISTIOD_HTTP, _XDS and
+#       _MONITORING addresses on one line. `down` stops it with the rest.
+#   hack/cluster.sh replica --stop DIR NAME
+#       Removes that replica: its EndpointSlice and Pod, then the process.
 #   hack/cluster.sh down DIR
 #       Stops that cluster: istiod, kube-apiserver, podnet, then etcd, each by
 #       the pid in DIR/pids, SIGKILL after a bounded wait. Idempotent.
@@ -187,6 +195,8 @@ tail_logs() {
 }
 
 pid_of() { awk -v n="$1" '$1 == n { p = $2 } END { print p }' "$2/pids" 2>/dev/null; }
+# pids_of NAME DIR: every pid recorded for NAME (istiod may have replicas).
+pids_of() { awk -v n="$1" '$1 == n { print $2 }' "$2/pids" 2>/dev/null; }
 
 cmd_down() {
   [[ $# -eq 1 ]] || usage
@@ -200,8 +210,9 @@ cmd_down() {
   # server: stopped after etcd, its graceful shutdown can hang on its storage
   # and leave the process behind.
   for name in "${procs[@]}"; do
-    pid=$(pid_of "$name" "$dir")
-    [[ -n $pid ]] && stop_pid "$name" "$pid" "$dir"
+    for pid in $(pids_of "$name" "$dir"); do
+      stop_pid "$name" "$pid" "$dir"
+    done
   done
   remove_podnet_socket "$dir"
   rm -f "$dir/pids"
@@ -513,18 +524,24 @@ EOF
   echo "$dir/env"
 }
 
-# start_istiod DIR BIN SERVER TOKEN runs pilot-discovery against the cluster
-# as user istiod, every listener on a free 127.0.0.1 port, waits until it is
-# ready, and registers it the way a cluster would have it (Pod, Service,
-# EndpointSlice), so that the API server's service proxy reaches it through
-# podnet. Sets istiod_http, istiod_xds and istiod_monitoring (host:port) of
-# the caller.
+# start_istiod DIR BIN SERVER TOKEN [NAME IP] runs pilot-discovery against
+# the cluster as user istiod, every listener on a free 127.0.0.1 port, waits
+# until it is ready, and registers it the way a cluster would have it (Pod
+# NAME with pod IP IP, the Service istiod, an EndpointSlice NAME), so that the
+# API server's proxy reaches it through podnet. The first replica is
+# istiod-local (10.244.0.2) and creates the Service; `replica` adds others.
+# Sets istiod_http, istiod_xds and istiod_monitoring (host:port) of the
+# caller.
 start_istiod() {
-  local dir=$1 bin=$2 server=$3 token=$4 t0=$EPOCHREALTIME
+  local dir=$1 bin=$2 server=$3 token=$4 name=${5:-istiod-local} pod_ip=${6:-$istiod_pod_ip} t0=$EPOCHREALTIME
   local kubectl=("$bin/kubectl" --kubeconfig "$dir/kubeconfig")
   local attempt pid p_http p_grpc p_mon p_https p_ctrlz
+  local work=$dir/istiod logfile=$dir/istiod.log
+  if [[ $name != istiod-local ]]; then
+    work=$dir/$name logfile=$dir/$name.log
+  fi
   write_kubeconfig "$dir/istiod.kubeconfig" "$server" istiod "istiod istiod $token"
-  mkdir -p "$dir/istiod"
+  mkdir -p "$work"
   for attempt in 1 2 3; do
     read -r p_http p_grpc p_mon p_https p_ctrlz <<<"$(free_ports 5)"
     # The working folder is DIR/istiod: istiod looks for its mounted files
@@ -536,8 +553,8 @@ start_istiod() {
     # webhook port (15017) and ControlZ (9876) move to free ports. The
     # environment is the part of what Istio's chart gives the pod that
     # istiod needs to find itself.
-    (cd "$dir/istiod" && exec env -u KUBECONFIG \
-      POD_NAMESPACE=istio-system POD_NAME=istiod-local REVISION=default \
+    (cd "$work" && exec env -u KUBECONFIG \
+      POD_NAMESPACE=istio-system POD_NAME="$name" REVISION=default \
       setsid "$bin/pilot-discovery" discovery \
       --kubeconfig "$dir/istiod.kubeconfig" \
       --httpAddr "127.0.0.1:$p_http" \
@@ -547,35 +564,60 @@ start_istiod() {
       --httpsAddr "127.0.0.1:$p_https" \
       --ctrlz_address 127.0.0.1 --ctrlz_port "$p_ctrlz" \
       --domain cluster.local \
-      --shutdownDuration 1s) </dev/null >"$dir/istiod.log" 2>&1 &
+      --shutdownDuration 1s) </dev/null >"$logfile" 2>&1 &
     pid=$!
-    echo "istiod $pid" >>"$dir/pids"
+    # The third field names the replica, for `replica --stop`.
+    echo "istiod $pid $name" >>"$dir/pids"
     if ! wait_http istiod "$pid" "http://127.0.0.1:$p_http/ready"; then
-      if port_clash "$dir/istiod.log" && ((attempt < 3)); then
+      if port_clash "$logfile" && ((attempt < 3)); then
         log "port taken, retrying istiod"; stop_pid istiod "$pid" "$dir"; continue
       fi
-      die "istiod did not become ready (log: $dir/istiod.log)"
+      die "istiod did not become ready (log: $logfile)"
     fi
     break
   done
-  log "istiod (pid $pid) on 127.0.0.1:$p_http (http), :$p_grpc (xDS), :$p_mon (monitoring), ready after $(since "$t0")s"
+  log "istiod $name (pid $pid) on 127.0.0.1:$p_http (http), :$p_grpc (xDS), :$p_mon (monitoring), ready after $(since "$t0")s"
 
   # The objects of a real install, pointing at the process: a pod IP from
   # the pod network, and the real loopback ports in the EndpointSlice (the
   # Service keeps Istio's port numbers and names). There is no endpointslice
-  # controller, so the slice is written here; the service proxy takes an
-  # endpoint whose targetRef pod has that IP in status.podIPs.
-  cat >"$dir/istiod-objects.yaml" <<EOF
+  # controller, so the slice is written here; the API server's proxy takes
+  # an endpoint whose targetRef pod has that IP in status.podIPs.
+  {
+    cat <<EOF
 apiVersion: v1
 kind: Pod
 metadata:
-  name: istiod-local
+  name: $name
   namespace: istio-system
   labels: {app: istiod, istio: pilot}
 spec:
   containers:
   - name: discovery
     image: local/pilot-discovery
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: $name
+  namespace: istio-system
+  labels:
+    kubernetes.io/service-name: istiod
+    app: istiod
+addressType: IPv4
+endpoints:
+- addresses: [$pod_ip]
+  conditions: {ready: true, serving: true, terminating: false}
+  targetRef: {kind: Pod, namespace: istio-system, name: $name}
+ports:
+- {name: grpc-xds, port: $p_grpc, protocol: TCP}
+- {name: http-monitoring, port: $p_mon, protocol: TCP}
+- {name: http-debug, port: $p_http, protocol: TCP}
+EOF
+    # Replicas share the first one's Service (its targetPorts are that
+    # replica's; the proxy goes by each EndpointSlice's ports).
+    if [[ $name == istiod-local ]]; then
+      cat <<EOF
 ---
 apiVersion: v1
 kind: Service
@@ -589,32 +631,17 @@ spec:
   - {name: grpc-xds, port: 15010, targetPort: $p_grpc, protocol: TCP}
   - {name: http-monitoring, port: 15014, targetPort: $p_mon, protocol: TCP}
   - {name: http-debug, port: 8080, targetPort: $p_http, protocol: TCP}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: istiod-local
-  namespace: istio-system
-  labels:
-    kubernetes.io/service-name: istiod
-    app: istiod
-addressType: IPv4
-endpoints:
-- addresses: [$istiod_pod_ip]
-  conditions: {ready: true, serving: true, terminating: false}
-  targetRef: {kind: Pod, namespace: istio-system, name: istiod-local}
-ports:
-- {name: grpc-xds, port: $p_grpc, protocol: TCP}
-- {name: http-monitoring, port: $p_mon, protocol: TCP}
-- {name: http-debug, port: $p_http, protocol: TCP}
 EOF
-  "${kubectl[@]}" apply -f "$dir/istiod-objects.yaml" >/dev/null
-  "${kubectl[@]}" patch pod istiod-local -n istio-system --subresource=status --type=merge \
-    -p "{\"status\":{\"podIP\":\"$istiod_pod_ip\",\"podIPs\":[{\"ip\":\"$istiod_pod_ip\"}]}}" >/dev/null
+    fi
+  } >"$dir/$name-objects.yaml"
+  "${kubectl[@]}" apply -f "$dir/$name-objects.yaml" >/dev/null
+  "${kubectl[@]}" patch pod "$name" -n istio-system --subresource=status --type=merge \
+    -p "{\"status\":{\"podIP\":\"$pod_ip\",\"podIPs\":[{\"ip\":\"$pod_ip\"}]}}" >/dev/null
 
-  # Bounded: the service proxy reaches istiod's monitoring port through
+  # Bounded: the API server's proxy reaches istiod's monitoring port through
   # podnet (istiod answers debug requests from loopback without a token).
-  local path=/api/v1/namespaces/istio-system/services/http:istiod:15014/proxy/debug/syncz
+  local path=/api/v1/namespaces/istio-system/pods/http:$name:$p_mon/proxy/debug/syncz
+  [[ $name == istiod-local ]] && path=/api/v1/namespaces/istio-system/services/http:istiod:15014/proxy/debug/syncz
   local deadline=$((SECONDS + ready_timeout)) out=""
   until out=$("${kubectl[@]}" get --raw "$path" 2>&1) && [[ $out == [\[{]* ]]; do
     if ((SECONDS >= deadline)); then
@@ -623,11 +650,47 @@ EOF
     fi
     sleep 0.2
   done
-  log "istiod reachable through the API server's service proxy after $(since "$t0")s"
+  log "istiod $name reachable through the API server's proxy after $(since "$t0")s"
 
   istiod_http=127.0.0.1:$p_http
   istiod_xds=127.0.0.1:$p_grpc
   istiod_monitoring=127.0.0.1:$p_mon
+}
+
+# cmd_replica DIR NAME starts another istiod replica beside the first one of
+# the cluster in DIR and prints its addresses; --stop DIR NAME removes it
+# (EndpointSlice and Pod first, so no proxy is sent to it, then the process).
+cmd_replica() {
+  local stop=""
+  if [[ ${1:-} == --stop ]]; then
+    stop=1
+    shift
+  fi
+  [[ $# -eq 2 ]] || usage
+  local dir=$1 name=$2 bin pid
+  [[ -f $dir/env ]] || die "no cluster in $dir"
+  dir=$(cd "$dir" && pwd)
+  [[ -n $(pids_of istiod "$dir") ]] || die "the cluster in $dir runs no istiod; start it with up --istiod"
+  [[ $name =~ ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$ && $name != istiod-local ]] || die "replica name $name: give a DNS label other than istiod-local"
+  bin=$("$hack/build-tools.sh" | tail -n 1)
+  local kubectl=("$bin/kubectl" --kubeconfig "$dir/kubeconfig")
+  pid=$(awk -v n="$name" '$1 == "istiod" && $3 == n { print $2 }' "$dir/pids")
+  if [[ -n $stop ]]; then
+    "${kubectl[@]}" delete -n istio-system endpointslice "$name" --ignore-not-found >/dev/null
+    "${kubectl[@]}" delete -n istio-system pod "$name" --ignore-not-found --wait=false >/dev/null
+    [[ -z $pid ]] || stop_pid istiod "$pid" "$dir"
+    log "stopped istiod replica $name"
+    return 0
+  fi
+  [[ -z $pid ]] || die "istiod replica $name already runs (pid $pid)"
+  local server token replicas
+  server=$(sed -n 's/^export CANARY_E2E_SERVER=//p' "$dir/env")
+  token=$(awk -F, '$2 == "istiod" { print $1 }' "$dir/tokens.csv")
+  # Pod IPs follow the first replica's: 10.244.0.3, .4, ...
+  replicas=$(pids_of istiod "$dir" | wc -l)
+  local istiod_http="" istiod_xds="" istiod_monitoring=""
+  start_istiod "$dir" "$bin" "$server" "$token" "$name" "10.244.0.$((2 + replicas))"
+  echo "CANARY_E2E_ISTIOD_HTTP=$istiod_http CANARY_E2E_ISTIOD_XDS=$istiod_xds CANARY_E2E_ISTIOD_MONITORING=$istiod_monitoring"
 }
 
 # run_cleanup and on_signal are cmd_run's traps; cmd_run sets run_dir and child.
@@ -731,6 +794,7 @@ case $cmd in
   up) cmd_up "$@" ;;
   down) cmd_down "$@" ;;
   run) cmd_run "$@" ;;
+  replica) cmd_replica "$@" ;;
   -h | --help | help) usage ;;
   *) usage ;;
 esac

@@ -426,15 +426,81 @@ func TestWaitThatCannotWorkWritesNothing(t *testing.T) {
 	shared.deployVersions(t, ns, "reviews", "v1", "v2")
 
 	r := shared.failCanary(t, "-n", ns, "start", "reviews", "--wait", "--istiod-service", "no-such-istiod")
-	assert.Contains(t, r.stderr, "--wait cannot work, so nothing was changed: istiod's sync status is not at service istio-system/no-such-istiod port 15014")
+	assert.Contains(t, r.stderr, "--wait cannot work, so nothing was changed: there is no service istio-system/no-such-istiod to read istiod's sync status from")
 	shared.requireAbsent(t, virtualServices("v1"), ns, "reviews")
 	shared.requireAbsent(t, destinationRules("v1"), ns, "reviews")
 
 	// A user with the README's Role, who may run canaries in the namespace
-	// but not reach istiod.
+	// but not find istiod, then not read it.
 	shared.bindUser(t, ns, readmeRole(t))
-	r = shared.canary(t, []string{"KUBECONFIG=" + shared.userKubeconfig}, "-n", ns, "start", "reviews", "--wait")
+	asUser := []string{"KUBECONFIG=" + shared.userKubeconfig}
+	r = shared.canary(t, asUser, "-n", ns, "start", "reviews", "--wait")
 	require.Error(t, r.err, "%s", r)
-	assert.Contains(t, r.stderr, "--wait cannot work, so nothing was changed: not allowed to get services/proxy in namespace istio-system")
+	assert.Contains(t, r.stderr, "--wait cannot work, so nothing was changed: not allowed to get service istio-system/istiod, which --wait needs to find istiod")
 	shared.requireAbsent(t, virtualServices("v1"), ns, "reviews")
+
+	shared.kubectl(t, "", "create", "role", "find-istiod", "-n", "istio-system", "--verb", "get,list", "--resource", "services,endpointslices.discovery.k8s.io")
+	shared.kubectl(t, "", "create", "rolebinding", "find-istiod", "-n", "istio-system", "--role", "find-istiod", "--user", "canary-user")
+	t.Cleanup(func() {
+		shared.kubectl(t, "", "delete", "-n", "istio-system", "rolebinding/find-istiod", "role/find-istiod")
+	})
+	r = shared.canary(t, asUser, "-n", ns, "start", "reviews", "--wait")
+	require.Error(t, r.err, "%s", r)
+	assert.Contains(t, r.stderr, "--wait cannot work, so nothing was changed: not allowed to get services/proxy in namespace istio-system, which --wait needs to read istiod's sync status (service istio-system/istiod port 15014)")
+	shared.requireAbsent(t, virtualServices("v1"), ns, "reviews")
+}
+
+// replica starts another istiod replica beside the harness's (hack/cluster.sh
+// replica), removed when the test ends, and returns it as a mesh of its own.
+func (m mesh) replica(t *testing.T, name string) mesh {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	defer cancel()
+	script, dir := shared.env["CANARY_E2E_CLUSTER_SH"], shared.env["CANARY_E2E_DIR"]
+	out, err := exec.CommandContext(ctx, script, "replica", dir, name).Output()
+	require.NoError(t, err, "cluster.sh replica: %s", exitStderr(err))
+	t.Cleanup(func() {
+		out, err := exec.Command(script, "replica", "--stop", dir, name).CombinedOutput()
+		assert.NoError(t, err, "cluster.sh replica --stop: %s", out)
+	})
+	r := m
+	for _, kv := range strings.Fields(string(out)) {
+		key, value, _ := strings.Cut(kv, "=")
+		switch key {
+		case "CANARY_E2E_ISTIOD_XDS":
+			r.xdsAddr = value
+		case "CANARY_E2E_ISTIOD_HTTP":
+			r.debugAddr = value
+		}
+	}
+	require.NotEqual(t, m.xdsAddr, r.xdsAddr, "cluster.sh replica printed %q", out)
+	return r
+}
+
+// TestWaitReadsEveryIstiodReplica: with two istiod replicas, each serving
+// its own proxies with its own push counter, --wait reads both through the
+// API server's pod proxy and waits for the proxies of each.
+func TestWaitReadsEveryIstiodReplica(t *testing.T) {
+	first := requireMesh(t)
+	second := first.replica(t, "istiod-second")
+	ns := shared.newNamespace(t)
+	shared.deployVersions(t, ns, "reviews", "v1", "v2")
+	productpage := first.sidecar(t, ns, "productpage", xds.Options{})
+	ratings := second.sidecar(t, ns, "ratings", xds.Options{})
+	first.quiet(t)
+	host := fqdn(ns, "reviews")
+
+	out := shared.mustCanary(t, "-n", ns, "start", "reviews", "--wait")
+	waitedFor(t, out, 2, ns, "reviews")
+	for _, proxy := range []*xds.Client{productpage, ratings} {
+		assert.Equal(t, map[string]uint32{"v1": 90, "v2": 10}, split(last(now(t, proxy, "9080", host).Routes)), proxy.ProxyID())
+	}
+
+	stuck := second.sidecar(t, ns, "details", xds.Options{NoAck: true})
+	r := shared.failCanary(t, "-n", ns, "weight", "reviews", "50", "--wait", "--wait-timeout", "3s")
+	assert.Contains(t, r.stderr, "waited 3s for the proxies calling service "+ns+"/reviews: 2 of 3 in sync")
+	assert.Contains(t, r.stderr, stuck.ProxyID()+" has not acknowledged")
+	for _, proxy := range []*xds.Client{productpage, ratings} {
+		assert.Equal(t, map[string]uint32{"v1": 50, "v2": 50}, split(last(now(t, proxy, "9080", host).Routes)), proxy.ProxyID())
+	}
 }
