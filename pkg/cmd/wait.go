@@ -32,7 +32,7 @@ type waitFlags struct {
 
 func (w *waitFlags) addFlags(cmd *cobra.Command) {
 	fl := cmd.Flags()
-	fl.BoolVar(&w.enabled, "wait", false, "After writing, wait until istiod reports that the proxies calling the Service (sidecars, and ingress gateways for gateway routes) have acknowledged the new routing. Reads istiod's sync status through the API server's service proxy (--istiod-namespace, --istiod-service, --istiod-port).")
+	fl.BoolVar(&w.enabled, "wait", false, "After writing, wait until istiod reports that the proxies calling the Service (sidecars, and ingress gateways for gateway routes) have acknowledged the new routing. Reads the sync status of every istiod replica through the API server's proxy (--istiod-namespace, --istiod-service, --istiod-port).")
 	fl.DurationVar(&w.timeout, "wait-timeout", time.Minute, "How long --wait waits for the proxies; the change stays written when it runs out.")
 	fl.StringVar(&w.namespace, "istiod-namespace", "istio-system", "Namespace of istiod's Service, for --wait.")
 	fl.StringVar(&w.service, "istiod-service", "istiod", "Name of istiod's Service, for --wait.")
@@ -76,7 +76,7 @@ func (w *waitFlags) findIstiod(ctx context.Context, clients *kube.Clients, errOu
 	switch {
 	case apierrors.IsNotFound(err):
 		return nil, fmt.Errorf("there is no service %s/%s to read istiod's sync status from; point --istiod-namespace and --istiod-service at istiod's Service, or run without --wait", w.namespace, w.service)
-	case apierrors.IsForbidden(err) && strings.Contains(err.Error(), "endpointslices"):
+	case apierrors.IsForbidden(err) && refusedResource(err) == "endpointslices":
 		fmt.Fprintf(errOut, "Warning: not allowed to list endpointslices in namespace %s, so --wait reads istiod through its Service, which reaches one replica: if istiod runs several, proxies of the others are not waited for\n", w.namespace)
 		return &istiodSource{replicas: []*kube.IstiodReplica{nil}}, nil
 	case apierrors.IsForbidden(err):
@@ -93,6 +93,15 @@ func (w *waitFlags) findIstiod(ctx context.Context, clients *kube.Clients, errOu
 		src.replicas = append(src.replicas, &replicas[i])
 	}
 	return src, nil
+}
+
+// refusedResource is the resource a Forbidden error from the API names.
+func refusedResource(err error) string {
+	var status apierrors.APIStatus
+	if errors.As(err, &status) && status.Status().Details != nil {
+		return status.Status().Details.Kind
+	}
+	return ""
 }
 
 // readSyncStatus reads one replica's sync status, saying what to do when it
