@@ -9,7 +9,7 @@ import (
 
 // bigSnapshot is a Service whose VirtualService has 500 routes (half of them
 // managed) and whose DestinationRule has 50 subsets.
-func bigSnapshot(b *testing.B) *Snapshot {
+func bigSnapshot(b testing.TB) *Snapshot {
 	snap := loadSnapshot(b, "no-istio")
 	var http []interface{}
 	for i := 0; i < 500; i++ {

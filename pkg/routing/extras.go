@@ -44,12 +44,20 @@ func (p *planner) shapeExtras(vs *object, st *State) error {
 			}
 		}
 	}
-	// Indices may have shifted: record where each managed route is now.
+	// Indices may have shifted: record where each managed route is now,
+	// indexing each kind's routes once (a VirtualService may have hundreds).
+	where := map[string]map[uintptr]int{}
 	for i, ref := range st.Routes {
-		for j, raw := range routesOf(spec, ref.Kind) {
-			if reflect.ValueOf(raw).Pointer() == reflect.ValueOf(managed[i]).Pointer() {
-				st.Routes[i] = routeRefFor(ref.Kind, j, managed[i])
+		index, ok := where[ref.Kind]
+		if !ok {
+			index = map[uintptr]int{}
+			for j, raw := range routesOf(spec, ref.Kind) {
+				index[reflect.ValueOf(raw).Pointer()] = j
 			}
+			where[ref.Kind] = index
+		}
+		if j, ok := index[reflect.ValueOf(managed[i]).Pointer()]; ok {
+			st.Routes[i] = routeRefFor(ref.Kind, j, managed[i])
 		}
 	}
 	return nil

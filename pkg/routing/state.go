@@ -179,10 +179,67 @@ func writeState(obj *unstructured.Unstructured, st *State) {
 	obj.SetAnnotations(annotations)
 }
 
-// rawSpec records a spec for PreStartSpec.
+// rawSpec records a spec for PreStartSpec, as encoding/json would write it
+// (recorded states are compared byte for byte) but without reflection for
+// the types decoded JSON holds: specs can hold hundreds of routes.
 func rawSpec(spec map[string]interface{}) json.RawMessage {
-	data, _ := json.Marshal(spec)
-	return data
+	return appendJSON(make([]byte, 0, 64<<10), spec)
+}
+
+func appendJSON(b []byte, v interface{}) []byte {
+	switch t := v.(type) {
+	case map[string]interface{}:
+		keys := make([]string, 0, len(t))
+		for k := range t {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		b = append(b, '{')
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, k)
+			b = append(b, ':')
+			b = appendJSON(b, t[k])
+		}
+		return append(b, '}')
+	case []interface{}:
+		b = append(b, '[')
+		for i, x := range t {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSON(b, x)
+		}
+		return append(b, ']')
+	case string:
+		return appendJSONString(b, t)
+	case int64:
+		return strconv.AppendInt(b, t, 10)
+	case bool:
+		return strconv.AppendBool(b, t)
+	case nil:
+		return append(b, "null"...)
+	default:
+		// float64 and anything rarer: encoding/json's own rules.
+		data, _ := json.Marshal(t)
+		return append(b, data...)
+	}
+}
+
+// appendJSONString writes plain ASCII directly; anything encoding/json
+// escapes (quotes, control characters, <, >, &, non-ASCII) goes through it.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c > '~' || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			data, _ := json.Marshal(s)
+			return append(b, data...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // preStartSpec decodes PreStartSpec with numbers as the API machinery reads
@@ -213,7 +270,7 @@ func canonical(b []byte, v interface{}) []byte {
 		sort.Strings(keys)
 		b = append(b, '{')
 		for _, k := range keys {
-			b = strconv.AppendQuote(b, k)
+			b = appendQuoted(b, k)
 			b = append(b, ':')
 			b = canonical(b, t[k])
 			b = append(b, ',')
@@ -227,7 +284,7 @@ func canonical(b []byte, v interface{}) []byte {
 		}
 		return append(b, ']')
 	case string:
-		return strconv.AppendQuote(b, t)
+		return appendQuoted(b, t)
 	case int64:
 		return strconv.AppendInt(b, t, 10)
 	case float64:
@@ -239,6 +296,20 @@ func canonical(b []byte, v interface{}) []byte {
 	default:
 		return fmt.Appendf(b, "%v", t)
 	}
+}
+
+// appendQuoted is strconv.AppendQuote, byte for byte (recorded hashes must
+// not change), with a fast path for the plain ASCII of almost every key and
+// value: the general one checks each rune for printability.
+func appendQuoted(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c > '~' || c == '"' || c == '\\' {
+			return strconv.AppendQuote(b, s)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 func matchFingerprint(route map[string]interface{}) string {

@@ -1,0 +1,46 @@
+package routing
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// rawSpec must write what encoding/json writes: recorded states are
+// compared byte for byte, also with states an earlier version recorded.
+func TestRawSpecIsEncodingJSON(t *testing.T) {
+	specs := []map[string]interface{}{
+		{},
+		{"hosts": []interface{}{"reviews", "reviews.shop.svc.cluster.local"}, "exportTo": []interface{}{}},
+		{"http": []interface{}{map[string]interface{}{
+			"name":    "a<b>&c \"quoted\" \\ tab\t é 日本 \u2028",
+			"match":   []interface{}{map[string]interface{}{"headers": map[string]interface{}{"x-b": map[string]interface{}{"regex": "^(a|b)$"}}}},
+			"timeout": "5s", "retries": map[string]interface{}{"attempts": int64(3), "perTryTimeout": nil},
+			"weight": float64(12.5), "big": float64(1e21), "int": int64(-7), "on": true, "off": false,
+			"route": []interface{}{map[string]interface{}{"destination": map[string]interface{}{"host": "reviews", "subset": "v1"}, "weight": int64(100)}},
+		}}},
+		bigSnapshot(t).VirtualServices[0].Object["spec"].(map[string]interface{}),
+	}
+	for _, spec := range specs {
+		want, err := json.Marshal(spec)
+		require.NoError(t, err)
+		assert.Equal(t, string(want), string(rawSpec(spec)))
+	}
+	// And what unstructured decoding gives, invalid UTF-8 included.
+	obj := &unstructured.Unstructured{}
+	require.NoError(t, obj.UnmarshalJSON([]byte(`{"apiVersion":"v1","kind":"X","spec":{"a":"\ud800x","n":1.0,"m":2.5e-7,"k":[null,{"z":1,"a":2}]}}`)))
+	spec := obj.Object["spec"].(map[string]interface{})
+	want, err := json.Marshal(spec)
+	require.NoError(t, err)
+	assert.Equal(t, string(want), string(rawSpec(spec)))
+}
+
+// canonical's bytes are hashed into recorded states: its fast path for
+// plain strings must write what strconv.Quote writes.
+func TestSpecHashIsStable(t *testing.T) {
+	spec := map[string]interface{}{"hosts": []interface{}{"reviews", "a\"b", "é"}, "n": int64(3), "f": 1.5, "t": true, "x": nil}
+	assert.Equal(t, `{"f":1.5,"hosts":["reviews","a\"b","é",],"n":3,"t":true,"x":null,}`, string(canonical(nil, spec)))
+}
