@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -39,49 +40,73 @@ type SnapshotOptions struct {
 }
 
 // ReadSnapshot reads everything the routing core needs about one Service:
-// one GET and three LISTs, plus a GET for each Gateway named.
+// one GET and three LISTs, plus a GET for each Gateway named. The reads that
+// do not depend on each other go out together: their round trips are most
+// of a command's time.
 func (c *Clients) ReadSnapshot(ctx context.Context, namespace, service string, opts SnapshotOptions) (*routing.Snapshot, error) {
-	svc, err := c.Core.CoreV1().Services(namespace).Get(ctx, service, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil, fmt.Errorf("service %q not found in namespace %q; check the name, or pass -n with the namespace it lives in", service, namespace)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("cannot read service %s/%s: %w", namespace, service, err)
-	}
-	snap := &routing.Snapshot{Service: svc, APIVersion: c.APIVersion(), Now: time.Now()}
-	if snap.Deployments, err = c.listDeployments(ctx, namespace); err != nil {
-		return nil, err
-	}
+	snap := &routing.Snapshot{APIVersion: c.APIVersion(), Now: time.Now()}
+	var svcErr, deploymentsErr, servicesErr error
+	gateways := make([]*unstructured.Unstructured, len(opts.Gateways))
+	gatewayErrs := make([]error, len(opts.Gateways))
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		snap.Service, svcErr = c.Core.CoreV1().Services(namespace).Get(ctx, service, metav1.GetOptions{})
+	})
+	wg.Go(func() { snap.Deployments, deploymentsErr = c.listDeployments(ctx, namespace) })
 	if opts.Services {
-		list, err := c.Core.CoreV1().Services(namespace).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return nil, listError("services", namespace, err)
-		}
-		snap.Services = append([]corev1.Service{}, list.Items...)
+		wg.Go(func() {
+			list, err := c.Core.CoreV1().Services(namespace).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				servicesErr = listError("services", namespace, err)
+				return
+			}
+			snap.Services = append([]corev1.Service{}, list.Items...)
+		})
+	}
+	for i, g := range opts.Gateways {
+		wg.Go(func() {
+			gateways[i], gatewayErrs[i] = c.Dynamic.Resource(c.Gateways()).Namespace(g.Namespace).Get(ctx, g.Name, metav1.GetOptions{})
+		})
 	}
 	// VirtualServices are read before DestinationRules: start writes subsets
 	// before routes, so a start running meanwhile can never show routes to a
 	// subset this snapshot lacks.
-	if snap.VirtualServices, err = c.virtualServicesRouting(ctx, snap, opts); err != nil {
-		return nil, err
+	var routingErr error
+	var warnings []string
+	snap.VirtualServices, warnings, routingErr = c.virtualServicesRouting(ctx, namespace, service, opts)
+	if routingErr == nil {
+		snap.DestinationRules, routingErr = c.listRouting(ctx, c.DestinationRules(), namespace)
 	}
-	if snap.DestinationRules, err = c.listRouting(ctx, c.DestinationRules(), namespace); err != nil {
-		return nil, err
+	wg.Wait()
+
+	// Errors in the order that helps: the Service the user named first.
+	switch {
+	case apierrors.IsNotFound(svcErr):
+		return nil, fmt.Errorf("service %q not found in namespace %q; check the name, or pass -n with the namespace it lives in", service, namespace)
+	case svcErr != nil:
+		return nil, fmt.Errorf("cannot read service %s/%s: %w", namespace, service, svcErr)
+	case deploymentsErr != nil:
+		return nil, deploymentsErr
+	case servicesErr != nil:
+		return nil, servicesErr
+	case routingErr != nil:
+		return nil, routingErr
 	}
+	snap.Warnings = append(snap.Warnings, warnings...)
 	if !opts.OtherNamespaces {
+		var err error
 		if snap.VirtualServices, err = c.withRecordedElsewhere(ctx, snap.VirtualServices, snap.DestinationRules, service); err != nil {
 			return nil, err
 		}
 	}
-	for _, g := range opts.Gateways {
-		gateway, err := c.Dynamic.Resource(c.Gateways()).Namespace(g.Namespace).Get(ctx, g.Name, metav1.GetOptions{})
-		switch {
+	for i, g := range opts.Gateways {
+		switch err := gatewayErrs[i]; {
 		case apierrors.IsNotFound(err):
 			// The core says which gateway is missing and what to do.
 		case err != nil:
 			return nil, fmt.Errorf("cannot read gateway %s: %w", g, err)
 		default:
-			snap.Gateways = append(snap.Gateways, gateway)
+			snap.Gateways = append(snap.Gateways, gateways[i])
 		}
 	}
 	return snap, nil
@@ -91,28 +116,28 @@ func (c *Clients) ReadSnapshot(ctx context.Context, namespace, service string, o
 // namespace and, when asked and allowed, those of other namespaces that
 // route the Service: they carry its traffic too. Without the cluster-wide
 // list permission it says what it could not see and goes on.
-func (c *Clients) virtualServicesRouting(ctx context.Context, snap *routing.Snapshot, opts SnapshotOptions) ([]*unstructured.Unstructured, error) {
-	namespace, service := snap.Service.Namespace, snap.Service.Name
+func (c *Clients) virtualServicesRouting(ctx context.Context, namespace, service string, opts SnapshotOptions) (vss []*unstructured.Unstructured, warnings []string, err error) {
 	if !opts.OtherNamespaces {
-		return c.listRouting(ctx, c.VirtualServices(), namespace)
+		vss, err = c.listRouting(ctx, c.VirtualServices(), namespace)
+		return vss, nil, err
 	}
 	all, err := c.listRouting(ctx, c.VirtualServices(), "")
 	if err != nil {
 		if !apierrors.IsForbidden(err) {
-			return nil, err
+			return nil, nil, err
 		}
 		if opts.WarnIfNotAllowed {
-			snap.Warnings = append(snap.Warnings, fmt.Sprintf("not allowed to list VirtualServices in all namespaces, so only those in namespace %s are split; VirtualServices elsewhere that route service %s keep their routes", namespace, service))
+			warnings = append(warnings, fmt.Sprintf("not allowed to list VirtualServices in all namespaces, so only those in namespace %s are split; VirtualServices elsewhere that route service %s keep their routes", namespace, service))
 		}
-		return c.listRouting(ctx, c.VirtualServices(), namespace)
+		vss, err = c.listRouting(ctx, c.VirtualServices(), namespace)
+		return vss, warnings, err
 	}
-	var out []*unstructured.Unstructured
 	for _, vs := range all {
 		if vs.GetNamespace() == namespace || routing.RoutesToService(vs, service, namespace, opts.ClusterDomain) {
-			out = append(out, vs)
+			vss = append(vss, vs)
 		}
 	}
-	return out, nil
+	return vss, nil, nil
 }
 
 // withRecordedElsewhere adds the VirtualServices of other namespaces that
@@ -293,17 +318,31 @@ func (c *Clients) CheckPermissions(ctx context.Context, changes []routing.Change
 			needs = append(needs, n)
 		}
 	}
+	// The questions are independent: ask them all at once.
+	allowed := make([]bool, len(needs))
+	errs := make([]error, len(needs))
+	var wg sync.WaitGroup
+	for i, n := range needs {
+		wg.Go(func() {
+			review, err := c.Core.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
+				Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
+					Namespace: n.namespace, Verb: n.verb, Group: IstioNetworkingGroup, Resource: n.resource,
+				}},
+			}, metav1.CreateOptions{})
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			allowed[i] = review.Status.Allowed
+		})
+	}
+	wg.Wait()
 	var denied []string
-	for _, n := range needs {
-		review, err := c.Core.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
-			Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
-				Namespace: n.namespace, Verb: n.verb, Group: IstioNetworkingGroup, Resource: n.resource,
-			}},
-		}, metav1.CreateOptions{})
-		if err != nil {
-			return fmt.Errorf("cannot check permissions with the API server: %w", err)
+	for i, n := range needs {
+		if errs[i] != nil {
+			return fmt.Errorf("cannot check permissions with the API server: %w", errs[i])
 		}
-		if !review.Status.Allowed {
+		if !allowed[i] {
 			denied = append(denied, fmt.Sprintf("%s %s.%s in namespace %s", n.verb, n.resource, IstioNetworkingGroup, n.namespace))
 		}
 	}
