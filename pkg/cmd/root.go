@@ -10,6 +10,8 @@ import (
 	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/kubectl-canary/kubectl-canary/pkg/kube"
+	// Before kubectl's packages initialise: see the package's comment.
+	_ "github.com/kubectl-canary/kubectl-canary/pkg/kubectltext"
 	"github.com/kubectl-canary/kubectl-canary/pkg/routing"
 )
 
