@@ -358,6 +358,8 @@ func TestMeshMirrorsToTheCanary(t *testing.T) {
 	m := requireMesh(t)
 	ns := shared.newNamespace(t)
 	shared.deployVersions(t, ns, "reviews", "v1", "v2")
+	shared.pendingPods(t, ns, "reviews", "v1", "v2")
+	before := m.findings(t, ns)
 	productpage := m.sidecar(t, ns, "productpage", xds.Options{})
 	host := fqdn(ns, "reviews")
 
@@ -366,12 +368,14 @@ func TestMeshMirrorsToTheCanary(t *testing.T) {
 	catchAll := last(now(t, productpage, "9080", host).Routes)
 	assert.Equal(t, map[string]uint32{"v1": 95, "v2": 5}, split(catchAll))
 	assert.Equal(t, []xds.Mirror{{Cluster: xds.OutboundCluster(host, 9080, "v2"), Percent: 20}}, catchAll.Mirrors)
+	m.noNewFindings(t, ns, before, "start --mirror 20")
 
 	out = shared.mustCanary(t, "-n", ns, "weight", "reviews", "--wait", "30", "--mirror", "0")
 	waitedFor(t, out, 1, ns, "reviews")
 	catchAll = last(now(t, productpage, "9080", host).Routes)
 	assert.Equal(t, map[string]uint32{"v1": 70, "v2": 30}, split(catchAll))
 	assert.Empty(t, catchAll.Mirrors, "--mirror 0 stops the shadow traffic")
+	m.noNewFindings(t, ns, before, "weight 30 --mirror 0")
 }
 
 func TestMeshGatewayGetsTheSameSplit(t *testing.T) {
