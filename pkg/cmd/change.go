@@ -174,8 +174,10 @@ func (o *changeOptions) run(ctx context.Context) error {
 			}
 			permissionsChecked = true
 		}
-		if o.wait.enabled && o.dryRun == cmdutil.DryRunNone {
-			if istiod, err = o.wait.baseline(ctx, clients, o.ErrOut); err != nil {
+		// Read once: a retry after a conflict may follow a write, and the
+		// first baseline stays a lower bound for what comes after it.
+		if o.wait.enabled && o.dryRun == cmdutil.DryRunNone && istiod == nil {
+			if istiod, err = o.wait.baseline(ctx, clients, plan, o.ErrOut); err != nil {
 				return err
 			}
 		}

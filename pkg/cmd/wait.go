@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,9 +18,13 @@ import (
 	"github.com/kubectl-canary/kubectl-canary/pkg/routing"
 )
 
-// waitPollInterval is how often istiod's sync status is read while waiting;
-// istiod pushes a change within about a second.
-const waitPollInterval = 250 * time.Millisecond
+// istiod pushes a change within about a second: its sync status is read
+// every waitPollInterval at first, then less often, up to
+// maxWaitPollInterval (each read lists the proxies of a whole mesh).
+const (
+	waitPollInterval    = 250 * time.Millisecond
+	maxWaitPollInterval = 2 * time.Second
+)
 
 // waitFlags are --wait and where istiod's debug port is.
 type waitFlags struct {
@@ -60,12 +65,27 @@ func (w *waitFlags) istiod() string {
 
 // istiodSource is where --wait reads istiod's sync status: every ready
 // replica, each with the newest push it had sent before the write (every
-// replica has its own proxies and its own push counter).
+// replica has its own proxies and its own push counter), and which proxies
+// count.
 type istiodSource struct {
-	// replicas holds nil alone when the Service's proxy is read: one
-	// replica, or endpoints the user may not list.
-	replicas  []*kube.IstiodReplica
-	baselines []uint64
+	// viaService reads through the Service's proxy: one replica, or
+	// endpoints the user may not list.
+	viaService bool
+	replicas   []kube.IstiodReplica
+	baselines  []uint64
+	audience   meshsync.Audience
+}
+
+// targets are what each read asks: nil for the Service's proxy.
+func (src *istiodSource) targets() []*kube.IstiodReplica {
+	if src.viaService {
+		return []*kube.IstiodReplica{nil}
+	}
+	out := make([]*kube.IstiodReplica, len(src.replicas))
+	for i := range src.replicas {
+		out[i] = &src.replicas[i]
+	}
+	return out
 }
 
 // findIstiod finds the replicas behind istiod's Service. Without the right
@@ -77,22 +97,18 @@ func (w *waitFlags) findIstiod(ctx context.Context, clients *kube.Clients, errOu
 	case apierrors.IsNotFound(err):
 		return nil, fmt.Errorf("there is no service %s/%s to read istiod's sync status from; point --istiod-namespace and --istiod-service at istiod's Service, or run without --wait", w.namespace, w.service)
 	case apierrors.IsForbidden(err) && refusedResource(err) == "endpointslices":
-		fmt.Fprintf(errOut, "Warning: not allowed to list endpointslices in namespace %s, so --wait reads istiod through its Service, which reaches one replica: if istiod runs several, proxies of the others are not waited for\n", w.namespace)
-		return &istiodSource{replicas: []*kube.IstiodReplica{nil}}, nil
+		fmt.Fprintf(errOut, "Warning: not allowed to list endpointslices in namespace %s, so --wait reads istiod through its Service, which reaches one replica: if istiod runs several, --wait may judge by the wrong one\n", w.namespace)
+		return &istiodSource{viaService: true}, nil
 	case apierrors.IsForbidden(err):
 		return nil, fmt.Errorf("not allowed to get service %s/%s, which --wait needs to find istiod; ask for that permission or run without --wait: %w", w.namespace, w.service, err)
 	case err != nil:
 		return nil, fmt.Errorf("cannot find istiod for --wait: %w; point --istiod-namespace, --istiod-service and --istiod-port at istiod's monitoring port, or run without --wait", err)
 	case len(replicas) == 0:
-		return nil, fmt.Errorf("service %s/%s has no ready endpoint: istiod is not running, so nothing can report the proxies' sync status; start it or run without --wait", w.namespace, w.service)
+		return nil, fmt.Errorf("service %s/%s has no ready endpoint in a pod: istiod is not running in the cluster, so the API server cannot reach it for its proxies' sync status; start it or run without --wait", w.namespace, w.service)
 	case len(replicas) == 1:
-		return &istiodSource{replicas: []*kube.IstiodReplica{nil}}, nil
+		return &istiodSource{viaService: true}, nil
 	}
-	src := &istiodSource{}
-	for i := range replicas {
-		src.replicas = append(src.replicas, &replicas[i])
-	}
-	return src, nil
+	return &istiodSource{replicas: replicas}, nil
 }
 
 // refusedResource is the resource a Forbidden error from the API names.
@@ -104,19 +120,27 @@ func refusedResource(err error) string {
 	return ""
 }
 
-// readSyncStatus reads one replica's sync status, saying what to do when it
-// cannot.
-func (w *waitFlags) readSyncStatus(ctx context.Context, clients *kube.Clients, replica *kube.IstiodReplica) ([]meshsync.Proxy, error) {
-	body, err := clients.IstiodSyncStatus(ctx, w.namespace, w.service, w.port, replica)
-	where, resource := w.istiod(), "services/proxy"
+// readSyncStatus reads one replica's sync status (of the proxies of one
+// namespace, when proxyNamespace is set), saying what to do when it cannot.
+func (w *waitFlags) readSyncStatus(ctx context.Context, clients *kube.Clients, replica *kube.IstiodReplica, proxyNamespace string) ([]meshsync.Proxy, error) {
+	body, err := clients.IstiodSyncStatus(ctx, w.namespace, w.service, w.port, replica, proxyNamespace)
+	where, resource := w.istiod(), "services"
 	if replica != nil {
-		where, resource = fmt.Sprintf("pod %s/%s port %d", w.namespace, replica.Pod, replica.Port), "pods/proxy"
+		where, resource = fmt.Sprintf("pod %s/%s port %d", w.namespace, replica.Pod, replica.Port), "pods"
+	}
+	refused := apierrors.IsUnauthorized(err) || apierrors.IsForbidden(err)
+	if refused {
+		// Who said no: the API server's RBAC, or istiod behind it?
+		if allowed, checkErr := clients.MayProxy(ctx, resource, w.namespace); checkErr == nil && !allowed {
+			return nil, fmt.Errorf("not allowed to get %s/proxy in namespace %s, which --wait needs to read istiod's sync status (%s); ask for that permission or run without --wait: %w", resource, w.namespace, where, err)
+		}
 	}
 	switch {
 	case err == nil:
 		return meshsync.Parse(body)
-	case apierrors.IsForbidden(err):
-		return nil, fmt.Errorf("not allowed to get %s in namespace %s, which --wait needs to read istiod's sync status (%s); ask for that permission or run without --wait: %w", resource, w.namespace, where, err)
+	case refused:
+		// The API server let the request through; istiod turned it away.
+		return nil, fmt.Errorf("istiod at %s refused to show its sync status to the API server's proxy (%v): istiod serves /debug/syncz only to callers on its own pod or with an Istio-accepted token, which the proxy does not pass on; check the proxies with istioctl proxy-status instead, or run without --wait", where, err)
 	case apierrors.IsNotFound(err):
 		return nil, fmt.Errorf("istiod at %s serves no /debug/syncz (is --istiod-port its monitoring port, and ENABLE_DEBUG_ON_HTTP on?); run without --wait, or fix that first: %w", where, err)
 	default:
@@ -124,23 +148,39 @@ func (w *waitFlags) readSyncStatus(ctx context.Context, clients *kube.Clients, r
 	}
 }
 
+// readAll reads every replica at once; a read error fails the whole.
+func (w *waitFlags) readAll(ctx context.Context, clients *kube.Clients, src *istiodSource) ([][]meshsync.Proxy, error) {
+	targets := src.targets()
+	proxies := make([][]meshsync.Proxy, len(targets))
+	errs := make([]error, len(targets))
+	var wg sync.WaitGroup
+	for i, target := range targets {
+		wg.Go(func() { proxies[i], errs[i] = w.readSyncStatus(ctx, clients, target, src.audience.Namespace()) })
+	}
+	wg.Wait()
+	return proxies, errors.Join(errs...)
+}
+
 // baseline finds istiod and reads, per replica, the newest push it has sent,
 // right before the change is written: a proxy has the change once it
 // acknowledges a newer push. Doing this first also means a --wait that
-// cannot work fails before anything is written.
-func (w *waitFlags) baseline(ctx context.Context, clients *kube.Clients, errOut io.Writer) (*istiodSource, error) {
+// cannot work fails before anything is written. It takes at most
+// --wait-timeout.
+func (w *waitFlags) baseline(ctx context.Context, clients *kube.Clients, plan *routing.Plan, errOut io.Writer) (*istiodSource, error) {
+	ctx, cancel := context.WithTimeout(ctx, w.timeout)
+	defer cancel()
 	src, err := w.findIstiod(ctx, clients, errOut)
 	if err == nil {
-		for _, replica := range src.replicas {
-			var proxies []meshsync.Proxy
-			var latest uint64
-			if proxies, err = w.readSyncStatus(ctx, clients, replica); err != nil {
-				break
+		src.audience = meshsync.AudienceOf(virtualServicesOf(plan))
+		var all [][]meshsync.Proxy
+		if all, err = w.readAll(ctx, clients, src); err == nil {
+			for _, proxies := range all {
+				var latest uint64
+				if latest, err = meshsync.LatestPush(proxies); err != nil {
+					break
+				}
+				src.baselines = append(src.baselines, latest)
 			}
-			if latest, err = meshsync.LatestPush(proxies); err != nil {
-				break
-			}
-			src.baselines = append(src.baselines, latest)
 		}
 	}
 	if err != nil {
@@ -152,38 +192,38 @@ func (w *waitFlags) baseline(ctx context.Context, clients *kube.Clients, errOut 
 // judge reads every replica and tells which proxies of the audience have
 // the change; changed is false when nothing was written, and then the
 // proxies need only have acknowledged everything sent to them.
-func (w *waitFlags) judge(ctx context.Context, clients *kube.Clients, src *istiodSource, audience meshsync.Audience, changed bool) (meshsync.Verdict, error) {
-	var all meshsync.Verdict
-	for i, replica := range src.replicas {
-		proxies, err := w.readSyncStatus(ctx, clients, replica)
-		if err != nil {
-			return meshsync.Verdict{}, err
-		}
+func (w *waitFlags) judge(ctx context.Context, clients *kube.Clients, src *istiodSource, changed bool) (meshsync.Verdict, error) {
+	all, err := w.readAll(ctx, clients, src)
+	if err != nil {
+		return meshsync.Verdict{}, err
+	}
+	var verdict meshsync.Verdict
+	for i, proxies := range all {
 		var newerThan *uint64
 		if changed {
 			newerThan = &src.baselines[i]
 		}
-		v, err := meshsync.Judge(proxies, audience, newerThan)
+		v, err := meshsync.Judge(proxies, src.audience, newerThan)
 		if err != nil {
 			return meshsync.Verdict{}, err
 		}
-		all.InSync = append(all.InSync, v.InSync...)
-		all.Pending = append(all.Pending, v.Pending...)
+		verdict.InSync = append(verdict.InSync, v.InSync...)
+		verdict.Pending = append(verdict.Pending, v.Pending...)
 	}
-	return all, nil
+	return verdict, nil
 }
 
 // forProxies waits until every proxy that calls the Service has the change,
-// or the timeout runs out.
+// or the timeout runs out, asking less often as it goes on.
 func (w *waitFlags) forProxies(ctx context.Context, clients *kube.Clients, src *istiodSource, plan *routing.Plan, out io.Writer) error {
-	audience := meshsync.AudienceOf(virtualServicesOf(plan))
 	ctx, cancel := context.WithTimeout(ctx, w.timeout)
 	defer cancel()
 	started := time.Now()
+	interval := waitPollInterval
 	var verdict meshsync.Verdict
 	var lastErr error
 	for {
-		v, err := w.judge(ctx, clients, src, audience, plan.Changed())
+		v, err := w.judge(ctx, clients, src, plan.Changed())
 		if err == nil {
 			verdict = v
 			if verdict.Done() {
@@ -199,8 +239,9 @@ func (w *waitFlags) forProxies(ctx context.Context, clients *kube.Clients, src *
 		select {
 		case <-ctx.Done():
 			return w.timedOut(plan, verdict, lastErr, ctx.Err())
-		case <-time.After(waitPollInterval):
+		case <-time.After(interval):
 		}
+		interval = min(2*interval, maxWaitPollInterval)
 	}
 }
 

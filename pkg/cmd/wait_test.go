@@ -14,6 +14,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -91,7 +92,11 @@ func newFakeIstiodReplicas(f *fakeCluster, at istiodAt, replicas ...*fakeReplica
 			p := action.(clienttesting.ProxyGetAction)
 			i.mu.Lock()
 			defer i.mu.Unlock()
-			i.reads = append(i.reads, fmt.Sprintf("%s %s %s:%s:%s/%s", p.GetNamespace(), p.GetResource().Resource, p.GetScheme(), p.GetName(), p.GetPort(), p.GetPath()))
+			read := fmt.Sprintf("%s %s %s:%s:%s/%s", p.GetNamespace(), p.GetResource().Resource, p.GetScheme(), p.GetName(), p.GetPort(), p.GetPath())
+			if ns := p.GetParams()["namespace"]; ns != "" {
+				read += "?namespace=" + ns
+			}
+			i.reads = append(i.reads, read)
 			if i.err != nil {
 				return true, answer{err: i.err}, nil
 			}
@@ -182,6 +187,25 @@ func TestWaitWhenNothingChanges(t *testing.T) {
 	assert.Equal(t, []string{"mesh services http:pilot:8080/debug/syncz", "mesh services http:pilot:8080/debug/syncz"}, istiod.reads)
 }
 
+func TestWaitAsksOnlyAboutTheAudiencesNamespace(t *testing.T) {
+	f := newFakeCluster(t, "no-istio", "shop")
+	_, _, err := f.run("start", "reviews")
+	require.NoError(t, err)
+	// Exported to its own namespace: only that namespace's sidecars call it.
+	vs := f.get(vsGVR, "reviews")
+	require.NoError(t, unstructured.SetNestedStringSlice(vs.Object, []string{"."}, "spec", "exportTo"))
+	_, err = f.dynamic.Resource(vsGVR).Namespace("shop").Update(context.Background(), vs, metav1.UpdateOptions{})
+	require.NoError(t, err)
+
+	istiod := newFakeIstiodReplicas(f, defaultIstiod, sidecar(productpage, 4, 0))
+	out, _, err := f.run("weight", "reviews", "40", "--wait")
+	require.NoError(t, err)
+	assert.Contains(t, out, "1 of 1 proxy calling service shop/reviews in sync")
+	for _, read := range istiod.reads {
+		assert.Equal(t, "istio-system services http:istiod:15014/debug/syncz?namespace=shop", read)
+	}
+}
+
 func TestWaitReadsEveryIstiodReplica(t *testing.T) {
 	f := newFakeCluster(t, "no-istio", "shop")
 	// Each replica counts its own pushes: 4 and 40 before the write.
@@ -190,9 +214,9 @@ func TestWaitReadsEveryIstiodReplica(t *testing.T) {
 	out, _, err := f.run("start", "reviews", "--wait")
 	require.NoError(t, err)
 	assert.Contains(t, out, "2 of 2 proxies calling service shop/reviews in sync")
-	// Through each pod's proxy, at the port the Service's port leads to.
-	assert.Equal(t, "istio-system pods http:istiod-0:9914/debug/syncz", istiod.reads[0])
-	assert.Equal(t, "istio-system pods http:istiod-1:9914/debug/syncz", istiod.reads[1])
+	// Through each pod's proxy, at the port the Service's port leads to,
+	// both at once.
+	assert.ElementsMatch(t, []string{"istio-system pods http:istiod-0:9914/debug/syncz", "istio-system pods http:istiod-1:9914/debug/syncz"}, istiod.reads[:2])
 	assert.Len(t, istiod.reads, 2*5, "before the write, then until ratings acknowledged on its third read")
 
 	t.Run("a replica's proxy that never acknowledges", func(t *testing.T) {
@@ -242,7 +266,8 @@ func TestWaitOnlyCountsTheServicesClients(t *testing.T) {
 }
 
 func TestWaitThatCannotWorkWritesNothing(t *testing.T) {
-	forbidden := apierrors.NewForbidden(schema.GroupResource{Resource: "services/proxy"}, "istiod", fmt.Errorf("RBAC"))
+	forbidden := apierrors.NewForbidden(schema.GroupResource{Resource: "services/proxy"}, "istiod", fmt.Errorf(`User "jane" cannot get resource "services/proxy" in API group "" in the namespace "istio-system"`))
+	istiodSaysNo := apierrors.NewUnauthorized("Unauthorized")
 	unavailable := apierrors.NewServiceUnavailable(`no endpoints available for service "istiod"`)
 	debugOff := apierrors.NewNotFound(schema.GroupResource{Resource: "services"}, "istiod")
 	for _, tc := range []struct {
@@ -256,7 +281,9 @@ func TestWaitThatCannotWorkWritesNothing(t *testing.T) {
 			want: "there is no service istio-system/pilot to read istiod's sync status from; point --istiod-namespace and --istiod-service"},
 		{name: "no such port", flags: []string{"--istiod-port", "8080"}, replicas: []*fakeReplica{sidecar(productpage, 4, 0)},
 			want: "cannot find istiod for --wait: service istio-system/istiod has no port 8080 (it has 15010, 15014); point --istiod-namespace, --istiod-service and --istiod-port"},
-		{name: "no ready replica", want: "service istio-system/istiod has no ready endpoint: istiod is not running"},
+		{name: "no ready replica", want: "service istio-system/istiod has no ready endpoint in a pod: istiod is not running in the cluster"},
+		{name: "istiod refuses the proxy", err: istiodSaysNo, replicas: []*fakeReplica{sidecar(productpage, 4, 0)},
+			want: "istiod at service istio-system/istiod port 15014 refused to show its sync status to the API server's proxy (Unauthorized): istiod serves /debug/syncz only to callers on its own pod or with an Istio-accepted token"},
 		{name: "forbidden", err: forbidden, replicas: []*fakeReplica{sidecar(productpage, 4, 0)},
 			want: "not allowed to get services/proxy in namespace istio-system, which --wait needs to read istiod's sync status (service istio-system/istiod port 15014)"},
 		{name: "pod proxy forbidden", err: forbidden, replicas: []*fakeReplica{sidecar(productpage, 4, 0), sidecar("b.shop", 4, 0)},
@@ -270,6 +297,9 @@ func TestWaitThatCannotWorkWritesNothing(t *testing.T) {
 			f := newFakeCluster(t, "no-istio", "shop")
 			istiod := newFakeIstiodReplicas(f, defaultIstiod, tc.replicas...)
 			istiod.err = tc.err
+			if tc.err == forbidden {
+				f.denied["get services"], f.denied["get pods"] = true, true
+			}
 			_, _, err := f.run(append([]string{"start", "reviews", "--wait"}, tc.flags...)...)
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), "--wait cannot work, so nothing was changed: "+tc.want)

@@ -249,6 +249,7 @@ func TestMeshServesTheSplitAfterEachCommand(t *testing.T) {
 		{[]string{"start", "reviews", "--weight", "20"}, map[string]uint32{"v1": 80, "v2": 20}},
 		{[]string{"promote", "reviews"}, map[string]uint32{"v2": 100}},
 	} {
+		m.quiet(t) // the previous command's pushes may still be on their way
 		out := shared.mustCanary(t, append(append([]string{"-n", ns}, step.args...), "--wait")...)
 		waitedFor(t, out, 1, ns, "reviews")
 		vh := now(t, productpage, "9080", host)
@@ -307,6 +308,7 @@ spec:
 		{[]string{"weight", "reviews", "60"}, map[string]uint32{"v1": 40, "v3": 60}},
 		{[]string{"abort", "reviews"}, map[string]uint32{"v1": 100}},
 	} {
+		m.quiet(t) // the previous command's pushes may still be on their way
 		out := shared.mustCanary(t, append(append([]string{"-n", ns}, step.args...), "--wait")...)
 		waitedFor(t, out, 1, ns, "reviews")
 		routes := now(t, productpage, "9080", host).Routes
@@ -346,6 +348,7 @@ func TestMeshDarkLaunchRoutesTestersFirst(t *testing.T) {
 	assert.Equal(t, map[string]uint32{"v1": 100}, split(last(routes)), "everyone else stays on stable")
 	m.noNewFindings(t, ns, before, "start --header --cookie")
 
+	m.quiet(t) // the previous command's pushes may still be on their way
 	out = shared.mustCanary(t, "-n", ns, "weight", "reviews", "--wait", "10")
 	waitedFor(t, out, 1, ns, "reviews")
 	routes = now(t, productpage, "9080", host).Routes
@@ -370,6 +373,7 @@ func TestMeshMirrorsToTheCanary(t *testing.T) {
 	assert.Equal(t, []xds.Mirror{{Cluster: xds.OutboundCluster(host, 9080, "v2"), Percent: 20}}, catchAll.Mirrors)
 	m.noNewFindings(t, ns, before, "start --mirror 20")
 
+	m.quiet(t) // the previous command's pushes may still be on their way
 	out = shared.mustCanary(t, "-n", ns, "weight", "reviews", "--wait", "30", "--mirror", "0")
 	waitedFor(t, out, 1, ns, "reviews")
 	catchAll = last(now(t, productpage, "9080", host).Routes)
@@ -403,6 +407,7 @@ spec:
 	assert.Equal(t, map[string]uint32{"v1": 70, "v2": 30}, split(last(now(t, productpage, "9080", host).Routes)), "in-mesh traffic")
 	m.noNewFindings(t, ns, before, "start --gateway")
 
+	m.quiet(t) // the previous command's pushes may still be on their way
 	out = shared.mustCanary(t, "-n", ns, "promote", "reviews", "--wait")
 	waitedFor(t, out, 2, ns, "reviews")
 	assert.Equal(t, map[string]uint32{"v2": 100}, split(last(now(t, ingress, "http.80", "www.example.com").Routes)))
@@ -501,6 +506,7 @@ func TestWaitReadsEveryIstiodReplica(t *testing.T) {
 	}
 
 	stuck := second.sidecar(t, ns, "details", xds.Options{NoAck: true})
+	first.quiet(t) // the previous command's pushes may still be on their way
 	r := shared.failCanary(t, "-n", ns, "weight", "reviews", "50", "--wait", "--wait-timeout", "3s")
 	assert.Contains(t, r.stderr, "waited 3s for the proxies calling service "+ns+"/reviews: 2 of 3 in sync")
 	assert.Contains(t, r.stderr, stuck.ProxyID()+" has not acknowledged")

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -42,6 +43,7 @@ func (c *Clients) IstiodReplicas(ctx context.Context, namespace, service string,
 		return nil, err
 	}
 	var replicas []IstiodReplica
+	seen := map[string]bool{}
 	for _, slice := range slices.Items {
 		var target *int32
 		for _, p := range slice.Ports {
@@ -54,7 +56,9 @@ func (c *Clients) IstiodReplicas(ctx context.Context, namespace, service string,
 		}
 		for _, e := range slice.Endpoints {
 			ready := e.Conditions.Ready == nil || *e.Conditions.Ready
-			if ready && e.TargetRef != nil && e.TargetRef.Kind == "Pod" {
+			// A pod may be listed in more than one slice: read it once.
+			if ready && e.TargetRef != nil && e.TargetRef.Kind == "Pod" && !seen[e.TargetRef.Name] {
+				seen[e.TargetRef.Name] = true
 				replicas = append(replicas, IstiodReplica{Pod: e.TargetRef.Name, Port: *target})
 			}
 		}
@@ -67,9 +71,29 @@ func (c *Clients) IstiodReplicas(ctx context.Context, namespace, service string,
 // service proxy when replica is nil, else the pod proxy of that replica. No
 // port-forward is needed; the user's RBAC decides (get on services/proxy or
 // pods/proxy in istiod's namespace).
-func (c *Clients) IstiodSyncStatus(ctx context.Context, namespace, service string, port int, replica *IstiodReplica) ([]byte, error) {
-	if replica == nil {
-		return c.Core.CoreV1().Services(namespace).ProxyGet("http", service, strconv.Itoa(port), "debug/syncz", nil).DoRaw(ctx)
+// proxyNamespace, when set, asks only about the proxies of that namespace.
+func (c *Clients) IstiodSyncStatus(ctx context.Context, namespace, service string, port int, replica *IstiodReplica, proxyNamespace string) ([]byte, error) {
+	var params map[string]string
+	if proxyNamespace != "" {
+		params = map[string]string{"namespace": proxyNamespace}
 	}
-	return c.Core.CoreV1().Pods(namespace).ProxyGet("http", replica.Pod, strconv.Itoa(int(replica.Port)), "debug/syncz", nil).DoRaw(ctx)
+	if replica == nil {
+		return c.Core.CoreV1().Services(namespace).ProxyGet("http", service, strconv.Itoa(port), "debug/syncz", params).DoRaw(ctx)
+	}
+	return c.Core.CoreV1().Pods(namespace).ProxyGet("http", replica.Pod, strconv.Itoa(int(replica.Port)), "debug/syncz", params).DoRaw(ctx)
+}
+
+// MayProxy asks the API server whether the user may get the proxy
+// subresource of resource (services or pods) in namespace: it tells a
+// refusal of the API server's RBAC from one of the proxied server itself.
+func (c *Clients) MayProxy(ctx context.Context, resource, namespace string) (bool, error) {
+	review, err := c.Core.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
+		Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
+			Namespace: namespace, Verb: "get", Resource: resource, Subresource: "proxy",
+		}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return false, err
+	}
+	return review.Status.Allowed, nil
 }

@@ -208,15 +208,29 @@ func stringList(v interface{}) []string {
 }
 
 // Includes reports whether the proxy is one of the audience. ztunnel never
-// applies VirtualServices; a waypoint does, for its namespace, like a sidecar.
+// applies VirtualServices; a waypoint does, for its namespace, like a
+// sidecar, and so is a proxy of no stated type counted (rather than
+// silently left out).
 func (a Audience) Includes(p Proxy) bool {
 	switch p.kind() {
 	case "router":
 		return a.Gateways
-	case "sidecar", "waypoint":
-		return a.AllNamespaces || a.Namespaces[p.Namespace()]
+	case "ztunnel":
+		return false
 	}
-	return false
+	return a.AllNamespaces || a.Namespaces[p.Namespace()]
+}
+
+// Namespace is the one namespace whose sidecars make up the audience, or ""
+// when it takes more (istiod can then be asked about that namespace alone).
+func (a Audience) Namespace() string {
+	if a.AllNamespaces || a.Gateways || len(a.Namespaces) != 1 {
+		return ""
+	}
+	for ns := range a.Namespaces {
+		return ns
+	}
+	return ""
 }
 
 // Verdict says which proxies of the audience have the change.
@@ -236,7 +250,9 @@ func (v Verdict) Done() bool { return len(v.Pending) == 0 }
 
 // Judge tells, for every proxy of the audience, whether it has acknowledged
 // everything istiod sent it and, when newerThan is given, a push newer than
-// that baseline.
+// that baseline: in its routes, when it takes routes at all, since istiod
+// sends a push's clusters before its routes and a proxy may acknowledge the
+// first before the second is even sent.
 func Judge(proxies []Proxy, audience Audience, newerThan *uint64) (Verdict, error) {
 	var v Verdict
 	for _, p := range proxies {
@@ -266,7 +282,7 @@ func pendingReason(p Proxy, newerThan *uint64) (string, error) {
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	var newest uint64
+	var newest, routes uint64
 	var unacked []string
 	for _, name := range names {
 		r := types[name]
@@ -285,6 +301,12 @@ func pendingReason(p Proxy, newerThan *uint64) (string, error) {
 			return "", unreadable(p, err)
 		}
 		newest = max(newest, n)
+		if name == routeType || name == "route" {
+			routes = n
+		}
+	}
+	if routes > 0 {
+		newest = routes
 	}
 	switch {
 	case len(unacked) > 0:
@@ -296,6 +318,9 @@ func pendingReason(p Proxy, newerThan *uint64) (string, error) {
 	}
 	return "", nil
 }
+
+// routeType is the type URL of Envoy's route configurations.
+const routeType = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 
 // shortType turns type.googleapis.com/envoy.config.route.v3.RouteConfiguration
 // into RouteConfiguration.

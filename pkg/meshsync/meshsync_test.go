@@ -16,7 +16,6 @@ func nonce(counter string) string {
 
 const (
 	clusterType  = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
-	routeType    = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 	listenerType = "type.googleapis.com/envoy.config.listener.v3.Listener"
 )
 
@@ -97,6 +96,7 @@ func TestAudienceOf(t *testing.T) {
 	ztunnel := Proxy{ID: "zt.istio-system", Type: "ztunnel"}
 	untyped := Proxy{ID: "sidecar~10.0.0.5~p.web~web.svc.cluster.local"}
 	nameless := Proxy{ID: "no-namespace", Type: "sidecar"}
+	typeless := Proxy{ID: "p-2.shop"} // counted as a sidecar, not left out
 
 	for _, tc := range []struct {
 		name     string
@@ -105,7 +105,7 @@ func TestAudienceOf(t *testing.T) {
 		excluded []Proxy
 	}{
 		{"exported everywhere", []*unstructured.Unstructured{mesh}, []Proxy{sidecar("shop"), sidecar("web"), waypoint, untyped}, []Proxy{router, ztunnel}},
-		{"exported to its namespace", []*unstructured.Unstructured{local}, []Proxy{sidecar("shop"), waypoint}, []Proxy{sidecar("web"), untyped, router, nameless}},
+		{"exported to its namespace", []*unstructured.Unstructured{local}, []Proxy{sidecar("shop"), waypoint, typeless}, []Proxy{sidecar("web"), untyped, router, nameless, ztunnel}},
 		{"exported to a list", []*unstructured.Unstructured{listed}, []Proxy{sidecar("shop"), sidecar("web"), untyped}, []Proxy{sidecar("other"), router}},
 		{"gateway only", []*unstructured.Unstructured{gatewayOnly}, []Proxy{router}, []Proxy{sidecar("shop"), waypoint}},
 		{"gateway and mesh", []*unstructured.Unstructured{both}, []Proxy{router, sidecar("shop")}, []Proxy{sidecar("web")}},
@@ -122,6 +122,14 @@ func TestAudienceOf(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestAudienceNamespace(t *testing.T) {
+	assert.Equal(t, "shop", Audience{Namespaces: map[string]bool{"shop": true}}.Namespace())
+	assert.Empty(t, Audience{Namespaces: map[string]bool{"shop": true, "web": true}}.Namespace())
+	assert.Empty(t, Audience{Namespaces: map[string]bool{"shop": true}, Gateways: true}.Namespace())
+	assert.Empty(t, Audience{AllNamespaces: true}.Namespace())
+	assert.Empty(t, Audience{}.Namespace())
 }
 
 func TestJudge(t *testing.T) {
@@ -152,6 +160,13 @@ func TestJudge(t *testing.T) {
 		}}, newerThan: &baseline, reason: "rejected the RouteConfiguration istiod sent it: invalid weight"},
 		{name: "nothing received", proxy: Proxy{ID: "sidecar~d", Type: "sidecar"}, newerThan: &baseline, reason: "has received no configuration yet"},
 		{name: "old istiod fields only", proxy: Proxy{ID: "router~e", Type: "router", RouteSent: nonce("14"), RouteAcked: nonce("14"), ClusterSent: nonce("13"), ClusterAcked: nonce("13")}, newerThan: &baseline},
+		{name: "clusters newer, routes not yet", proxy: Proxy{ID: "sidecar~g", Type: "sidecar", Resources: map[string]Resource{
+			clusterType: {Sent: nonce("11"), Acked: nonce("11")},
+			routeType:   {Sent: nonce("10"), Acked: nonce("10")},
+		}}, newerThan: &baseline, reason: "has push 10, not yet one after the change (newer than 10)"},
+		{name: "no routes watched: any type", proxy: Proxy{ID: "sidecar~h", Type: "sidecar", Resources: map[string]Resource{
+			clusterType: {Sent: nonce("11"), Acked: nonce("11")},
+		}}, newerThan: &baseline},
 		{name: "types never sent are ignored", proxy: Proxy{ID: "sidecar~f", Type: "sidecar", Resources: map[string]Resource{
 			routeType:   {Sent: nonce("11"), Acked: nonce("11")},
 			clusterType: {},

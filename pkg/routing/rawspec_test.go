@@ -13,7 +13,9 @@ import (
 // compared byte for byte, also with states an earlier version recorded.
 func TestRawSpecIsEncodingJSON(t *testing.T) {
 	specs := []map[string]interface{}{
+		nil, // an object without a spec
 		{},
+		{"nilList": []interface{}(nil), "nilMap": map[string]interface{}(nil), "bad": "\xff\xfe"},
 		{"hosts": []interface{}{"reviews", "reviews.shop.svc.cluster.local"}, "exportTo": []interface{}{}},
 		{"http": []interface{}{map[string]interface{}{
 			"name":    "a<b>&c \"quoted\" \\ tab\t é 日本 \u2028",

@@ -189,6 +189,9 @@ func rawSpec(spec map[string]interface{}) json.RawMessage {
 func appendJSON(b []byte, v interface{}) []byte {
 	switch t := v.(type) {
 	case map[string]interface{}:
+		if t == nil {
+			return append(b, "null"...)
+		}
 		keys := make([]string, 0, len(t))
 		for k := range t {
 			keys = append(keys, k)
@@ -205,6 +208,9 @@ func appendJSON(b []byte, v interface{}) []byte {
 		}
 		return append(b, '}')
 	case []interface{}:
+		if t == nil {
+			return append(b, "null"...)
+		}
 		b = append(b, '[')
 		for i, x := range t {
 			if i > 0 {
