@@ -97,13 +97,16 @@ child_timeout=15   # for CMD of `run` to exit after a forwarded signal
 # The processes `up` starts, in the order `down` stops them: istiod before
 # the API server it watches; podnet after the API server that tunnels
 # through it; etcd last.
-procs=(istiod kube-apiserver podnet etcd)
+procs=(istiod kubelet kube-apiserver podnet etcd)
 
 # The fake pod network: podnet tunnels the API server's connections to these
 # IPs to 127.0.0.1. istiod's pod gets the first usable address after the
 # network's gateway.
 pod_cidr=10.244.0.0/16
 istiod_pod_ip=10.244.0.2
+# The one node, whose stand-in kubelet (hack/kubelet) serves port forwarding.
+node_name=local-node
+node_ip=10.244.0.1
 
 log() { echo "cluster: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -348,8 +351,8 @@ cmd_up() {
 
   local bin crds
   bin=$("$hack/build-tools.sh" | tail -n 1)
-  # podnet is part of the main module: a quick build once cached.
-  (cd "$root" && go build -o "$dir/podnet" ./hack/podnet) >&2
+  # podnet and kubelet are part of the main module: quick builds once cached.
+  (cd "$root" && go build -o "$dir/podnet" ./hack/podnet && go build -o "$dir/kubelet" ./hack/kubelet) >&2
   crds=$(istio_crds)
   if [[ -n $crd_versions ]]; then
     log "networking.istio.io CRDs served only at $crd_versions"
@@ -490,6 +493,7 @@ EOF
   done
   "${kubectl[@]}" create namespace istio-system >/dev/null
   log "Istio CRDs installed after $(since "$t0")s"
+  start_kubelet "$dir" "$bin"
 
   # start_istiod sets these.
   local istiod_http="" istiod_xds="" istiod_monitoring=""
@@ -522,6 +526,34 @@ EOF
   log "up in $(since "$t0")s; source $dir/env"
   trap - EXIT
   echo "$dir/env"
+}
+
+# start_kubelet DIR BIN runs the stand-in kubelet on a free 127.0.0.1 port and
+# registers Node local-node at 10.244.0.1 with that kubelet port, so that
+# the API server's pods/portforward reaches it through podnet; it connects a
+# forwarded port of any pod to 127.0.0.1:PORT.
+start_kubelet() {
+  local dir=$1 bin=$2 attempt pid port
+  local kubectl=("$bin/kubectl" --kubeconfig "$dir/kubeconfig")
+  for attempt in 1 2 3; do
+    port=$(free_ports 1)
+    setsid "$dir/kubelet" -listen "127.0.0.1:$port" </dev/null >"$dir/kubelet.log" 2>&1 &
+    pid=$!
+    echo "kubelet $pid" >>"$dir/pids"
+    wait_http kubelet "$pid" "https://127.0.0.1:$port/healthz" && break
+    if port_clash "$dir/kubelet.log" && ((attempt < 3)); then
+      log "port taken, retrying the kubelet"; stop_pid kubelet "$pid" "$dir"; continue
+    fi
+    die "the kubelet did not start (log: $dir/kubelet.log)"
+  done
+  "${kubectl[@]}" create -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Node
+metadata: {name: $node_name}
+EOF
+  "${kubectl[@]}" patch node "$node_name" --subresource=status --type=merge -p \
+    "{\"status\":{\"addresses\":[{\"type\":\"InternalIP\",\"address\":\"$node_ip\"}],\"daemonEndpoints\":{\"kubeletEndpoint\":{\"Port\":$port}}}}" >/dev/null
+  log "kubelet (pid $pid) on 127.0.0.1:$port, Node $node_name at $node_ip"
 }
 
 # start_istiod DIR BIN SERVER TOKEN [NAME IP] runs pilot-discovery against
@@ -592,6 +624,7 @@ metadata:
   namespace: istio-system
   labels: {app: istiod, istio: pilot}
 spec:
+  nodeName: $node_name
   containers:
   - name: discovery
     image: local/pilot-discovery
@@ -636,7 +669,7 @@ EOF
   } >"$dir/$name-objects.yaml"
   "${kubectl[@]}" apply -f "$dir/$name-objects.yaml" >/dev/null
   "${kubectl[@]}" patch pod "$name" -n istio-system --subresource=status --type=merge \
-    -p "{\"status\":{\"podIP\":\"$pod_ip\",\"podIPs\":[{\"ip\":\"$pod_ip\"}]}}" >/dev/null
+    -p "{\"status\":{\"phase\":\"Running\",\"podIP\":\"$pod_ip\",\"podIPs\":[{\"ip\":\"$pod_ip\"}]}}" >/dev/null
 
   # Bounded: the API server's proxy reaches istiod's monitoring port through
   # podnet (istiod answers debug requests from loopback without a token).

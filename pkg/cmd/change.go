@@ -78,6 +78,9 @@ func (o *changeOptions) addFlags(cmd *cobra.Command) {
 		cmd.Flags().Int32Var(&o.minAvailable, "min-available", 1, "Fewest available canary replicas that may take traffic.")
 	}
 	o.wait.addFlags(cmd)
+	if o.portForward != nil {
+		o.wait.forward = o.portForward
+	}
 }
 
 // Complete reads SERVICE, the namespace and the output flags.
@@ -184,6 +187,9 @@ func (o *changeOptions) run(ctx context.Context) error {
 		outcomes, err = o.write(ctx, clients, plan)
 		return err
 	})
+	if err != nil && istiod != nil {
+		istiod.stop() // no wait follows
+	}
 	if kube.IsRetryable(err) {
 		return fmt.Errorf("other writers kept changing the routing objects of service %s/%s; nothing more was written, run the command again: %w", o.namespace, o.service, err)
 	}

@@ -4,6 +4,8 @@
 package cmd
 
 import (
+	"context"
+
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -47,6 +49,9 @@ type globalOptions struct {
 	clusterDomain   string
 	istioAPIVersion string
 	genericiooptions.IOStreams
+	// portForward, when set, replaces the API server's port forwarding
+	// (tests without a kubelet).
+	portForward func(ctx context.Context, clients *kube.Clients, namespace, pod string, port int32) (string, error)
 }
 
 // NewCmdCanary builds `kubectl canary` and its verbs.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -26,6 +28,17 @@ const (
 	maxWaitPollInterval = 2 * time.Second
 )
 
+// How --wait reaches istiod (--istiod-via).
+const (
+	// viaAuto asks through the API server's proxy and, when istiod turns
+	// the proxy away, through a port-forward to the replica's pod.
+	viaAuto = "auto"
+	// viaProxy asks only through the API server's service or pod proxy.
+	viaProxy = "proxy"
+	// viaPortForward asks only through port-forwards to the replicas' pods.
+	viaPortForward = "port-forward"
+)
+
 // waitFlags are --wait and where istiod's debug port is.
 type waitFlags struct {
 	enabled   bool
@@ -33,6 +46,10 @@ type waitFlags struct {
 	namespace string
 	service   string
 	port      int
+	via       string
+	// forward opens a port-forward to a pod until ctx ends and returns its
+	// local address; tests replace it.
+	forward func(ctx context.Context, clients *kube.Clients, namespace, pod string, port int32) (string, error)
 }
 
 func (w *waitFlags) addFlags(cmd *cobra.Command) {
@@ -42,6 +59,10 @@ func (w *waitFlags) addFlags(cmd *cobra.Command) {
 	fl.StringVar(&w.namespace, "istiod-namespace", "istio-system", "Namespace of istiod's Service, for --wait.")
 	fl.StringVar(&w.service, "istiod-service", "istiod", "Name of istiod's Service, for --wait.")
 	fl.IntVar(&w.port, "istiod-port", 15014, "Port of istiod's Service that serves /debug/syncz (its monitoring port), for --wait.")
+	fl.StringVar(&w.via, "istiod-via", viaAuto, `How --wait reaches istiod: "proxy" (the API server's service or pod proxy), "port-forward" (the API server's port forwarding to each replica's pod, which istiod answers when it turns proxied requests away, as it does since Istio 1.11 unless they come with an Istio token), or "auto" (the proxy, then port-forward if istiod refuses).`)
+	w.forward = func(ctx context.Context, clients *kube.Clients, namespace, pod string, port int32) (string, error) {
+		return clients.ForwardPort(ctx, namespace, pod, port)
+	}
 }
 
 // validate rejects --wait where there is nothing to wait for.
@@ -55,7 +76,11 @@ func (w *waitFlags) validate(dryRun bool) error {
 	if w.timeout <= 0 {
 		return fmt.Errorf("--wait-timeout %s must be positive, for example 30s or 2m", w.timeout)
 	}
-	return nil
+	switch w.via {
+	case viaAuto, viaProxy, viaPortForward:
+		return nil
+	}
+	return fmt.Errorf("--istiod-via %q is not one of auto, proxy, port-forward", w.via)
 }
 
 // istiod names istiod's Service and port in messages.
@@ -68,47 +93,51 @@ func (w *waitFlags) istiod() string {
 // replica has its own proxies and its own push counter), and which proxies
 // count.
 type istiodSource struct {
-	// viaService reads through the Service's proxy: one replica, or
-	// endpoints the user may not list.
-	viaService bool
-	replicas   []kube.IstiodReplica
-	baselines  []uint64
-	audience   meshsync.Audience
+	replicas  []*istiodReplica
+	baselines []uint64
+	audience  meshsync.Audience
+	// forwards live until stop: the whole wait.
+	forwards context.Context
+	stop     context.CancelFunc
 }
 
-// targets are what each read asks: nil for the Service's proxy.
-func (src *istiodSource) targets() []*kube.IstiodReplica {
-	if src.viaService {
-		return []*kube.IstiodReplica{nil}
-	}
-	out := make([]*kube.IstiodReplica, len(src.replicas))
-	for i := range src.replicas {
-		out[i] = &src.replicas[i]
-	}
-	return out
+// istiodReplica is one replica and how it is read.
+type istiodReplica struct {
+	// pod is nil when the Service's proxy is read without knowing which
+	// pod answers (the user may not list endpoints).
+	pod *kube.IstiodReplica
+	// viaService: one replica, read through the Service's proxy.
+	viaService bool
+	// forwarded is the local address of a port-forward to the pod, once
+	// one is open.
+	forwarded string
 }
 
 // findIstiod finds the replicas behind istiod's Service. Without the right
 // to list its endpoints, it reads through the Service's proxy, which sees
 // one replica (at random, when there are several) and says so.
-func (w *waitFlags) findIstiod(ctx context.Context, clients *kube.Clients, errOut io.Writer) (*istiodSource, error) {
+func (w *waitFlags) findIstiod(ctx context.Context, clients *kube.Clients, errOut io.Writer) ([]*istiodReplica, error) {
 	replicas, err := clients.IstiodReplicas(ctx, w.namespace, w.service, w.port)
 	switch {
 	case apierrors.IsNotFound(err):
 		return nil, fmt.Errorf("there is no service %s/%s to read istiod's sync status from; point --istiod-namespace and --istiod-service at istiod's Service, or run without --wait", w.namespace, w.service)
-	case apierrors.IsForbidden(err) && refusedResource(err) == "endpointslices":
+	case apierrors.IsForbidden(err) && refusedResource(err) == "endpointslices" && w.via != viaPortForward:
 		fmt.Fprintf(errOut, "Warning: not allowed to list endpointslices in namespace %s, so --wait reads istiod through its Service, which reaches one replica: if istiod runs several, --wait may judge by the wrong one\n", w.namespace)
-		return &istiodSource{viaService: true}, nil
+		return []*istiodReplica{{viaService: true}}, nil
+	case apierrors.IsForbidden(err) && refusedResource(err) == "endpointslices":
+		return nil, fmt.Errorf("not allowed to list endpointslices in namespace %s, which --istiod-via port-forward needs to find istiod's pods; ask for that permission or run without --wait: %w", w.namespace, err)
 	case apierrors.IsForbidden(err):
 		return nil, fmt.Errorf("not allowed to get service %s/%s, which --wait needs to find istiod; ask for that permission or run without --wait: %w", w.namespace, w.service, err)
 	case err != nil:
 		return nil, fmt.Errorf("cannot find istiod for --wait: %w; point --istiod-namespace, --istiod-service and --istiod-port at istiod's monitoring port, or run without --wait", err)
 	case len(replicas) == 0:
 		return nil, fmt.Errorf("service %s/%s has no ready endpoint in a pod: istiod is not running in the cluster, so the API server cannot reach it for its proxies' sync status; start it or run without --wait", w.namespace, w.service)
-	case len(replicas) == 1:
-		return &istiodSource{viaService: true}, nil
 	}
-	return &istiodSource{replicas: replicas}, nil
+	out := make([]*istiodReplica, len(replicas))
+	for i := range replicas {
+		out[i] = &istiodReplica{pod: &replicas[i], viaService: len(replicas) == 1}
+	}
+	return out, nil
 }
 
 // refusedResource is the resource a Forbidden error from the API names.
@@ -122,7 +151,19 @@ func refusedResource(err error) string {
 
 // readSyncStatus reads one replica's sync status (of the proxies of one
 // namespace, when proxyNamespace is set), saying what to do when it cannot.
-func (w *waitFlags) readSyncStatus(ctx context.Context, clients *kube.Clients, replica *kube.IstiodReplica, proxyNamespace string) ([]meshsync.Proxy, error) {
+func (w *waitFlags) readSyncStatus(ctx context.Context, clients *kube.Clients, src *istiodSource, r *istiodReplica, proxyNamespace string) ([]meshsync.Proxy, error) {
+	if r.forwarded == "" && w.via == viaPortForward {
+		if err := w.openForward(clients, src, r); err != nil {
+			return nil, err
+		}
+	}
+	if r.forwarded != "" {
+		return w.readForwarded(ctx, r, proxyNamespace)
+	}
+	var replica *kube.IstiodReplica
+	if !r.viaService {
+		replica = r.pod
+	}
 	body, err := clients.IstiodSyncStatus(ctx, w.namespace, w.service, w.port, replica, proxyNamespace)
 	where, resource := w.istiod(), "services"
 	if replica != nil {
@@ -134,13 +175,21 @@ func (w *waitFlags) readSyncStatus(ctx context.Context, clients *kube.Clients, r
 		if allowed, checkErr := clients.MayProxy(ctx, resource, w.namespace); checkErr == nil && !allowed {
 			return nil, fmt.Errorf("not allowed to get %s/proxy in namespace %s, which --wait needs to read istiod's sync status (%s); ask for that permission or run without --wait: %w", resource, w.namespace, where, err)
 		}
+		// istiod answers its debug endpoints only to callers on its own
+		// pod (or with an Istio token, which the API server does not pass
+		// on): ask there, through a port-forward.
+		if w.via == viaAuto && r.pod != nil {
+			if err := w.openForward(clients, src, r); err != nil {
+				return nil, err
+			}
+			return w.readForwarded(ctx, r, proxyNamespace)
+		}
 	}
 	switch {
 	case err == nil:
 		return meshsync.Parse(body)
 	case refused:
-		// The API server let the request through; istiod turned it away.
-		return nil, fmt.Errorf("istiod at %s refused to show its sync status to the API server's proxy (%v): istiod serves /debug/syncz only to callers on its own pod or with an Istio-accepted token, which the proxy does not pass on; check the proxies with istioctl proxy-status instead, or run without --wait", where, err)
+		return nil, fmt.Errorf("istiod at %s refused to show its sync status to the API server's proxy (%v): istiod serves /debug/syncz only to callers on its own pod or with an Istio-accepted token, which the proxy does not pass on; use --istiod-via port-forward (needs the list of endpointslices), or run without --wait", where, err)
 	case apierrors.IsNotFound(err):
 		return nil, fmt.Errorf("istiod at %s serves no /debug/syncz (is --istiod-port its monitoring port, and ENABLE_DEBUG_ON_HTTP on?); run without --wait, or fix that first: %w", where, err)
 	default:
@@ -148,14 +197,55 @@ func (w *waitFlags) readSyncStatus(ctx context.Context, clients *kube.Clients, r
 	}
 }
 
+// openForward opens a port-forward to the replica's pod for the rest of the
+// wait.
+func (w *waitFlags) openForward(clients *kube.Clients, src *istiodSource, r *istiodReplica) error {
+	if r.pod == nil {
+		return fmt.Errorf("cannot forward a port to istiod without knowing its pods (list endpointslices in namespace %s); run without --wait", w.namespace)
+	}
+	addr, err := w.forward(src.forwards, clients, w.namespace, r.pod.Pod, r.pod.Port)
+	switch {
+	case apierrors.IsForbidden(err):
+		return fmt.Errorf("not allowed to create pods/portforward in namespace %s, which --wait needs to read istiod's sync status on pod %s; ask for that permission or run without --wait: %w", w.namespace, r.pod.Pod, err)
+	case err != nil:
+		return fmt.Errorf("cannot forward a port to istiod's pod %s/%s port %d: %w; run without --wait, or fix that first", w.namespace, r.pod.Pod, r.pod.Port, err)
+	}
+	r.forwarded = addr
+	return nil
+}
+
+// readForwarded reads /debug/syncz through the replica's port-forward.
+func (w *waitFlags) readForwarded(ctx context.Context, r *istiodReplica, proxyNamespace string) ([]meshsync.Proxy, error) {
+	u := url.URL{Scheme: "http", Host: r.forwarded, Path: "/debug/syncz"}
+	if proxyNamespace != "" {
+		u.RawQuery = url.Values{"namespace": {proxyNamespace}}.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read istiod's sync status through the port-forward to pod %s/%s: %w", w.namespace, r.pod.Pod, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("HTTP %s", resp.Status)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("istiod on pod %s/%s did not give its sync status (is --istiod-port its monitoring port, and ENABLE_DEBUG_ON_HTTP on?): %w", w.namespace, r.pod.Pod, err)
+	}
+	return meshsync.Parse(body)
+}
+
 // readAll reads every replica at once; a read error fails the whole.
 func (w *waitFlags) readAll(ctx context.Context, clients *kube.Clients, src *istiodSource) ([][]meshsync.Proxy, error) {
-	targets := src.targets()
-	proxies := make([][]meshsync.Proxy, len(targets))
-	errs := make([]error, len(targets))
+	proxies := make([][]meshsync.Proxy, len(src.replicas))
+	errs := make([]error, len(src.replicas))
 	var wg sync.WaitGroup
-	for i, target := range targets {
-		wg.Go(func() { proxies[i], errs[i] = w.readSyncStatus(ctx, clients, target, src.audience.Namespace()) })
+	for i, r := range src.replicas {
+		wg.Go(func() { proxies[i], errs[i] = w.readSyncStatus(ctx, clients, src, r, src.audience.Namespace()) })
 	}
 	wg.Wait()
 	return proxies, errors.Join(errs...)
@@ -167,11 +257,12 @@ func (w *waitFlags) readAll(ctx context.Context, clients *kube.Clients, src *ist
 // cannot work fails before anything is written. It takes at most
 // --wait-timeout.
 func (w *waitFlags) baseline(ctx context.Context, clients *kube.Clients, plan *routing.Plan, errOut io.Writer) (*istiodSource, error) {
+	src := &istiodSource{audience: meshsync.AudienceOf(virtualServicesOf(plan))}
+	src.forwards, src.stop = context.WithCancel(ctx)
 	ctx, cancel := context.WithTimeout(ctx, w.timeout)
 	defer cancel()
-	src, err := w.findIstiod(ctx, clients, errOut)
-	if err == nil {
-		src.audience = meshsync.AudienceOf(virtualServicesOf(plan))
+	var err error
+	if src.replicas, err = w.findIstiod(ctx, clients, errOut); err == nil {
 		var all [][]meshsync.Proxy
 		if all, err = w.readAll(ctx, clients, src); err == nil {
 			for _, proxies := range all {
@@ -184,6 +275,7 @@ func (w *waitFlags) baseline(ctx context.Context, clients *kube.Clients, plan *r
 		}
 	}
 	if err != nil {
+		src.stop()
 		return nil, fmt.Errorf("--wait cannot work, so nothing was changed: %w", err)
 	}
 	return src, nil
@@ -216,6 +308,7 @@ func (w *waitFlags) judge(ctx context.Context, clients *kube.Clients, src *istio
 // forProxies waits until every proxy that calls the Service has the change,
 // or the timeout runs out, asking less often as it goes on.
 func (w *waitFlags) forProxies(ctx context.Context, clients *kube.Clients, src *istiodSource, plan *routing.Plan, out io.Writer) error {
+	defer src.stop()
 	ctx, cancel := context.WithTimeout(ctx, w.timeout)
 	defer cancel()
 	started := time.Now()

@@ -1,9 +1,12 @@
 package cmd
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -18,9 +21,12 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 	restclient "k8s.io/client-go/rest"
 	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
+
+	"github.com/kubectl-canary/kubectl-canary/pkg/kube"
 )
 
 // fakeIstiod plays istiod behind the fake API server: its Service and
@@ -32,6 +38,8 @@ type fakeIstiod struct {
 	replicas map[string]*fakeReplica // by pod name
 	reads    []string                // the proxied requests, "NAMESPACE RESOURCE NAME:PORT/PATH"
 	err      error                   // answered instead, when set
+	// forwardErr is what opening a port-forward gives, when set.
+	forwardErr error
 }
 
 type fakeReplica struct {
@@ -114,6 +122,27 @@ func newFakeIstiodReplicas(f *fakeCluster, at istiodAt, replicas ...*fakeReplica
 	return i
 }
 
+// forward plays the API server's port forwarding to a replica's pod: a
+// local server that answers /debug/syncz as that replica.
+func (i *fakeIstiod) forward(t *testing.T) func(context.Context, *kube.Clients, string, string, int32) (string, error) {
+	return func(_ context.Context, _ *kube.Clients, namespace, pod string, port int32) (string, error) {
+		i.mu.Lock()
+		defer i.mu.Unlock()
+		i.reads = append(i.reads, fmt.Sprintf("%s portforward %s:%d", namespace, pod, port))
+		if i.forwardErr != nil {
+			return "", i.forwardErr
+		}
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			i.mu.Lock()
+			defer i.mu.Unlock()
+			i.reads = append(i.reads, fmt.Sprintf("%s forwarded %s%s", namespace, pod, req.URL.RequestURI()))
+			_, _ = io.WriteString(w, i.replicas[pod].read())
+		}))
+		t.Cleanup(srv.Close)
+		return strings.TrimPrefix(srv.URL, "http://"), nil
+	}
+}
+
 // read answers /debug/syncz, letting the proxy acknowledge in its time.
 func (r *fakeReplica) read() string {
 	if r.acked < r.counter && r.ackAfter >= 0 {
@@ -148,6 +177,65 @@ const productpage = "productpage-1.shop"
 // pushes after ackAfter reads (never when negative).
 func sidecar(id string, counter, ackAfter int) *fakeReplica {
 	return &fakeReplica{counter: counter, acked: counter, ackAfter: ackAfter, proxyType: "sidecar", proxyID: id}
+}
+
+// runForwarding is fakeCluster.run with the fake istiod's port forwarding.
+func (f *fakeCluster) runForwarding(istiod *fakeIstiod, args ...string) (stdout, stderr string, err error) {
+	var out, errOut bytes.Buffer
+	cmd := newCmdCanary(&globalOptions{factory: f, portForward: istiod.forward(f.t), IOStreams: genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}})
+	cmd.SetArgs(args)
+	err = cmd.ExecuteContext(context.Background())
+	return out.String(), errOut.String(), err
+}
+
+func TestWaitForwardsAPortWhenIstiodTurnsTheProxyAway(t *testing.T) {
+	istiodSaysNo := apierrors.NewUnauthorized("Unauthorized")
+	t.Run("auto", func(t *testing.T) {
+		f := newFakeCluster(t, "no-istio", "shop")
+		istiod := newFakeIstiodReplicas(f, defaultIstiod, sidecar(productpage, 4, 1))
+		istiod.err = istiodSaysNo // as istiod answers any caller not on its pod
+		out, _, err := f.runForwarding(istiod, "start", "reviews", "--wait")
+		require.NoError(t, err)
+		assert.Contains(t, out, "1 of 1 proxy calling service shop/reviews in sync")
+		// Once turned away, the rest goes through one port-forward.
+		assert.Equal(t, "istio-system services http:istiod:15014/debug/syncz", istiod.reads[0])
+		assert.Equal(t, "istio-system portforward istiod-0:9914", istiod.reads[1])
+		for _, read := range istiod.reads[2:] {
+			assert.Equal(t, "istio-system forwarded istiod-0/debug/syncz", read)
+		}
+		assert.Len(t, istiod.reads, 2+3, "baseline, then until acknowledged")
+	})
+	t.Run("port-forward only", func(t *testing.T) {
+		f := newFakeCluster(t, "no-istio", "shop")
+		istiod := newFakeIstiodReplicas(f, defaultIstiod, sidecar("productpage-1.shop", 4, 0), sidecar("ratings-1.shop", 9, 0))
+		out, _, err := f.runForwarding(istiod, "start", "reviews", "--wait", "--istiod-via", "port-forward")
+		require.NoError(t, err)
+		assert.Contains(t, out, "2 of 2 proxies calling service shop/reviews in sync")
+		for _, read := range istiod.reads {
+			assert.NotContains(t, read, "services", "never through the proxy")
+		}
+		assert.Contains(t, istiod.reads, "istio-system portforward istiod-1:9914")
+	})
+	t.Run("proxy only", func(t *testing.T) {
+		f := newFakeCluster(t, "no-istio", "shop")
+		istiod := newFakeIstiodReplicas(f, defaultIstiod, sidecar(productpage, 4, 0))
+		istiod.err = istiodSaysNo
+		_, _, err := f.runForwarding(istiod, "start", "reviews", "--wait", "--istiod-via", "proxy")
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "--wait cannot work, so nothing was changed: istiod at service istio-system/istiod port 15014 refused to show its sync status to the API server's proxy (Unauthorized)")
+		assert.Contains(t, err.Error(), "use --istiod-via port-forward")
+		assert.Empty(t, f.writes())
+	})
+	t.Run("port forwarding not allowed", func(t *testing.T) {
+		f := newFakeCluster(t, "no-istio", "shop")
+		istiod := newFakeIstiodReplicas(f, defaultIstiod, sidecar(productpage, 4, 0))
+		istiod.err = istiodSaysNo
+		istiod.forwardErr = apierrors.NewForbidden(schema.GroupResource{Resource: "pods/portforward"}, "istiod-0", fmt.Errorf("RBAC"))
+		_, _, err := f.runForwarding(istiod, "start", "reviews", "--wait")
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "--wait cannot work, so nothing was changed: not allowed to create pods/portforward in namespace istio-system, which --wait needs to read istiod's sync status on pod istiod-0")
+		assert.Empty(t, f.writes())
+	})
 }
 
 func TestWaitUntilTheProxiesAcknowledge(t *testing.T) {
@@ -282,8 +370,8 @@ func TestWaitThatCannotWorkWritesNothing(t *testing.T) {
 		{name: "no such port", flags: []string{"--istiod-port", "8080"}, replicas: []*fakeReplica{sidecar(productpage, 4, 0)},
 			want: "cannot find istiod for --wait: service istio-system/istiod has no port 8080 (it has 15010, 15014); point --istiod-namespace, --istiod-service and --istiod-port"},
 		{name: "no ready replica", want: "service istio-system/istiod has no ready endpoint in a pod: istiod is not running in the cluster"},
-		{name: "istiod refuses the proxy", err: istiodSaysNo, replicas: []*fakeReplica{sidecar(productpage, 4, 0)},
-			want: "istiod at service istio-system/istiod port 15014 refused to show its sync status to the API server's proxy (Unauthorized): istiod serves /debug/syncz only to callers on its own pod or with an Istio-accepted token"},
+		{name: "istiod refuses the proxy, no kubelet to forward through", err: istiodSaysNo, replicas: []*fakeReplica{sidecar(productpage, 4, 0)},
+			want: "cannot forward a port to istiod's pod istio-system/istiod-0 port 9914: no connection settings to forward a port with"},
 		{name: "forbidden", err: forbidden, replicas: []*fakeReplica{sidecar(productpage, 4, 0)},
 			want: "not allowed to get services/proxy in namespace istio-system, which --wait needs to read istiod's sync status (service istio-system/istiod port 15014)"},
 		{name: "pod proxy forbidden", err: forbidden, replicas: []*fakeReplica{sidecar(productpage, 4, 0), sidecar("b.shop", 4, 0)},
@@ -332,11 +420,14 @@ func TestWaitFlagsAreChecked(t *testing.T) {
 	_, _, err = f.run("start", "reviews", "--wait", "--wait-timeout", "0s")
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "--wait-timeout 0s must be positive")
+	_, _, err = f.run("start", "reviews", "--wait", "--istiod-via", "ssh")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `--istiod-via "ssh" is not one of auto, proxy, port-forward`)
 	assert.Empty(t, f.writes())
 	for _, verb := range []string{"start", "weight", "route", "promote", "abort"} {
 		cmd, _, err := newCmdCanary(&globalOptions{factory: f}).Find([]string{verb})
 		require.NoError(t, err)
-		for _, flag := range []string{"wait", "wait-timeout", "istiod-namespace", "istiod-service", "istiod-port"} {
+		for _, flag := range []string{"wait", "wait-timeout", "istiod-namespace", "istiod-service", "istiod-port", "istiod-via"} {
 			assert.NotNil(t, cmd.Flags().Lookup(flag), "%s --%s", verb, flag)
 		}
 	}

@@ -505,6 +505,23 @@ func TestWaitReadsEveryIstiodReplica(t *testing.T) {
 		assert.Equal(t, map[string]uint32{"v1": 90, "v2": 10}, split(last(now(t, proxy, "9080", host).Routes)), proxy.ProxyID())
 	}
 
+	// The same through port-forwards to each replica's pod (the stand-in
+	// kubelet connects them to the pod's loopback), as on a cluster whose
+	// istiod turns the API server's proxy away.
+	first.quiet(t)
+	out = shared.mustCanary(t, "-n", ns, "weight", "reviews", "30", "--wait", "--istiod-via", "port-forward")
+	waitedFor(t, out, 2, ns, "reviews")
+	forwarded := map[string]bool{}
+	for _, e := range shared.audit(t, "istio-system") {
+		if strings.Contains(e.RequestURI, "/portforward") && e.User.Username == "canary-admin" {
+			forwarded[e.ObjectRef.Name] = true
+		}
+	}
+	assert.Equal(t, map[string]bool{"istiod-local": true, "istiod-second": true}, forwarded, "a port-forward to each replica")
+	for _, proxy := range []*xds.Client{productpage, ratings} {
+		assert.Equal(t, map[string]uint32{"v1": 70, "v2": 30}, split(last(now(t, proxy, "9080", host).Routes)), proxy.ProxyID())
+	}
+
 	stuck := second.sidecar(t, ns, "details", xds.Options{NoAck: true})
 	first.quiet(t) // the previous command's pushes may still be on their way
 	r := shared.failCanary(t, "-n", ns, "weight", "reviews", "50", "--wait", "--wait-timeout", "3s")

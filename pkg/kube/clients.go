@@ -32,6 +32,9 @@ const FieldManager = "kubectl-canary"
 type Clients struct {
 	Core    kubernetes.Interface
 	Dynamic dynamic.Interface
+	// Config is the connection the clients were made from, for streams
+	// (port forwarding); nil with fake clients.
+	Config *rest.Config
 	// IstioVersion is the networking.istio.io version to read and write.
 	IstioVersion string
 }
@@ -124,7 +127,7 @@ func (f *configFlagsFactory) Clients() (*Clients, error) {
 	if err != nil {
 		return nil, err
 	}
-	f.clients = &Clients{Core: core, Dynamic: dyn, IstioVersion: version}
+	f.clients = &Clients{Core: core, Dynamic: dyn, Config: config, IstioVersion: version}
 	return f.clients, nil
 }
 
