@@ -39,7 +39,9 @@
 #       (Source it by a path with a slash: `source env` finds /usr/bin/env.)
 #       Also in DIR: kubeconfig, user.kubeconfig, pids, audit.log, etcd.log,
 #       kube-apiserver.log, tokens.csv, istio-crds.yaml (as applied), podnet
-#       (the binary), podnet.sock, podnet.log, egress-selector.yaml; with
+#       (the binary), podnet.sock, podnet.log, egress-selector.yaml, kubelet
+#       and kubelet.log (the stand-in kubelet of Node local-node, 10.244.0.1,
+#       which serves port forwarding to any pod's loopback); with
 #       --istiod also istiod.kubeconfig (user istiod, system:masters, so its
 #       requests stand apart from the tests' in the audit log), istiod.log,
 #       istiod/ (its working folder).
@@ -68,7 +70,7 @@
 #   hack/cluster.sh replica --stop DIR NAME
 #       Removes that replica: its EndpointSlice and Pod, then the process.
 #   hack/cluster.sh down DIR
-#       Stops that cluster: istiod, kube-apiserver, podnet, then etcd, each by
+#       Stops that cluster: istiod, kubelet, kube-apiserver, podnet, then etcd, each by
 #       the pid in DIR/pids, SIGKILL after a bounded wait. Idempotent.
 #   hack/cluster.sh run [--crd-versions LIST] [--istiod] -- CMD ARGS...
 #       up in a temporary folder, run CMD with DIR/env in its environment, then
