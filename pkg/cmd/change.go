@@ -177,14 +177,17 @@ func (o *changeOptions) run(ctx context.Context) error {
 			}
 			permissionsChecked = true
 		}
-		// Read once: a retry after a conflict may follow a write, and the
-		// first baseline stays a lower bound for what comes after it.
-		if o.wait.enabled && o.dryRun == cmdutil.DryRunNone && istiod == nil {
-			if istiod, err = o.wait.baseline(ctx, clients, plan, o.ErrOut); err != nil {
-				return err
+		// Read once, as late as possible: after start's server dry run,
+		// right before the first write. A retry after a conflict may follow
+		// a write, and the first baseline stays a lower bound for it.
+		beforeWrites := func() error {
+			if !o.wait.enabled || o.dryRun != cmdutil.DryRunNone || istiod != nil {
+				return nil
 			}
+			istiod, err = o.wait.baseline(ctx, clients, plan, o.ErrOut)
+			return err
 		}
-		outcomes, err = o.write(ctx, clients, plan)
+		outcomes, err = o.write(ctx, clients, plan, beforeWrites)
 		return err
 	})
 	if err != nil && istiod != nil {
@@ -242,12 +245,16 @@ func plannedOutcomes(plan *routing.Plan) []outcome {
 // A start that writes several objects first sends them all as a server dry
 // run, so a change the API server would reject (schema, admission) is
 // refused before anything is stored, not halfway.
-func (o *changeOptions) write(ctx context.Context, clients *kube.Clients, plan *routing.Plan) ([]outcome, error) {
+// beforeWrites runs between that dry run and the first write.
+func (o *changeOptions) write(ctx context.Context, clients *kube.Clients, plan *routing.Plan, beforeWrites func() error) ([]outcome, error) {
 	serverDryRun := o.dryRun == cmdutil.DryRunServer
 	if !serverDryRun && o.intent.Action == routing.ActionStart && changedCount(plan) > 1 {
 		if _, err := o.writeAll(ctx, clients, plan, true); err != nil {
 			return nil, err
 		}
+	}
+	if err := beforeWrites(); err != nil {
+		return nil, err
 	}
 	return o.writeAll(ctx, clients, plan, serverDryRun)
 }

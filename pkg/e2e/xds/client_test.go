@@ -329,7 +329,8 @@ func TestWaitForReportsTheLastConfigSeen(t *testing.T) {
 	s.serve(t, productpage, "1", reviewsRoutes(90, 10))
 	c := dial(t, s, productpage, Options{})
 
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	// Long enough for the route to arrive on a loaded machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_, err := c.WaitFor(ctx, "9080", func(RouteConfig) bool { return false })
 	require.ErrorIs(t, err, context.DeadlineExceeded)
