@@ -229,15 +229,35 @@ func (m mesh) noNewFindings(t *testing.T, ns string, before []string, after stri
 	}
 }
 
+// meshScene is where most mesh tests start: reviews with its versions (and
+// Pending pods, for Istio's analyzers) in a namespace of the test's own, the
+// routing objects given, what istioctl analyze finds before the canary, and
+// productpage's sidecar.
+type meshScene struct {
+	mesh
+	ns, host    string
+	before      []string
+	productpage *xds.Client
+}
+
+func newMeshScene(t *testing.T, objects string, versions ...string) meshScene {
+	t.Helper()
+	s := meshScene{mesh: requireMesh(t), ns: shared.newNamespace(t)}
+	s.host = fqdn(s.ns, "reviews")
+	shared.deployVersions(t, s.ns, "reviews", versions...)
+	shared.pendingPods(t, s.ns, "reviews", versions...)
+	if objects != "" {
+		shared.create(t, s.ns, objects)
+	}
+	s.before = s.findings(t, s.ns)
+	t.Logf("istioctl analyze before the canary: %q", s.before)
+	s.productpage = s.sidecar(t, s.ns, "productpage", xds.Options{})
+	return s
+}
+
 func TestMeshServesTheSplitAfterEachCommand(t *testing.T) {
-	m := requireMesh(t)
-	ns := shared.newNamespace(t)
-	shared.deployVersions(t, ns, "reviews", "v1", "v2")
-	shared.pendingPods(t, ns, "reviews", "v1", "v2")
-	before := m.findings(t, ns)
-	t.Logf("istioctl analyze before the canary: %q", before)
-	productpage := m.sidecar(t, ns, "productpage", xds.Options{})
-	host := fqdn(ns, "reviews")
+	s := newMeshScene(t, "", "v1", "v2")
+	m, ns, before, productpage, host := s.mesh, s.ns, s.before, s.productpage, s.host
 
 	for _, step := range []struct {
 		args []string
@@ -262,13 +282,9 @@ func TestMeshServesTheSplitAfterEachCommand(t *testing.T) {
 }
 
 func TestMeshKeepsAPinnedHeaderRoute(t *testing.T) {
-	m := requireMesh(t)
-	ns := shared.newNamespace(t)
-	shared.deployVersions(t, ns, "reviews", "v1", "v2", "v3")
-	shared.pendingPods(t, ns, "reviews", "v1", "v2", "v3")
 	// Bookinfo's "jason goes to v2": a deliberate rule the canary of v3
 	// must leave alone.
-	shared.create(t, ns, `apiVersion: networking.istio.io/v1
+	s := newMeshScene(t, `apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: reviews}
 spec:
@@ -288,10 +304,8 @@ spec:
   subsets:
   - {name: v1, labels: {version: v1}}
   - {name: v2, labels: {version: v2}}
-`)
-	before := m.findings(t, ns)
-	productpage := m.sidecar(t, ns, "productpage", xds.Options{})
-	host := fqdn(ns, "reviews")
+`, "v1", "v2", "v3")
+	m, ns, before, productpage, host := s.mesh, s.ns, s.before, s.productpage, s.host
 	jason := func(routes []xds.Route) {
 		t.Helper()
 		require.Len(t, routes, 2, "%v", routes)
@@ -319,13 +333,8 @@ spec:
 }
 
 func TestMeshDarkLaunchRoutesTestersFirst(t *testing.T) {
-	m := requireMesh(t)
-	ns := shared.newNamespace(t)
-	shared.deployVersions(t, ns, "reviews", "v1", "v2")
-	shared.pendingPods(t, ns, "reviews", "v1", "v2")
-	before := m.findings(t, ns)
-	productpage := m.sidecar(t, ns, "productpage", xds.Options{})
-	host := fqdn(ns, "reviews")
+	s := newMeshScene(t, "", "v1", "v2")
+	m, ns, before, productpage, host := s.mesh, s.ns, s.before, s.productpage, s.host
 
 	testers := func(routes []xds.Route) {
 		t.Helper()
@@ -358,13 +367,8 @@ func TestMeshDarkLaunchRoutesTestersFirst(t *testing.T) {
 }
 
 func TestMeshMirrorsToTheCanary(t *testing.T) {
-	m := requireMesh(t)
-	ns := shared.newNamespace(t)
-	shared.deployVersions(t, ns, "reviews", "v1", "v2")
-	shared.pendingPods(t, ns, "reviews", "v1", "v2")
-	before := m.findings(t, ns)
-	productpage := m.sidecar(t, ns, "productpage", xds.Options{})
-	host := fqdn(ns, "reviews")
+	s := newMeshScene(t, "", "v1", "v2")
+	m, ns, before, productpage, host := s.mesh, s.ns, s.before, s.productpage, s.host
 
 	out := shared.mustCanary(t, "-n", ns, "start", "reviews", "--wait", "--weight", "5", "--mirror", "20")
 	waitedFor(t, out, 1, ns, "reviews")
@@ -383,11 +387,7 @@ func TestMeshMirrorsToTheCanary(t *testing.T) {
 }
 
 func TestMeshGatewayGetsTheSameSplit(t *testing.T) {
-	m := requireMesh(t)
-	ns := shared.newNamespace(t)
-	shared.deployVersions(t, ns, "reviews", "v1", "v2")
-	shared.pendingPods(t, ns, "reviews", "v1", "v2")
-	shared.create(t, ns, `apiVersion: networking.istio.io/v1
+	s := newMeshScene(t, `apiVersion: networking.istio.io/v1
 kind: Gateway
 metadata: {name: public}
 spec:
@@ -395,11 +395,9 @@ spec:
   servers:
   - port: {number: 80, name: http, protocol: HTTP}
     hosts: [www.example.com]
-`)
-	before := m.findings(t, ns)
-	productpage := m.sidecar(t, ns, "productpage", xds.Options{})
+`, "v1", "v2")
+	m, ns, before, productpage, host := s.mesh, s.ns, s.before, s.productpage, s.host
 	ingress := m.gateway(t, ns)
-	host := fqdn(ns, "reviews")
 
 	out := shared.mustCanary(t, "-n", ns, "start", "reviews", "--wait", "--weight", "30", "--gateway", ns+"/public", "--host", "www.example.com")
 	waitedFor(t, out, 2, ns, "reviews")
