@@ -191,10 +191,12 @@ func (p *proxy) handle(c net.Conn) {
 	}
 	defer up.Close()
 	c.SetReadDeadline(time.Time{})
+	// Logged before the client hears 200, so that the log line exists by the
+	// time anyone acts on the tunnel (a test may stop podnet right after).
+	p.logf("CONNECT %s -> %s", req.RequestURI, addr)
 	if _, err := io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
 		return
 	}
-	p.logf("CONNECT %s -> %s", req.RequestURI, addr)
 
 	// Bytes the client sent after its request (a pipelined first request)
 	// are still in br: they go first. Reading from br goes on reading c.
