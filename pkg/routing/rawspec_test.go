@@ -1,6 +1,8 @@
 package routing
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"testing"
 
@@ -45,4 +47,22 @@ func TestRawSpecIsEncodingJSON(t *testing.T) {
 func TestSpecHashIsStable(t *testing.T) {
 	spec := map[string]interface{}{"hosts": []interface{}{"reviews", "a\"b", "é"}, "n": int64(3), "f": 1.5, "t": true, "x": nil}
 	assert.Equal(t, `{"f":1.5,"hosts":["reviews","a\"b","é",],"n":3,"t":true,"x":null,}`, string(canonical(nil, spec)))
+}
+
+// Match fingerprints are recorded in states: they must stay the hash of
+// encoding/json's bytes.
+func TestMatchFingerprintIsOfEncodingJSON(t *testing.T) {
+	routes := []map[string]interface{}{
+		{"match": []interface{}{map[string]interface{}{"uri": map[string]interface{}{"prefix": "/api"}, "headers": map[string]interface{}{"x-b": map[string]interface{}{"regex": "^(a|b)$"}}}}},
+		{"match": []interface{}{map[string]interface{}{"port": int64(9081)}, map[string]interface{}{"sourceLabels": map[string]interface{}{"app": "<web>"}}}},
+		{"match": nil},
+		{"match": []interface{}{}},
+	}
+	for _, route := range routes {
+		data, err := json.Marshal(route["match"])
+		require.NoError(t, err)
+		sum := sha256.Sum256(data)
+		assert.Equal(t, hex.EncodeToString(sum[:6]), matchFingerprint(route), string(data))
+	}
+	assert.Empty(t, matchFingerprint(map[string]interface{}{"name": "no match"}))
 }

@@ -20,6 +20,15 @@ import (
 // several Services side by side.
 const StateAnnotationPrefix = "kubectl-canary.io/"
 
+// PreStartAnnotationPrefix starts the key of the annotation that keeps an
+// adopted object's spec from before start, for abort to restore. It is kept
+// apart from the state so that the commands in between (weight, route,
+// status) neither parse nor rewrite a copy of a spec that can hold hundreds
+// of routes. States recorded before this annotation existed carry the spec
+// as preStartSpec inside the state; they are read as before and moved here
+// on their next write.
+const PreStartAnnotationPrefix = "pre-start.kubectl-canary.io/"
+
 // ManagedByLabel marks objects the plugin created.
 const (
 	ManagedByLabel = "app.kubernetes.io/managed-by"
@@ -75,7 +84,9 @@ type State struct {
 	Created bool `json:"created,omitempty"`
 	// PreStartSpec is the spec of an adopted object before start, restored
 	// by abort when SpecHash shows nobody changed the object since.
-	// It stays raw JSON until an abort needs it.
+	// It stays raw JSON until an abort needs it. It is recorded in its own
+	// annotation (PreStartAnnotationPrefix); the JSON field is read only
+	// from states written before that.
 	PreStartSpec json.RawMessage `json:"preStartSpec,omitempty"`
 	// SpecHash is the hash of the spec the plugin last wrote.
 	SpecHash string `json:"specHash,omitempty"`
@@ -135,18 +146,27 @@ func (r RouteRef) String() string {
 // StateKey is the annotation key of a Service's canary state.
 func StateKey(service string) string { return StateAnnotationPrefix + service }
 
+// PreStartKey is the annotation key of the spec an adopted object had before
+// the Service's canary started.
+func PreStartKey(service string) string { return PreStartAnnotationPrefix + service }
+
 // ReadState returns the canary state of service recorded on obj, if any.
 func ReadState(obj *unstructured.Unstructured, service string) (*State, error) {
 	if obj == nil {
 		return nil, nil
 	}
-	raw, ok := obj.GetAnnotations()[StateKey(service)]
+	annotations := obj.GetAnnotations()
+	raw, ok := annotations[StateKey(service)]
 	if !ok {
 		return nil, nil
 	}
 	st := &State{}
 	if err := json.Unmarshal([]byte(raw), st); err != nil {
 		return nil, fmt.Errorf("annotation %s on %s %s/%s is not valid canary state (%v); remove the annotation and start again", StateKey(service), obj.GetKind(), obj.GetNamespace(), obj.GetName(), err)
+	}
+	if spec, ok := annotations[PreStartKey(service)]; ok {
+		// Checked when abort decodes it; until then it is carried as is.
+		st.PreStartSpec = json.RawMessage(spec)
 	}
 	return st, nil
 }
@@ -166,8 +186,12 @@ func StatesOn(obj *unstructured.Unstructured) map[string]*State {
 	return out
 }
 
+// writeState records st on obj: the state in one annotation, the pre-start
+// spec (if any) in another.
 func writeState(obj *unstructured.Unstructured, st *State) {
-	data, err := json.Marshal(st)
+	recorded := *st
+	recorded.PreStartSpec = nil
+	data, err := json.Marshal(&recorded)
 	if err != nil {
 		panic(fmt.Sprintf("canary state cannot fail to marshal: %v", err))
 	}
@@ -176,6 +200,14 @@ func writeState(obj *unstructured.Unstructured, st *State) {
 		annotations = map[string]string{}
 	}
 	annotations[StateKey(st.Service)] = string(data)
+	if st.PreStartSpec != nil {
+		// Unchanged specs keep their string: no copy of hundreds of routes.
+		if prev, ok := annotations[PreStartKey(st.Service)]; !ok || prev != string(st.PreStartSpec) {
+			annotations[PreStartKey(st.Service)] = string(st.PreStartSpec)
+		}
+	} else {
+		delete(annotations, PreStartKey(st.Service))
+	}
 	obj.SetAnnotations(annotations)
 }
 
@@ -323,7 +355,8 @@ func matchFingerprint(route map[string]interface{}) string {
 	if !ok {
 		return ""
 	}
-	data, _ := json.Marshal(match)
-	sum := sha256.Sum256(data)
+	// appendJSON writes what json.Marshal writes (fingerprints are
+	// recorded), without reflection: start fingerprints every managed route.
+	sum := sha256.Sum256(appendJSON(make([]byte, 0, 256), match))
 	return hex.EncodeToString(sum[:6])
 }
