@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 // adoptedFixture is hand-written routing for reviews (versions v1, v2) that
@@ -368,4 +370,64 @@ func lookup(obj interface{}, path string) interface{} {
 		}
 	}
 	return obj
+}
+
+// TestCanaryStartedByAnEarlierVersion: versions before the pre-start
+// annotation kept the pre-start spec inside the state. A canary they started
+// goes on: weight moves the spec to its own annotation on the object it
+// writes, and abort restores both objects exactly, the one still in the old
+// form included.
+func TestCanaryStartedByAnEarlierVersion(t *testing.T) {
+	t.Parallel()
+	c := shared
+	ns := c.newNamespace(t)
+	setUpAdopted(t, c, ns)
+	vs0 := c.get(t, vsV1, ns, "reviews")
+	dr0 := c.get(t, drV1, ns, "reviews")
+	c.mustCanary(t, "start", "reviews", "-n", ns)
+	toEarlierStateFormat(t, c, vsV1, ns, "reviews")
+	toEarlierStateFormat(t, c, drV1, ns, "reviews")
+
+	c.mustCanary(t, "weight", "reviews", "30", "-n", ns)
+	vs := c.get(t, vsV1, ns, "reviews")
+	assert.Equal(t, map[string]int64{"v1": 70, "v2": 30}, weights(t, vs, "http", 2))
+	assert.NotContains(t, vs.GetAnnotations()["kubectl-canary.io/reviews"], "preStartSpec")
+	var preStart map[string]interface{}
+	require.NoError(t, json.Unmarshal([]byte(vs.GetAnnotations()["pre-start.kubectl-canary.io/reviews"]), &preStart))
+	assert.Equal(t, toJSON(t, spec(vs0)), toJSON(t, preStart))
+	assert.Contains(t, c.get(t, drV1, ns, "reviews").GetAnnotations()["kubectl-canary.io/reviews"], "preStartSpec",
+		"weight wrote the DestinationRule")
+
+	c.mustCanary(t, "abort", "reviews", "-n", ns)
+	vs = c.get(t, vsV1, ns, "reviews")
+	dr := c.get(t, drV1, ns, "reviews")
+	assert.Equal(t, toJSON(t, spec(vs0)), toJSON(t, spec(vs)), "abort must restore the VirtualService's pre-start spec")
+	assert.Equal(t, toJSON(t, spec(dr0)), toJSON(t, spec(dr)), "abort must restore the DestinationRule's pre-start spec")
+	for _, obj := range []*unstructured.Unstructured{vs, dr} {
+		assert.NotContains(t, obj.GetAnnotations(), "pre-start.kubectl-canary.io/reviews", obj.GetKind())
+		assert.NotContains(t, obj.GetAnnotations()["kubectl-canary.io/reviews"], "preStartSpec", obj.GetKind())
+		assert.Equal(t, "Aborted", stateOf(t, obj, "reviews").Phase, obj.GetKind())
+	}
+	requireSameForeignMeta(t, vs0, vs)
+	requireSameForeignMeta(t, dr0, dr)
+}
+
+// toEarlierStateFormat rewrites an object's canary state of svc as versions
+// before the pre-start annotation wrote it.
+func toEarlierStateFormat(t *testing.T, c *cluster, gvr schema.GroupVersionResource, ns, name string) {
+	t.Helper()
+	obj := c.get(t, gvr, ns, name)
+	annotations := obj.GetAnnotations()
+	preStart, ok := annotations["pre-start.kubectl-canary.io/"+name]
+	require.True(t, ok, "%s %s/%s has no pre-start annotation", obj.GetKind(), ns, name)
+	var st map[string]json.RawMessage
+	require.NoError(t, json.Unmarshal([]byte(annotations["kubectl-canary.io/"+name]), &st))
+	st["preStartSpec"] = json.RawMessage(preStart)
+	data, err := json.Marshal(st)
+	require.NoError(t, err)
+	annotations["kubectl-canary.io/"+name] = string(data)
+	delete(annotations, "pre-start.kubectl-canary.io/"+name)
+	obj.SetAnnotations(annotations)
+	_, err = c.dyn.Resource(gvr).Namespace(ns).Update(context.Background(), obj, metav1.UpdateOptions{})
+	require.NoError(t, err)
 }

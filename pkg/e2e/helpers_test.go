@@ -424,7 +424,7 @@ func foreignMeta(obj *unstructured.Unstructured) (labels, annotations map[string
 		labels[k] = v
 	}
 	for k, v := range obj.GetAnnotations() {
-		if !strings.HasPrefix(k, "kubectl-canary.io/") {
+		if !strings.HasPrefix(k, "kubectl-canary.io/") && !strings.HasPrefix(k, "pre-start.kubectl-canary.io/") {
 			annotations[k] = v
 		}
 	}
