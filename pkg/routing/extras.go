@@ -79,11 +79,11 @@ func (p *planner) shapeMatchRoutes(vs *object, st *State, managed []map[string]i
 	if st.Sticky {
 		rules = append(rules, []MatchRule{{Cookie: true, Name: StickyCookie(p.svc.name), Op: "exact", Value: st.Canary}})
 	}
-	isManaged := map[uintptr]bool{}
+	isManaged := make(map[uintptr]bool, len(managed))
 	for _, m := range managed {
 		isManaged[reflect.ValueOf(m).Pointer()] = true
 	}
-	taken := map[string]bool{}
+	taken := make(map[string]bool, len(routesOf(spec, "http")))
 	for _, raw := range routesOf(spec, "http") {
 		if name := asString(asMap(raw)["name"]); !added[name] {
 			taken[name] = true

@@ -46,7 +46,20 @@ func TestRawSpecIsEncodingJSON(t *testing.T) {
 // plain strings must write what strconv.Quote writes.
 func TestSpecHashIsStable(t *testing.T) {
 	spec := map[string]interface{}{"hosts": []interface{}{"reviews", "a\"b", "é"}, "n": int64(3), "f": 1.5, "t": true, "x": nil}
-	assert.Equal(t, `{"f":1.5,"hosts":["reviews","a\"b","é",],"n":3,"t":true,"x":null,}`, string(canonical(nil, spec)))
+	var w canonicalWriter
+	w.write(spec)
+	assert.Equal(t, `{"f":1.5,"hosts":["reviews","a\"b","é",],"n":3,"t":true,"x":null,}`, string(w.buf))
+	sum := sha256.Sum256(w.buf)
+	assert.Equal(t, hex.EncodeToString(sum[:8]), specHash(spec))
+
+	// Fed to the hash in pieces, a spec of hundreds of routes hashes as its
+	// whole canonical form does.
+	big := bigSnapshot(t).VirtualServices[0].Object["spec"].(map[string]interface{})
+	w = canonicalWriter{}
+	w.write(big)
+	require.Greater(t, len(w.buf), 64<<10)
+	sum = sha256.Sum256(w.buf)
+	assert.Equal(t, hex.EncodeToString(sum[:8]), specHash(big))
 }
 
 // Match fingerprints are recorded in states: they must stay the hash of

@@ -217,8 +217,9 @@ func (f *routeFinder) find(ref RouteRef) (map[string]interface{}, error) {
 	}
 	byName, ok := f.named[ref.Kind]
 	if !ok {
-		byName = map[string]map[string]interface{}{}
-		for _, raw := range routesOf(f.spec, ref.Kind) {
+		routes := routesOf(f.spec, ref.Kind)
+		byName = make(map[string]map[string]interface{}, len(routes))
+		for _, raw := range routes {
 			r := asMap(raw)
 			if name := asString(r["name"]); name != "" && byName[name] == nil {
 				byName[name] = r

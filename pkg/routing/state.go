@@ -5,7 +5,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"sort"
+	"hash"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -224,11 +225,7 @@ func appendJSON(b []byte, v interface{}) []byte {
 		if t == nil {
 			return append(b, "null"...)
 		}
-		keys := make([]string, 0, len(t))
-		for k := range t {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
+		keys := sortedKeys(make([]string, 0, 8), t)
 		b = append(b, '{')
 		for i, k := range keys {
 			if i > 0 {
@@ -280,6 +277,16 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
+// sortedKeys appends m's keys to keys and sorts them. Callers pass a small
+// buffer that stays on the stack for the small maps specs are made of.
+func sortedKeys(keys []string, m map[string]interface{}) []string {
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
 // preStartSpec decodes PreStartSpec with numbers as the API machinery reads
 // them (int64, not float64), so a restored spec equals the saved one.
 func (st *State) preStartSpec() (map[string]interface{}, error) {
@@ -288,51 +295,59 @@ func (st *State) preStartSpec() (map[string]interface{}, error) {
 	return spec, err
 }
 
-// specHash fingerprints a spec; encoding/json sorts map keys, so equal specs
-// hash equally whatever order their fields were read in.
+// specHash fingerprints a spec; map keys are sorted, so equal specs hash
+// equally whatever order their fields were read in.
 func specHash(spec map[string]interface{}) string {
-	sum := sha256.Sum256(canonical(make([]byte, 0, 64<<10), spec))
-	return hex.EncodeToString(sum[:8])
+	w := canonicalWriter{hash: sha256.New(), buf: make([]byte, 0, 8<<10)}
+	w.write(spec)
+	w.hash.Write(w.buf)
+	return hex.EncodeToString(w.hash.Sum(nil)[:8])
 }
 
-// canonical appends a decoded JSON value in a canonical form (map keys
+// canonicalWriter writes a decoded JSON value in a canonical form (map keys
 // sorted, numbers as JSON writes them) without reflection: the plan hashes
-// every spec it writes, and specs can hold hundreds of routes.
-func canonical(b []byte, v interface{}) []byte {
+// every spec it writes, and specs can hold hundreds of routes. With a hash
+// it feeds it a few kilobytes at a time instead of building the whole form;
+// without one, buf collects the form.
+type canonicalWriter struct {
+	hash hash.Hash
+	buf  []byte
+}
+
+func (w *canonicalWriter) write(v interface{}) {
 	switch t := v.(type) {
 	case map[string]interface{}:
-		keys := make([]string, 0, len(t))
-		for k := range t {
-			keys = append(keys, k)
+		w.buf = append(w.buf, '{')
+		for _, k := range sortedKeys(make([]string, 0, 8), t) {
+			w.buf = appendQuoted(w.buf, k)
+			w.buf = append(w.buf, ':')
+			w.write(t[k])
+			w.buf = append(w.buf, ',')
 		}
-		sort.Strings(keys)
-		b = append(b, '{')
-		for _, k := range keys {
-			b = appendQuoted(b, k)
-			b = append(b, ':')
-			b = canonical(b, t[k])
-			b = append(b, ',')
-		}
-		return append(b, '}')
+		w.buf = append(w.buf, '}')
 	case []interface{}:
-		b = append(b, '[')
+		w.buf = append(w.buf, '[')
 		for _, x := range t {
-			b = canonical(b, x)
-			b = append(b, ',')
+			w.write(x)
+			w.buf = append(w.buf, ',')
 		}
-		return append(b, ']')
+		w.buf = append(w.buf, ']')
 	case string:
-		return appendQuoted(b, t)
+		w.buf = appendQuoted(w.buf, t)
 	case int64:
-		return strconv.AppendInt(b, t, 10)
+		w.buf = strconv.AppendInt(w.buf, t, 10)
 	case float64:
-		return strconv.AppendFloat(b, t, 'g', -1, 64)
+		w.buf = strconv.AppendFloat(w.buf, t, 'g', -1, 64)
 	case bool:
-		return strconv.AppendBool(b, t)
+		w.buf = strconv.AppendBool(w.buf, t)
 	case nil:
-		return append(b, "null"...)
+		w.buf = append(w.buf, "null"...)
 	default:
-		return fmt.Appendf(b, "%v", t)
+		w.buf = fmt.Appendf(w.buf, "%v", t)
+	}
+	if w.hash != nil && len(w.buf) >= cap(w.buf)/2 {
+		w.hash.Write(w.buf)
+		w.buf = w.buf[:0]
 	}
 }
 
