@@ -143,7 +143,7 @@ func (p *planner) matchRoute(route map[string]interface{}, conditions map[string
 		return nil, err
 	}
 	extra["match"] = match
-	extra["route"] = soleDestination(route, st.StableSubset, st.CanarySubset, st.CanarySubset)
+	extra["route"] = soleDestination(route, st.StableSubset, st.CanarySubset, st.CanarySubset, false)
 	for _, d := range asSlice(extra["route"]) {
 		clearStickyCookie(asMap(d), p.svc.name)
 	}
@@ -166,8 +166,8 @@ func (p *planner) shapeMirror(vs *object, st *State, route map[string]interface{
 		delete(route, "mirrorPercentage")
 		return nil
 	}
-	stable, _ := destinationTemplates(route, st.StableSubset, st.CanarySubset)
-	mirror := runtime.DeepCopyJSON(asMap(stable["destination"]))
+	stable, _ := destinationTemplates(route, st.StableSubset, st.CanarySubset, false)
+	mirror := asMap(stable["destination"])
 	mirror["subset"] = st.CanarySubset
 	route["mirror"] = mirror
 	route["mirrorPercentage"] = map[string]interface{}{"value": int64(st.Mirror)}

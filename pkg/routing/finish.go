@@ -86,7 +86,7 @@ func (p *planner) finishRoutes(vs *object, st *State, phase Phase) error {
 			if err != nil {
 				return fmt.Errorf("%v in %s; set its destinations by hand (kubectl edit virtualservice %s -n %s)", err, vs.ref(), vs.desired.GetName(), vs.desired.GetNamespace())
 			}
-			route["route"] = soleDestination(route, st.StableSubset, st.CanarySubset, target)
+			route["route"] = soleDestination(route, st.StableSubset, st.CanarySubset, target, true)
 		}
 		st.Matches, st.Sticky, st.Mirror = nil, false, 0
 		if err := p.shapeExtras(vs, st); err != nil {

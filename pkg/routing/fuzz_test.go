@@ -155,7 +155,7 @@ func FuzzRoutingInvariants(f *testing.F) {
 			mirror := int(extras) % 101
 			intent.Mirror = &mirror
 		}
-		plan, err := Compute(*snap, intent)
+		plan, err := computeChecked(t, *snap, intent)
 		if err != nil {
 			return // refusing is always allowed; writing something wrong never is
 		}
@@ -180,12 +180,12 @@ func FuzzRoutingInvariants(f *testing.F) {
 		}
 		snap.apply(plan)
 
-		plan, err = Compute(*snap, Intent{Action: ActionWeight, Weight: int(nextWeight) % 101})
+		plan, err = computeChecked(t, *snap, Intent{Action: ActionWeight, Weight: int(nextWeight) % 101})
 		require.NoError(t, err)
 		assertManagedWeightsSumTo100(t, plan)
 		snap.apply(plan)
 
-		plan, err = Compute(*snap, Intent{Action: ActionAbort})
+		plan, err = computeChecked(t, *snap, Intent{Action: ActionAbort})
 		require.NoError(t, err)
 		snap.apply(plan)
 		for _, obj := range snap.VirtualServices {
@@ -209,7 +209,7 @@ func FuzzRoutingInvariants(f *testing.F) {
 		restored := runtime.DeepCopyJSON(snap.DestinationRules[0].Object["spec"].(map[string]interface{}))
 		removeSubsets(restored, dangling)
 		require.Equal(t, original["DestinationRule/reviews"], restored, "start then abort restores the DestinationRule")
-		again, err := Compute(*snap, Intent{Action: ActionAbort})
+		again, err := computeChecked(t, *snap, Intent{Action: ActionAbort})
 		require.NoError(t, err)
 		require.False(t, again.Changed(), "abort twice writes nothing")
 	})

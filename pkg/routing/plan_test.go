@@ -72,6 +72,25 @@ func (s *Snapshot) apply(plan *Plan) {
 	s.Now = s.Now.Add(time.Minute)
 }
 
+// computeChecked is Compute that also fails the test if planning changed any
+// object of the snapshot: plans reuse parts of the copies they make, never
+// of the live objects.
+func computeChecked(t testing.TB, snap Snapshot, intent Intent) (*Plan, error) {
+	t.Helper()
+	var live, before []*unstructured.Unstructured
+	for _, list := range [][]*unstructured.Unstructured{snap.VirtualServices, snap.DestinationRules, snap.Gateways} {
+		for _, obj := range list {
+			live = append(live, obj)
+			before = append(before, obj.DeepCopy())
+		}
+	}
+	plan, err := Compute(snap, intent)
+	for i, obj := range live {
+		require.Equal(t, before[i].Object, obj.Object, "planning %s changed the snapshot's %s %s", intent.Action, obj.GetKind(), obj.GetName())
+	}
+	return plan, err
+}
+
 func (s *Snapshot) object(kind, name string) *unstructured.Unstructured {
 	list := s.VirtualServices
 	if kind == "DestinationRule" {
@@ -178,7 +197,7 @@ func TestFlowsMatchGoldenFiles(t *testing.T) {
 		t.Run(f.cluster+"/"+f.flow, func(t *testing.T) {
 			snap := loadSnapshot(t, f.cluster)
 			for i, s := range f.steps {
-				plan, err := Compute(*snap, s.intent)
+				plan, err := computeChecked(t, *snap, s.intent)
 				require.NoError(t, err, "step %s", s.name)
 				testutil.Golden(t, testutil.Testdata("routing", f.cluster, f.flow, fmt.Sprintf("%02d-%s.yaml", i+1, s.name)), renderPlan(t, plan))
 				assertManagedWeightsSumTo100(t, plan)

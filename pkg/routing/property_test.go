@@ -268,7 +268,7 @@ func TestGeneratedVirtualServicesComeBackExactly(t *testing.T) {
 		if g.maybe() {
 			intent.Matches = []MatchRule{{Name: "x-canary", Op: "exact", Value: "yes"}}
 		}
-		plan, err := Compute(snap, intent)
+		plan, err := computeChecked(t, snap, intent)
 		if err != nil {
 			continue // refusing is allowed; a wrong write is not
 		}
@@ -281,7 +281,7 @@ func TestGeneratedVirtualServicesComeBackExactly(t *testing.T) {
 		s := &snap
 		s.apply(plan)
 		for _, next := range []Intent{{Action: ActionWeight, Weight: g.r.Intn(101)}, {Action: ActionAbort}} {
-			p, err := Compute(*s, next)
+			p, err := computeChecked(t, *s, next)
 			require.NoError(t, err, "generated case %d: %v", i, next.Action)
 			s.apply(p)
 		}
@@ -294,7 +294,7 @@ func TestGeneratedVirtualServicesComeBackExactly(t *testing.T) {
 		// start → promote leaves every part it does not manage as it was.
 		r := &restart
 		r.apply(plan)
-		p, err := Compute(*r, Intent{Action: ActionPromote})
+		p, err := computeChecked(t, *r, Intent{Action: ActionPromote})
 		require.NoError(t, err, "generated case %d: promote", i)
 		r.apply(p)
 		for _, obj := range r.VirtualServices {

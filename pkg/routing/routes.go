@@ -139,20 +139,24 @@ func isSplittable(route map[string]interface{}, svc serviceRef, objectNamespace,
 	return toStable
 }
 
-// splitDestinations returns the destination list [stable: 100-w, canary: w].
-// The entries start as copies of the route's own destinations so that ports,
-// header rules and fields unknown to the plugin survive.
+// splitDestinations returns the new destination list of route, [stable:
+// 100-w, canary: w], for the caller to set as route["route"]. The entries
+// are the route's own destinations, so that ports, header rules and fields
+// unknown to the plugin survive; they are reused, not copied, since the list
+// they were in is being replaced.
 func splitDestinations(route map[string]interface{}, stableSubset, canarySubset string, canaryWeight int64) []interface{} {
-	stable, canary := destinationTemplates(route, stableSubset, canarySubset)
+	stable, canary := destinationTemplates(route, stableSubset, canarySubset, true)
 	stable["weight"] = 100 - canaryWeight
 	canary["weight"] = canaryWeight
 	return []interface{}{stable, canary}
 }
 
 // soleDestination returns the destination list that sends everything to one
-// subset, the shape a route has before and after a canary.
-func soleDestination(route map[string]interface{}, stableSubset, canarySubset, target string) []interface{} {
-	stable, canary := destinationTemplates(route, stableSubset, canarySubset)
+// subset, the shape a route has before and after a canary. replacing says
+// that the list is to replace route["route"], whose entries may then be
+// reused; otherwise they are copied.
+func soleDestination(route map[string]interface{}, stableSubset, canarySubset, target string, replacing bool) []interface{} {
+	stable, canary := destinationTemplates(route, stableSubset, canarySubset, replacing)
 	d := stable
 	if target == canarySubset {
 		d = canary
@@ -161,25 +165,35 @@ func soleDestination(route map[string]interface{}, stableSubset, canarySubset, t
 	return []interface{}{d}
 }
 
-func destinationTemplates(route map[string]interface{}, stableSubset, canarySubset string) (stable, canary map[string]interface{}) {
+// destinationTemplates returns the route's destination entries for the
+// stable and the canary subset, one made from the other when the route has
+// just one. They are the route's own entries when reuse is set (the caller
+// replaces the route's list), copies otherwise.
+func destinationTemplates(route map[string]interface{}, stableSubset, canarySubset string, reuse bool) (stable, canary map[string]interface{}) {
+	own := func(d map[string]interface{}) map[string]interface{} {
+		if reuse {
+			return d
+		}
+		return runtime.DeepCopyJSON(d)
+	}
 	for _, raw := range destinationsOf(route) {
 		d := asMap(raw)
 		switch destinationSubset(d) {
 		case "", stableSubset:
 			if stable == nil {
-				stable = runtime.DeepCopyJSONValue(d).(map[string]interface{})
+				stable = own(d)
 			}
 		case canarySubset:
 			if canary == nil {
-				canary = runtime.DeepCopyJSONValue(d).(map[string]interface{})
+				canary = own(d)
 			}
 		}
 	}
 	if stable == nil && canary != nil {
-		stable = runtime.DeepCopyJSONValue(canary).(map[string]interface{})
+		stable = runtime.DeepCopyJSON(canary)
 	}
 	if canary == nil {
-		canary = runtime.DeepCopyJSONValue(stable).(map[string]interface{})
+		canary = runtime.DeepCopyJSON(stable)
 	}
 	setSubset(stable, stableSubset)
 	setSubset(canary, canarySubset)
