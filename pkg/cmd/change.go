@@ -170,8 +170,10 @@ func (o *changeOptions) run(ctx context.Context) error {
 			return nil
 		}
 		// Asking first matters only when a refusal could come after another
-		// write; a lone write that is refused has changed nothing.
-		if !permissionsChecked && changedCount(plan) > 1 && o.dryRun == cmdutil.DryRunNone {
+		// write; a lone write that is refused has changed nothing. start
+		// runs every write as a server dry run first, which the API server
+		// authorises like the real one, so it needs no question either.
+		if !permissionsChecked && changedCount(plan) > 1 && o.dryRun == cmdutil.DryRunNone && o.intent.Action != routing.ActionStart {
 			if err := clients.CheckPermissions(ctx, plan.Changes); err != nil {
 				return err
 			}
@@ -261,6 +263,7 @@ func (o *changeOptions) write(ctx context.Context, clients *kube.Clients, plan *
 
 func (o *changeOptions) writeAll(ctx context.Context, clients *kube.Clients, plan *routing.Plan, serverDryRun bool) ([]outcome, error) {
 	var out []outcome
+	var written []string
 	for _, c := range plan.Changes {
 		if !c.Changed() {
 			out = append(out, outcome{change: c, result: c.Live})
@@ -275,6 +278,11 @@ func (o *changeOptions) writeAll(ctx context.Context, clients *kube.Clients, pla
 			if c.Live == nil {
 				verb = "create"
 			}
+			if apierrors.IsForbidden(err) && len(written) > 0 {
+				// Permissions changed since they were checked. The writes
+				// are ordered so that stopping between two is safe.
+				return nil, fmt.Errorf("not allowed to %s %s in namespace %s, after %s was written (traffic only goes to subsets that exist); ask for this permission (see the RBAC section of the README) and run the same command again to finish: %w", verb, kube.ResourceOf(c.Desired), c.Desired.GetNamespace(), strings.Join(written, " and "), err)
+			}
 			if apierrors.IsForbidden(err) {
 				return nil, fmt.Errorf("not allowed to %s %s in namespace %s; nothing was changed. Ask for this permission (see the RBAC section of the README): %w", verb, kube.ResourceOf(c.Desired), c.Desired.GetNamespace(), err)
 			}
@@ -284,6 +292,9 @@ func (o *changeOptions) writeAll(ctx context.Context, clients *kube.Clients, pla
 			return nil, fmt.Errorf("cannot %s %s %s/%s: %w", verb, c.Desired.GetKind(), c.Desired.GetNamespace(), c.Desired.GetName(), err)
 		}
 		out = append(out, outcome{change: c, result: result})
+		if !serverDryRun {
+			written = append(written, fmt.Sprintf("%s %s/%s", c.Desired.GetKind(), c.Desired.GetNamespace(), c.Desired.GetName()))
+		}
 	}
 	return out, nil
 }

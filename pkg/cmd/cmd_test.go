@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"regexp"
 	"strings"
@@ -35,8 +36,11 @@ type fakeCluster struct {
 	namespace string
 	core      *fake.Clientset
 	dynamic   *dynamicfake.FakeDynamicClient
-	// denied lists "verb resource" pairs the fake authorizer refuses.
+	// denied lists "verb resource" pairs the fake authorizer refuses, in
+	// SelfSubjectAccessReviews and in writes (dry runs too).
 	denied map[string]bool
+	// permissions is the clients' permission cache; nil asks every time.
+	permissions *kube.PermissionCache
 }
 
 func (f *fakeCluster) Namespace() (string, error) { return f.namespace, nil }
@@ -50,7 +54,7 @@ func (f *fakeCluster) mutateService(t *testing.T, mutate func(*corev1.Service)) 
 }
 
 func (f *fakeCluster) Clients() (*kube.Clients, error) {
-	return &kube.Clients{Core: f.core, Dynamic: f.dynamic, IstioVersion: "v1"}, nil
+	return &kube.Clients{Core: f.core, Dynamic: f.dynamic, IstioVersion: "v1", Permissions: f.permissions}, nil
 }
 
 var (
@@ -91,6 +95,15 @@ func newFakeCluster(t *testing.T, fixture, namespace string) *fakeCluster {
 	f.dynamic.PrependReactor("*", "*", func(action clienttesting.Action) (bool, runtime.Object, error) {
 		if isDryRun(action) {
 			return true, action.(interface{ GetObject() runtime.Object }).GetObject(), nil
+		}
+		return false, nil, nil
+	})
+	// Prepended last, so it runs first: refused writes are refused before
+	// they are stored or answered as dry runs.
+	f.dynamic.PrependReactor("*", "*", func(action clienttesting.Action) (bool, runtime.Object, error) {
+		gr := action.GetResource().GroupResource()
+		if f.denied[action.GetVerb()+" "+gr.Resource] {
+			return true, nil, apierrors.NewForbidden(gr, "", fmt.Errorf("RBAC: the fake authorizer refuses %s", action.GetVerb()))
 		}
 		return false, nil, nil
 	})

@@ -37,6 +37,9 @@ type Clients struct {
 	Config *rest.Config
 	// IstioVersion is the networking.istio.io version to read and write.
 	IstioVersion string
+	// Permissions remembers allowed writes for a few minutes; nil asks
+	// every time.
+	Permissions *PermissionCache
 }
 
 // VirtualServices is the resource of VirtualServices at the chosen version.
@@ -127,7 +130,11 @@ func (f *configFlagsFactory) Clients() (*Clients, error) {
 	if err != nil {
 		return nil, err
 	}
-	f.clients = &Clients{Core: core, Dynamic: dyn, Config: config, IstioVersion: version}
+	var cacheDir string
+	if f.flags.CacheDir != nil {
+		cacheDir = *f.flags.CacheDir
+	}
+	f.clients = &Clients{Core: core, Dynamic: dyn, Config: config, IstioVersion: version, Permissions: NewPermissionCache(cacheDir, config)}
 	return f.clients, nil
 }
 

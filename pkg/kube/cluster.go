@@ -275,10 +275,23 @@ func (c *Clients) Write(ctx context.Context, change routing.Change, serverDryRun
 	client := c.Dynamic.Resource(gvr).Namespace(change.Desired.GetNamespace())
 	desired := change.Desired.DeepCopy()
 	desired.SetAPIVersion(c.APIVersion())
+	verb := "update"
+	var written *unstructured.Unstructured
+	var err error
 	if change.Live == nil {
-		return client.Create(ctx, desired, metav1.CreateOptions{DryRun: dryRun, FieldManager: FieldManager})
+		verb = "create"
+		written, err = client.Create(ctx, desired, metav1.CreateOptions{DryRun: dryRun, FieldManager: FieldManager})
+	} else {
+		written, err = client.Update(ctx, desired, metav1.UpdateOptions{DryRun: dryRun, FieldManager: FieldManager})
 	}
-	return client.Update(ctx, desired, metav1.UpdateOptions{DryRun: dryRun, FieldManager: FieldManager})
+	switch {
+	case err == nil:
+		// Authorised like a real write, a dry run is an answer too.
+		c.Permissions.Remember(verb, gvr.Resource, change.Desired.GetNamespace())
+	case apierrors.IsForbidden(err):
+		c.Permissions.Forget()
+	}
+	return written, err
 }
 
 // ResourceOf names an object's resource the way RBAC rules and errors do,
@@ -297,7 +310,8 @@ func IsRetryable(err error) bool {
 
 // CheckPermissions asks the API server, before the first write, whether
 // every write of the plan is allowed, so a missing permission stops the
-// command before it changes anything.
+// command before it changes anything. Answers remembered by Permissions are
+// not asked again.
 func (c *Clients) CheckPermissions(ctx context.Context, changes []routing.Change) error {
 	type need struct{ verb, resource, namespace string }
 	var needs []need
@@ -313,7 +327,7 @@ func (c *Clients) CheckPermissions(ctx context.Context, changes []routing.Change
 		if ch.Live == nil {
 			n.verb = "create"
 		}
-		if !seen[n] {
+		if !seen[n] && !c.Permissions.Allowed(n.verb, n.resource, n.namespace) {
 			seen[n] = true
 			needs = append(needs, n)
 		}
@@ -344,6 +358,8 @@ func (c *Clients) CheckPermissions(ctx context.Context, changes []routing.Change
 		}
 		if !allowed[i] {
 			denied = append(denied, fmt.Sprintf("%s %s.%s in namespace %s", n.verb, n.resource, IstioNetworkingGroup, n.namespace))
+		} else {
+			c.Permissions.Remember(n.verb, n.resource, n.namespace)
 		}
 	}
 	if len(denied) > 0 {
