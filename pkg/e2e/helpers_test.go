@@ -532,9 +532,10 @@ func toJSON(t *testing.T, v interface{}) string {
 
 // auditEvent is the part of an audit log line (level Metadata) the tests read.
 type auditEvent struct {
-	Verb       string
-	UserAgent  string
-	User       struct{ Username string }
+	Verb             string
+	UserAgent        string
+	User             struct{ Username string }
+	ImpersonatedUser *struct{ Username string }
 	RequestURI string
 	ObjectRef  *struct {
 		Resource, Namespace, Name, APIGroup, APIVersion string
@@ -545,6 +546,12 @@ type auditEvent struct {
 // audit returns the API server's audit events about namespace ns.
 func (c *cluster) audit(t *testing.T, ns string) []auditEvent {
 	t.Helper()
+	return c.auditWhere(t, func(e auditEvent) bool { return e.ObjectRef != nil && e.ObjectRef.Namespace == ns })
+}
+
+// auditWhere returns the API server's audit events that keep says to keep.
+func (c *cluster) auditWhere(t *testing.T, keep func(auditEvent) bool) []auditEvent {
+	t.Helper()
 	data, err := os.ReadFile(c.env["CANARY_E2E_AUDIT_LOG"])
 	require.NoError(t, err)
 	var out []auditEvent
@@ -553,7 +560,7 @@ func (c *cluster) audit(t *testing.T, ns string) []auditEvent {
 		if len(line) == 0 || json.Unmarshal(line, &e) != nil {
 			continue // the server may be writing the last line
 		}
-		if e.ObjectRef != nil && e.ObjectRef.Namespace == ns {
+		if keep(e) {
 			out = append(out, e)
 		}
 	}

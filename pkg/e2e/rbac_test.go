@@ -175,25 +175,120 @@ func withoutGrant(role *rbacv1.Role, drop grant) *rbacv1.Role {
 // authorizer sees the binding.
 func (c *cluster) bindUser(t *testing.T, ns string, role *rbacv1.Role) {
 	t.Helper()
+	c.bindAs(t, ns, role, "canary-user")
+}
+
+// bindAs creates role in ns, binds user to it (canary-user, or a name the
+// admin impersonates), and waits until the authorizer sees the binding.
+func (c *cluster) bindAs(t *testing.T, ns string, role *rbacv1.Role, user string) {
+	t.Helper()
 	role = role.DeepCopy()
 	role.Namespace = ns
 	data, err := yaml.Marshal(role)
 	require.NoError(t, err)
 	c.create(t, ns, string(data))
-	c.kubectl(t, "", "create", "rolebinding", "canary-user", "-n", ns, "--role", role.Name, "--user", "canary-user")
+	c.kubectl(t, "", "create", "rolebinding", user, "-n", ns, "--role", role.Name, "--user", user)
+	c.waitCan(t, ns, user, grantsOf(role)[0], true)
+}
 
-	g := grantsOf(role)[0]
+// waitCan waits until the authorizer answers can (true or false) to user
+// doing g in ns.
+func (c *cluster) waitCan(t *testing.T, ns, user string, g grant, can bool) {
+	t.Helper()
 	resource := g.resource
 	if g.group != "" {
 		resource += "." + g.group
 	}
+	env := c.commandEnv()
+	args := []string{"auth", "can-i", g.verb, resource, "-n", ns, "--as", user}
+	if user == "canary-user" {
+		env, args = c.commandEnv("KUBECONFIG="+c.userKubeconfig), args[:len(args)-2]
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		r := run(t, c.commandEnv("KUBECONFIG="+c.userKubeconfig), "", "auth", "can-i", g.verb, resource, "-n", ns)
-		if r.err == nil {
+		r := run(t, env, "", args...)
+		if (r.err == nil) == can {
 			return
 		}
-		require.True(t, time.Now().Before(deadline), "canary-user still cannot %s after 30s:\n%s", g, r)
+		require.True(t, time.Now().Before(deadline), "%s can-i %s still not %v after 30s:\n%s", user, g, can, r)
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// TestPermissionAnswersAreRemembered: abort, which writes two objects, asks
+// the API server before its first write only what it has not learnt in the
+// last minutes (audit log); a permission revoked meanwhile shows as a
+// refused second write that says what was written, and the same command
+// finishes once the permission is back.
+func TestPermissionAnswersAreRemembered(t *testing.T) {
+	t.Parallel()
+	c := shared
+	ns := c.newNamespace(t)
+	user := "cache-user-" + ns
+	c.deployVersions(t, ns, "reviews", "v1", "v2")
+	role := readmeRole(t)
+	c.bindAs(t, ns, role, user)
+	env := []string{"KUBECACHEDIR=" + t.TempDir()}
+	canary := func(args ...string) result {
+		return c.canary(t, env, append(args, "-n", ns, "--as", user)...)
+	}
+	questions := func() int {
+		return len(c.auditWhere(t, func(e auditEvent) bool {
+			// The plugin's, not kubectl auth can-i's (waitCan).
+			return e.ObjectRef != nil && e.ObjectRef.Resource == "selfsubjectaccessreviews" &&
+				e.ImpersonatedUser != nil && e.ImpersonatedUser.Username == user && strings.HasPrefix(e.UserAgent, "kubectl-canary")
+		}))
+	}
+	must := func(args ...string) {
+		t.Helper()
+		r := canary(args...)
+		require.NoError(t, r.err, "%s", r)
+	}
+
+	must("start", "reviews")
+	must("weight", "reviews", "30")
+	require.Equal(t, 0, questions(), "start's server dry run answers its questions")
+	must("abort", "reviews")
+	require.Equal(t, 1, questions(), "abort asks only about update destinationrules: start created it, weight updated the VirtualService")
+	must("start", "reviews")
+	before := len(c.audit(t, ns))
+	must("abort", "reviews")
+	require.Equal(t, 1, questions(), "the second abort asked again")
+	var requests []string
+	for _, e := range c.audit(t, ns)[before:] {
+		requests = append(requests, e.Verb+" "+e.ObjectRef.Resource)
+	}
+	assert.ElementsMatch(t, []string{"get services", "list deployments", "list virtualservices", "list destinationrules",
+		"update virtualservices", "update destinationrules"}, requests, "abort with answers remembered: one read per kind, one write per object")
+
+	// Revoked while remembered: the second write is refused.
+	must("start", "reviews")
+	updateDR := grant{"networking.istio.io", "destinationrules", "update"}
+	c.replaceRole(t, ns, withoutGrant(role, updateDR))
+	c.waitCan(t, ns, user, updateDR, false)
+	r := canary("abort", "reviews")
+	require.Error(t, r.err)
+	assert.Contains(t, r.stderr, "not allowed to update destinationrules.networking.istio.io in namespace "+ns+", after VirtualService "+ns+"/reviews was written")
+	assert.Contains(t, r.stderr, "run the same command again to finish")
+	assert.Equal(t, map[string]int64{"v1": 100}, weights(t, c.get(t, vsV1, ns, "reviews"), "http", 0), "traffic is back on stable")
+	assert.Contains(t, subsets(c.get(t, drV1, ns, "reviews")), "v2", "the canary subset stays until the DestinationRule is written")
+	files, _ := filepath.Glob(filepath.Join(strings.TrimPrefix(env[0], "KUBECACHEDIR="), "kubectl-canary", "permissions", "*"))
+	assert.Empty(t, files, "a refused write forgets the remembered answers")
+
+	// Granted again, the same command finishes.
+	c.replaceRole(t, ns, role)
+	c.waitCan(t, ns, user, updateDR, true)
+	must("abort", "reviews")
+	assert.Equal(t, map[string]map[string]string{"v1": {"version": "v1"}}, subsets(c.get(t, drV1, ns, "reviews")))
+	assert.Equal(t, "Aborted", stateOf(t, c.get(t, drV1, ns, "reviews"), "reviews").Phase)
+}
+
+// replaceRole replaces the Role of role's name in ns with role.
+func (c *cluster) replaceRole(t *testing.T, ns string, role *rbacv1.Role) {
+	t.Helper()
+	role = role.DeepCopy()
+	role.Namespace = ns
+	data, err := yaml.Marshal(role)
+	require.NoError(t, err)
+	c.kubectl(t, string(data), "replace", "-n", ns, "-f", "-")
 }
