@@ -536,8 +536,8 @@ type auditEvent struct {
 	UserAgent        string
 	User             struct{ Username string }
 	ImpersonatedUser *struct{ Username string }
-	RequestURI string
-	ObjectRef  *struct {
+	RequestURI       string
+	ObjectRef        *struct {
 		Resource, Namespace, Name, APIGroup, APIVersion string
 	}
 	ResponseStatus struct{ Code int }
