@@ -20,7 +20,7 @@ func (p *planner) shapeExtras(vs *object, st *State) error {
 	managed := make([]map[string]interface{}, 0, len(st.Routes))
 	finder := newRouteFinder(spec)
 	for _, ref := range st.Routes {
-		route, err := finder.find(ref)
+		route, err := finder.findManaged(ref, st.StableSubset, st.CanarySubset)
 		if err != nil {
 			return fmt.Errorf("%v in %s; abort the canary and start it again", err, vs.ref())
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -471,5 +472,33 @@ func TestEveryStartClaimsTheDestinationRuleFirst(t *testing.T) {
 		first := plan.Changes[0]
 		assert.Equal(t, "DestinationRule", first.Desired.GetKind(), cluster)
 		assert.True(t, first.Changed(), cluster)
+	}
+}
+
+// Someone pointed every destination of a managed route elsewhere while the
+// canary ran: the commands that set its destinations refuse, naming it,
+// instead of guessing (or failing on the missing destination).
+func TestManagedRoutePointedElsewhereIsRefused(t *testing.T) {
+	for _, intent := range []Intent{weight(50), promote, abort} {
+		t.Run(string(intent.Action), func(t *testing.T) {
+			snap := loadSnapshot(t, "no-istio")
+			plan, err := Compute(*snap, Intent{Action: ActionStart, Weight: 10, Mirror: intPtr(20), Matches: []MatchRule{{Name: "x-tester", Op: "exact", Value: "yes"}}})
+			require.NoError(t, err)
+			snap.apply(plan)
+			vs := snap.object("VirtualService", "reviews")
+			http, _, _ := unstructured.NestedSlice(vs.Object, "spec", "http")
+			for _, raw := range http {
+				route := raw.(map[string]interface{})
+				if route["name"] == nil || !strings.HasPrefix(route["name"].(string), "canary-") {
+					route["route"] = []interface{}{map[string]interface{}{"destination": map[string]interface{}{"host": "reviews", "subset": "legacy"}}}
+				}
+			}
+			require.NoError(t, unstructured.SetNestedSlice(vs.Object, http, "spec", "http"))
+
+			_, err = computeChecked(t, *snap, intent)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "VirtualService shop/reviews")
+			assert.Contains(t, err.Error(), "sends no traffic to subset v1 or v2")
+		})
 	}
 }

@@ -247,6 +247,23 @@ func (f *routeFinder) find(ref RouteRef) (map[string]interface{}, error) {
 	return nil, fmt.Errorf("managed %s is gone", ref)
 }
 
+// findManaged finds a managed route and checks that it still sends traffic
+// to the canary's subsets: a route someone pointed elsewhere in the meantime
+// is theirs now, and its destinations cannot be set from ours.
+func (f *routeFinder) findManaged(ref RouteRef, stableSubset, canarySubset string) (map[string]interface{}, error) {
+	route, err := f.find(ref)
+	if err != nil {
+		return nil, err
+	}
+	for _, raw := range destinationsOf(route) {
+		switch destinationSubset(asMap(raw)) {
+		case "", stableSubset, canarySubset:
+			return route, nil
+		}
+	}
+	return nil, fmt.Errorf("managed %s sends no traffic to subset %s or %s any more", ref, stableSubset, canarySubset)
+}
+
 // locateRoute finds a recorded route: by name when it has one, else at its
 // recorded index if the match there is unchanged, else by its match alone.
 func locateRoute(spec map[string]interface{}, ref RouteRef) (map[string]interface{}, error) {

@@ -280,7 +280,7 @@ func chooseManagedRoutes(vs *object, svc serviceRef, stableSubset, canarySubset 
 func splitRoutes(vs *object, refs []RouteRef, stableSubset, canarySubset string, weight int64) error {
 	finder := newRouteFinder(vs.spec())
 	for _, ref := range refs {
-		route, err := finder.find(ref)
+		route, err := finder.findManaged(ref, stableSubset, canarySubset)
 		if err != nil {
 			return fmt.Errorf("%v in %s: someone changed it; abort the canary and start it again", err, vs.ref())
 		}
