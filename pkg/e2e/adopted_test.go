@@ -396,7 +396,7 @@ func TestCanaryStartedByAnEarlierVersion(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(vs.GetAnnotations()["pre-start.kubectl-canary.io/reviews"]), &preStart))
 	assert.Equal(t, toJSON(t, spec(vs0)), toJSON(t, preStart))
 	assert.Contains(t, c.get(t, drV1, ns, "reviews").GetAnnotations()["kubectl-canary.io/reviews"], "preStartSpec",
-		"weight wrote the DestinationRule")
+		"weight left the DestinationRule (which it does not change) in the earlier form")
 
 	c.mustCanary(t, "abort", "reviews", "-n", ns)
 	vs = c.get(t, vsV1, ns, "reviews")

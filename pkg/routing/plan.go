@@ -279,8 +279,11 @@ func (p *planner) setState(o *object, st *State) {
 	// tells whether the object changes; the state is encoded once.
 	if o.live == nil || prev == nil || !sameObject(o.liveSpec(), o.spec()) || !sameState(prev, st) {
 		st.UpdatedAt = p.snap.Now.UTC().Truncate(time.Second)
+		writeState(o.desired, st)
 	}
-	writeState(o.desired, st)
+	// Otherwise the object keeps its annotations as they are: a command
+	// that changes nothing writes nothing, also where the state is recorded
+	// the way an earlier version did.
 }
 
 // sameState compares two states as they would be recorded.

@@ -165,7 +165,11 @@ func ReadState(obj *unstructured.Unstructured, service string) (*State, error) {
 	if err := json.Unmarshal([]byte(raw), st); err != nil {
 		return nil, fmt.Errorf("annotation %s on %s %s/%s is not valid canary state (%v); remove the annotation and start again", StateKey(service), obj.GetKind(), obj.GetNamespace(), obj.GetName(), err)
 	}
-	if spec, ok := annotations[PreStartKey(service)]; ok {
+	// A spec inside the state was written by a version before the
+	// annotation, which never removes the annotation: when both are there,
+	// the one inside is the newer (a start by that version after an abort
+	// by it left an older annotation behind).
+	if spec, ok := annotations[PreStartKey(service)]; ok && st.PreStartSpec == nil {
 		// Checked when abort decodes it; until then it is carried as is.
 		st.PreStartSpec = json.RawMessage(spec)
 	}

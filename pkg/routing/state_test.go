@@ -81,6 +81,29 @@ func TestStateRecordedBeforeThePreStartAnnotation(t *testing.T) {
 		}
 	})
 
+	t.Run("a command that changes nothing writes nothing", func(t *testing.T) {
+		snap := started(t)
+		plan, err := computeChecked(t, *snap, Intent{Action: ActionWeight, Weight: 10})
+		require.NoError(t, err)
+		assert.False(t, plan.Changed(), "weight to the same weight rewrote the state")
+	})
+
+	// That version never removed the annotation: after one of ours started
+	// and one of theirs aborted and started again on an edited object, the
+	// annotation is older than the spec inside the state.
+	t.Run("the spec inside the state wins over a stale annotation", func(t *testing.T) {
+		snap := started(t)
+		vs := snap.object("VirtualService", "reviews")
+		annotations := vs.GetAnnotations()
+		annotations[PreStartKey("reviews")] = `{"hosts":["reviews"],"http":[{"route":[{"destination":{"host":"reviews","subset":"stale"}}]}]}`
+		vs.SetAnnotations(annotations)
+		plan, err := computeChecked(t, *snap, Intent{Action: ActionAbort})
+		require.NoError(t, err)
+		snap.apply(plan)
+		assert.Equal(t, normalize(t, original.object("VirtualService", "reviews").Object["spec"]), normalize(t, snap.object("VirtualService", "reviews").Object["spec"]))
+		assert.NotContains(t, snap.object("VirtualService", "reviews").GetAnnotations(), PreStartKey("reviews"), "abort leaves the stale annotation")
+	})
+
 	t.Run("weight moves the spec to its annotation, and abort still restores", func(t *testing.T) {
 		snap := started(t)
 		plan, err := Compute(*snap, Intent{Action: ActionWeight, Weight: 30})
