@@ -3,6 +3,7 @@ package cmd
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -42,6 +43,9 @@ type changeOptions struct {
 	// written (run records its progress in the state this way).
 	amend func(*routing.Plan) error
 	wait  waitFlags
+	// written names the objects this run has written, across the retries
+	// that follow a conflict, for the error of a refused later write.
+	written []string
 }
 
 // verb is the Complete, Validate, Run shape every command's Options have.
@@ -133,6 +137,7 @@ func (o *changeOptions) Run(cmd *cobra.Command) error { return o.run(cmd.Context
 // run reads, plans and writes, starting over when another writer changed an
 // object in between, so neither that writer's change nor the intent is lost.
 func (o *changeOptions) run(ctx context.Context) error {
+	o.written = nil
 	clients, err := o.factory.Clients()
 	if err != nil {
 		return err
@@ -263,7 +268,6 @@ func (o *changeOptions) write(ctx context.Context, clients *kube.Clients, plan *
 
 func (o *changeOptions) writeAll(ctx context.Context, clients *kube.Clients, plan *routing.Plan, serverDryRun bool) ([]outcome, error) {
 	var out []outcome
-	var written []string
 	for _, c := range plan.Changes {
 		if !c.Changed() {
 			out = append(out, outcome{change: c, result: c.Live})
@@ -278,10 +282,10 @@ func (o *changeOptions) writeAll(ctx context.Context, clients *kube.Clients, pla
 			if c.Live == nil {
 				verb = "create"
 			}
-			if apierrors.IsForbidden(err) && len(written) > 0 {
+			if apierrors.IsForbidden(err) && len(o.written) > 0 {
 				// Permissions changed since they were checked. The writes
 				// are ordered so that stopping between two is safe.
-				return nil, fmt.Errorf("not allowed to %s %s in namespace %s, after %s was written (traffic only goes to subsets that exist); ask for this permission (see the RBAC section of the README) and run the same command again to finish: %w", verb, kube.ResourceOf(c.Desired), c.Desired.GetNamespace(), strings.Join(written, " and "), err)
+				return nil, fmt.Errorf("not allowed to %s %s in namespace %s, after %s was written (traffic only goes to subsets that exist); ask for this permission (see the RBAC section of the README) and run the same command again to finish: %w", verb, kube.ResourceOf(c.Desired), c.Desired.GetNamespace(), strings.Join(o.written, " and "), err)
 			}
 			if apierrors.IsForbidden(err) {
 				return nil, fmt.Errorf("not allowed to %s %s in namespace %s; nothing was changed. Ask for this permission (see the RBAC section of the README): %w", verb, kube.ResourceOf(c.Desired), c.Desired.GetNamespace(), err)
@@ -292,8 +296,8 @@ func (o *changeOptions) writeAll(ctx context.Context, clients *kube.Clients, pla
 			return nil, fmt.Errorf("cannot %s %s %s/%s: %w", verb, c.Desired.GetKind(), c.Desired.GetNamespace(), c.Desired.GetName(), err)
 		}
 		out = append(out, outcome{change: c, result: result})
-		if !serverDryRun {
-			written = append(written, fmt.Sprintf("%s %s/%s", c.Desired.GetKind(), c.Desired.GetNamespace(), c.Desired.GetName()))
+		if name := fmt.Sprintf("%s %s/%s", c.Desired.GetKind(), c.Desired.GetNamespace(), c.Desired.GetName()); !serverDryRun && !slices.Contains(o.written, name) {
+			o.written = append(o.written, name)
 		}
 	}
 	return out, nil

@@ -1,14 +1,18 @@
 package cmd
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
+	clienttesting "k8s.io/client-go/testing"
 
 	"github.com/kubectl-canary/kubectl-canary/pkg/kube"
 )
@@ -117,4 +121,27 @@ func subsetsOf(t *testing.T, dr *unstructured.Unstructured) []interface{} {
 	subsets, _, err := unstructured.NestedSlice(dr.Object, "spec", "subsets")
 	require.NoError(t, err)
 	return subsets
+}
+
+// A write refused after a conflict made the command read and plan again
+// still names what the first attempt wrote.
+func TestRefusedWriteAfterARetryNamesWhatWasWritten(t *testing.T) {
+	f := newFakeCluster(t, "no-istio", "shop")
+	_, _, err := f.run("start", "reviews")
+	require.NoError(t, err)
+	drUpdates := 0
+	f.dynamic.PrependReactor("update", "destinationrules", func(action clienttesting.Action) (bool, runtime.Object, error) {
+		if isDryRun(action) {
+			return false, nil, nil
+		}
+		drUpdates++
+		if drUpdates == 1 {
+			return true, nil, apierrors.NewConflict(drGVR.GroupResource(), "reviews", errors.New("the object has been modified"))
+		}
+		return true, nil, apierrors.NewForbidden(drGVR.GroupResource(), "reviews", errors.New("RBAC: revoked"))
+	})
+	_, _, err = f.run("abort", "reviews")
+	require.Error(t, err)
+	assert.Equal(t, 2, drUpdates, "the conflict is retried")
+	assert.Contains(t, err.Error(), "not allowed to update destinationrules.networking.istio.io in namespace shop, after VirtualService shop/reviews was written")
 }
