@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -49,6 +50,16 @@ func TestRememberedPermissionsAreNotAskedAgain(t *testing.T) {
 	_, _, err = f.run("abort", "reviews")
 	require.NoError(t, err)
 	assert.Equal(t, 1, f.accessReviews(), "abort asks only what it does not know")
+	for _, a := range f.core.Actions() {
+		create, ok := a.(clienttesting.CreateAction)
+		if !ok {
+			continue
+		}
+		if review, ok := create.GetObject().(*authorizationv1.SelfSubjectAccessReview); ok {
+			assert.Equal(t, authorizationv1.ResourceAttributes{Namespace: "shop", Verb: "update", Group: "networking.istio.io", Resource: "destinationrules", Name: "reviews"},
+				*review.Spec.ResourceAttributes, "updates are asked about by name (RBAC can grant them by name)")
+		}
+	}
 
 	_, _, err = f.run("start", "reviews")
 	require.NoError(t, err)
@@ -90,7 +101,10 @@ func TestPermissionRevokedWhileRemembered(t *testing.T) {
 		dests[0].(map[string]interface{})["route"], "traffic is back on stable")
 	assert.Len(t, subsetsOf(t, f.get(drGVR, "reviews")), 2, "the canary subset is still there")
 	files, _ := filepath.Glob(filepath.Join(cacheDir, "kubectl-canary", "permissions", "*.json"))
-	assert.Empty(t, files, "a refused write forgets what was remembered")
+	require.Len(t, files, 1)
+	data, err := os.ReadFile(files[0])
+	require.NoError(t, err)
+	assert.Equal(t, "{}", string(data), "a refused write forgets what was remembered")
 
 	// Still refused: the lone write left changes nothing.
 	_, _, err = f.run("abort", "reviews")

@@ -272,8 +272,11 @@ func TestPermissionAnswersAreRemembered(t *testing.T) {
 	assert.Contains(t, r.stderr, "run the same command again to finish")
 	assert.Equal(t, map[string]int64{"v1": 100}, weights(t, c.get(t, vsV1, ns, "reviews"), "http", 0), "traffic is back on stable")
 	assert.Contains(t, subsets(c.get(t, drV1, ns, "reviews")), "v2", "the canary subset stays until the DestinationRule is written")
-	files, _ := filepath.Glob(filepath.Join(strings.TrimPrefix(env[0], "KUBECACHEDIR="), "kubectl-canary", "permissions", "*"))
-	assert.Empty(t, files, "a refused write forgets the remembered answers")
+	files, _ := filepath.Glob(filepath.Join(strings.TrimPrefix(env[0], "KUBECACHEDIR="), "kubectl-canary", "permissions", "*.json"))
+	require.Len(t, files, 1)
+	remembered, err := os.ReadFile(files[0])
+	require.NoError(t, err)
+	assert.Equal(t, "{}", string(remembered), "a refused write forgets the remembered answers")
 
 	// Granted again, the same command finishes.
 	c.replaceRole(t, ns, role)

@@ -275,11 +275,11 @@ func (c *Clients) Write(ctx context.Context, change routing.Change, serverDryRun
 	client := c.Dynamic.Resource(gvr).Namespace(change.Desired.GetNamespace())
 	desired := change.Desired.DeepCopy()
 	desired.SetAPIVersion(c.APIVersion())
-	verb := "update"
+	verb, name := "update", desired.GetName()
 	var written *unstructured.Unstructured
 	var err error
 	if change.Live == nil {
-		verb = "create"
+		verb, name = "create", ""
 		written, err = client.Create(ctx, desired, metav1.CreateOptions{DryRun: dryRun, FieldManager: FieldManager})
 	} else {
 		written, err = client.Update(ctx, desired, metav1.UpdateOptions{DryRun: dryRun, FieldManager: FieldManager})
@@ -287,7 +287,7 @@ func (c *Clients) Write(ctx context.Context, change routing.Change, serverDryRun
 	switch {
 	case err == nil:
 		// Authorised like a real write, a dry run is an answer too.
-		c.Permissions.Remember(verb, gvr.Resource, change.Desired.GetNamespace())
+		c.Permissions.Remember(verb, gvr.Resource, change.Desired.GetNamespace(), name)
 	case apierrors.IsForbidden(err):
 		c.Permissions.Forget()
 	}
@@ -313,21 +313,23 @@ func IsRetryable(err error) bool {
 // command before it changes anything. Answers remembered by Permissions are
 // not asked again.
 func (c *Clients) CheckPermissions(ctx context.Context, changes []routing.Change) error {
-	type need struct{ verb, resource, namespace string }
+	// Updates are asked about by object name: RBAC can grant them on named
+	// objects only.
+	type need struct{ verb, resource, namespace, name string }
 	var needs []need
 	seen := map[need]bool{}
 	for _, ch := range changes {
 		if !ch.Changed() {
 			continue
 		}
-		n := need{verb: "update", resource: c.VirtualServices().Resource, namespace: ch.Desired.GetNamespace()}
+		n := need{verb: "update", resource: c.VirtualServices().Resource, namespace: ch.Desired.GetNamespace(), name: ch.Desired.GetName()}
 		if ch.Desired.GetKind() == "DestinationRule" {
 			n.resource = c.DestinationRules().Resource
 		}
 		if ch.Live == nil {
-			n.verb = "create"
+			n.verb, n.name = "create", ""
 		}
-		if !seen[n] && !c.Permissions.Allowed(n.verb, n.resource, n.namespace) {
+		if !seen[n] && !c.Permissions.Allowed(n.verb, n.resource, n.namespace, n.name) {
 			seen[n] = true
 			needs = append(needs, n)
 		}
@@ -340,7 +342,7 @@ func (c *Clients) CheckPermissions(ctx context.Context, changes []routing.Change
 		wg.Go(func() {
 			review, err := c.Core.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
 				Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
-					Namespace: n.namespace, Verb: n.verb, Group: IstioNetworkingGroup, Resource: n.resource,
+					Namespace: n.namespace, Verb: n.verb, Group: IstioNetworkingGroup, Resource: n.resource, Name: n.name,
 				}},
 			}, metav1.CreateOptions{})
 			if err != nil {
@@ -357,9 +359,13 @@ func (c *Clients) CheckPermissions(ctx context.Context, changes []routing.Change
 			return fmt.Errorf("cannot check permissions with the API server: %w", errs[i])
 		}
 		if !allowed[i] {
-			denied = append(denied, fmt.Sprintf("%s %s.%s in namespace %s", n.verb, n.resource, IstioNetworkingGroup, n.namespace))
+			what := fmt.Sprintf("%s %s.%s", n.verb, n.resource, IstioNetworkingGroup)
+			if n.name != "" {
+				what += fmt.Sprintf(" %q", n.name)
+			}
+			denied = append(denied, what+" in namespace "+n.namespace)
 		} else {
-			c.Permissions.Remember(n.verb, n.resource, n.namespace)
+			c.Permissions.Remember(n.verb, n.resource, n.namespace, n.name)
 		}
 	}
 	if len(denied) > 0 {

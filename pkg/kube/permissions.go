@@ -24,8 +24,12 @@ const PermissionTTL = 5 * time.Minute
 // extra round trip, the way kubectl's discovery cache spares it discovery.
 // Only "allowed" is remembered, so a permission granted counts at once; one
 // revoked within the TTL shows as a refused write, which forgets everything
-// remembered. The file (under --cache-dir) is named by a hash of the server
-// and the credentials, and holds no credential.
+// remembered. Updates are remembered per object name, since RBAC can grant
+// them on named objects only. The file (under --cache-dir) is named by a
+// hash of the server and the credentials, and holds no credential.
+// Credentials from an exec or auth-provider plugin get no cache: who they
+// authenticate as can change with the plugin's own state (a cloud profile, a
+// login session) while its configuration stays the same.
 type PermissionCache struct {
 	file string
 	ttl  time.Duration
@@ -36,67 +40,76 @@ type PermissionCache struct {
 // NewPermissionCache keeps answers for the user config connects as, in
 // cacheDir. An empty cacheDir means no cache.
 func NewPermissionCache(cacheDir string, config *rest.Config) *PermissionCache {
-	if cacheDir == "" || config == nil {
+	if cacheDir == "" || config == nil || config.ExecProvider != nil || config.AuthProvider != nil {
+		return nil
+	}
+	identity, err := identityOf(config)
+	if err != nil {
 		return nil
 	}
 	return &PermissionCache{
-		file: filepath.Join(cacheDir, "kubectl-canary", "permissions", identityOf(config)+".json"),
+		file: filepath.Join(cacheDir, "kubectl-canary", "permissions", identity+".json"),
 		ttl:  PermissionTTL,
 		now:  time.Now,
 	}
 }
 
 // identityOf fingerprints the server and everything that decides who the
-// requests authenticate as. A credential that changes (a refreshed token)
-// just starts a new, empty cache.
-func identityOf(config *rest.Config) string {
+// requests authenticate as, the contents of token and certificate files
+// included. A credential that changes (a rotated token) just starts a new,
+// empty cache.
+func identityOf(config *rest.Config) (string, error) {
 	who := struct {
-		Host, APIPath, Username, Password, BearerToken, BearerTokenFile string
-		CertFile, CertData                                              string
-		Impersonate                                                     rest.ImpersonationConfig
-		AuthProvider                                                    string
-		AuthProviderConfig                                              map[string]string
-		ExecCommand                                                     string
-		ExecArgs                                                        []string
-		ExecEnv                                                         map[string]string
+		Host, APIPath, Username, Password, BearerToken string
+		TokenFile, CertFile                            string
+		CertData                                       []byte
+		Impersonate                                    rest.ImpersonationConfig
 	}{
 		Host: config.Host, APIPath: config.APIPath, Username: config.Username, Password: config.Password,
-		BearerToken: config.BearerToken, BearerTokenFile: config.BearerTokenFile,
-		CertFile: config.CertFile, CertData: string(config.CertData), Impersonate: config.Impersonate,
+		BearerToken: config.BearerToken, CertData: config.CertData, Impersonate: config.Impersonate,
 	}
-	if p := config.AuthProvider; p != nil {
-		who.AuthProvider, who.AuthProviderConfig = p.Name, p.Config
-	}
-	if e := config.ExecProvider; e != nil {
-		who.ExecCommand, who.ExecArgs = e.Command, e.Args
-		who.ExecEnv = map[string]string{}
-		for _, v := range e.Env {
-			who.ExecEnv[v.Name] = v.Value
+	for _, f := range []struct {
+		path string
+		into *string
+	}{{config.BearerTokenFile, &who.TokenFile}, {config.CertFile, &who.CertFile}} {
+		if f.path == "" {
+			continue
 		}
+		data, err := os.ReadFile(f.path)
+		if err != nil {
+			return "", err
+		}
+		*f.into = string(data)
 	}
-	data, _ := json.Marshal(who)
+	data, err := json.Marshal(who)
+	if err != nil {
+		return "", err
+	}
 	sum := sha256.Sum256(data)
-	return hex.EncodeToString(sum[:16])
+	return hex.EncodeToString(sum[:16]), nil
 }
 
-func permissionKey(verb, resource, namespace string) string {
-	return verb + " " + resource + " " + namespace
+// permissionKey names one permission. name is the object's for updates
+// and empty for creates (RBAC cannot grant a create by name).
+func permissionKey(verb, resource, namespace, name string) string {
+	return verb + " " + resource + " " + namespace + " " + name
 }
 
-// Allowed tells whether verb on resource in namespace was allowed less than
-// the TTL ago.
-func (p *PermissionCache) Allowed(verb, resource, namespace string) bool {
+// Allowed tells whether verb on resource (the object name, if any) in
+// namespace was allowed less than the TTL ago.
+func (p *PermissionCache) Allowed(verb, resource, namespace, name string) bool {
 	if p == nil {
 		return false
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	until, ok := p.load()[permissionKey(verb, resource, namespace)]
+	until, ok := p.load()[permissionKey(verb, resource, namespace, name)]
 	return ok && p.now().Before(until)
 }
 
-// Remember records that verb on resource in namespace is allowed now.
-func (p *PermissionCache) Remember(verb, resource, namespace string) {
+// Remember records that verb on resource (the object name, if any) in
+// namespace is allowed now.
+func (p *PermissionCache) Remember(verb, resource, namespace, name string) {
 	if p == nil {
 		return
 	}
@@ -109,19 +122,23 @@ func (p *PermissionCache) Remember(verb, resource, namespace string) {
 			delete(entries, key)
 		}
 	}
-	entries[permissionKey(verb, resource, namespace)] = now.Add(p.ttl)
+	entries[permissionKey(verb, resource, namespace, name)] = now.Add(p.ttl)
 	p.save(entries)
 }
 
 // Forget drops every remembered answer of this user: a write was refused,
-// so permissions changed.
+// so permissions changed. The file is replaced by an empty one the way
+// Remember writes it, which works where a file that another command reads
+// at that moment cannot be removed (Windows).
 func (p *PermissionCache) Forget() {
 	if p == nil {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	os.Remove(p.file)
+	if !p.save(map[string]time.Time{}) {
+		os.Remove(p.file)
+	}
 }
 
 // load reads the file; a missing or unreadable one is an empty cache.
@@ -136,28 +153,30 @@ func (p *PermissionCache) load() map[string]time.Time {
 }
 
 // save writes the file whole, through a rename, so that commands running at
-// the same time never read half of it. Failing to save only costs a question
-// next time.
-func (p *PermissionCache) save(entries map[string]time.Time) {
+// the same time never read half of it, and says whether it did. Failing to
+// remember only costs a question next time.
+func (p *PermissionCache) save(entries map[string]time.Time) bool {
 	data, err := json.Marshal(entries)
 	if err != nil {
-		return
+		return false
 	}
 	dir := filepath.Dir(p.file)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return
+		return false
 	}
 	tmp, err := os.CreateTemp(dir, ".permissions-*")
 	if err != nil {
-		return
+		return false
 	}
 	_, werr := tmp.Write(data)
 	cerr := tmp.Close()
 	if err := errors.Join(werr, cerr); err != nil {
 		os.Remove(tmp.Name())
-		return
+		return false
 	}
 	if os.Rename(tmp.Name(), p.file) != nil {
 		os.Remove(tmp.Name())
+		return false
 	}
+	return true
 }
