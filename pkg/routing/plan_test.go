@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -89,7 +90,47 @@ func computeChecked(t testing.TB, snap Snapshot, intent Intent) (*Plan, error) {
 	for i, obj := range live {
 		require.Equal(t, before[i].Object, obj.Object, "planning %s changed the snapshot's %s %s", intent.Action, obj.GetKind(), obj.GetName())
 	}
+	if plan != nil {
+		// Nor does a planned object share a map or a list with the snapshot
+		// or with itself, where a later change to one place would show in
+		// another.
+		seen := map[uintptr]string{}
+		for _, obj := range live {
+			walkContainers(obj.Object, "snapshot "+obj.GetKind()+" "+obj.GetName(), func(p uintptr, where string) { seen[p] = where })
+		}
+		for _, c := range plan.Changes {
+			walkContainers(c.Desired.Object, "planned "+c.Desired.GetKind()+" "+c.Desired.GetName(), func(p uintptr, where string) {
+				if other, ok := seen[p]; ok {
+					require.Failf(t, "shared map or list", "planning %s: %s is also %s", intent.Action, where, other)
+				}
+				seen[p] = where
+			})
+		}
+	}
 	return plan, err
+}
+
+// walkContainers calls visit with the address of every map and non-empty
+// list in v, and where it is.
+func walkContainers(v interface{}, where string, visit func(uintptr, string)) {
+	switch t := v.(type) {
+	case map[string]interface{}:
+		if t == nil {
+			return
+		}
+		visit(reflect.ValueOf(t).Pointer(), where)
+		for k, x := range t {
+			walkContainers(x, where+"."+k, visit)
+		}
+	case []interface{}:
+		if len(t) == 0 {
+			return
+		}
+		visit(reflect.ValueOf(t).Pointer(), where)
+		for i, x := range t {
+			walkContainers(x, fmt.Sprintf("%s[%d]", where, i), visit)
+		}
+	}
 }
 
 func (s *Snapshot) object(kind, name string) *unstructured.Unstructured {
