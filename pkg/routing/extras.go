@@ -18,7 +18,7 @@ import (
 func (p *planner) shapeExtras(vs *object, st *State) error {
 	spec := vs.spec()
 	managed := make([]map[string]interface{}, 0, len(st.Routes))
-	finder := newRouteFinder(spec)
+	finder := newRouteFinder(vs)
 	for _, ref := range st.Routes {
 		route, err := finder.findManaged(ref, st.StableSubset, st.CanarySubset)
 		if err != nil {

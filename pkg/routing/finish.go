@@ -80,7 +80,7 @@ func (p *planner) finishRoutes(vs *object, st *State, phase Phase) error {
 		if phase == PhasePromoted {
 			target = st.CanarySubset
 		}
-		finder := newRouteFinder(vs.spec())
+		finder := newRouteFinder(vs)
 		for _, ref := range st.Routes {
 			route, err := finder.findManaged(ref, st.StableSubset, st.CanarySubset)
 			if err != nil {

@@ -89,9 +89,9 @@ func fuzzDestinationRule(src *byteSource) *unstructured.Unstructured {
 func withoutManagedDestinations(t *testing.T, spec map[string]interface{}, refs []RouteRef) map[string]interface{} {
 	out := runtime.DeepCopyJSON(spec)
 	for _, ref := range refs {
-		route, err := locateRoute(out, ref)
+		i, err := locateRoute(out, ref)
 		require.NoError(t, err)
-		route["route"] = "managed"
+		asMap(routesOf(out, ref.Kind)[i])["route"] = "managed"
 	}
 	return out
 }

@@ -214,37 +214,47 @@ func routeRefFor(kind string, index int, route map[string]interface{}) RouteRef 
 	return RouteRef{Kind: kind, Index: index, Name: asString(route["name"]), Match: matchFingerprint(route)}
 }
 
-// routeFinder finds the recorded routes of one spec, indexing named routes
-// once instead of scanning every route for every reference.
+// routeFinder finds the recorded routes of an object being planned, indexing
+// named routes once instead of scanning every route for every reference.
+// The routes it returns are the object's own to change (ownRoute).
 type routeFinder struct {
-	spec  map[string]interface{}
-	named map[string]map[string]map[string]interface{} // kind -> name -> route
+	o     *object
+	named map[string]map[string]int // kind -> name -> index
 }
 
-func newRouteFinder(spec map[string]interface{}) *routeFinder {
-	return &routeFinder{spec: spec, named: map[string]map[string]map[string]interface{}{}}
+func newRouteFinder(o *object) *routeFinder {
+	return &routeFinder{o: o, named: map[string]map[string]int{}}
 }
 
 func (f *routeFinder) find(ref RouteRef) (map[string]interface{}, error) {
+	i, err := f.index(ref)
+	if err != nil {
+		return nil, err
+	}
+	return f.o.ownRoute(ref.Kind, i), nil
+}
+
+func (f *routeFinder) index(ref RouteRef) (int, error) {
 	if ref.Name == "" {
-		return locateRoute(f.spec, ref)
+		return locateRoute(f.o.spec(), ref)
 	}
 	byName, ok := f.named[ref.Kind]
 	if !ok {
-		routes := routesOf(f.spec, ref.Kind)
-		byName = make(map[string]map[string]interface{}, len(routes))
-		for _, raw := range routes {
-			r := asMap(raw)
-			if name := asString(r["name"]); name != "" && byName[name] == nil {
-				byName[name] = r
+		routes := routesOf(f.o.spec(), ref.Kind)
+		byName = make(map[string]int, len(routes))
+		for i, raw := range routes {
+			if name := asString(asMap(raw)["name"]); name != "" {
+				if _, dup := byName[name]; !dup {
+					byName[name] = i
+				}
 			}
 		}
 		f.named[ref.Kind] = byName
 	}
-	if route := byName[ref.Name]; route != nil {
-		return route, nil
+	if i, ok := byName[ref.Name]; ok {
+		return i, nil
 	}
-	return nil, fmt.Errorf("managed %s is gone", ref)
+	return 0, fmt.Errorf("managed %s is gone", ref)
 }
 
 // findManaged finds a managed route and checks that it still sends traffic
@@ -264,36 +274,37 @@ func (f *routeFinder) findManaged(ref RouteRef, stableSubset, canarySubset strin
 	return nil, fmt.Errorf("managed %s sends no traffic to subset %s or %s any more", ref, stableSubset, canarySubset)
 }
 
-// locateRoute finds a recorded route: by name when it has one, else at its
-// recorded index if the match there is unchanged, else by its match alone.
-func locateRoute(spec map[string]interface{}, ref RouteRef) (map[string]interface{}, error) {
+// locateRoute finds the index of a recorded route: by name when it has one,
+// else at its recorded index if the match there is unchanged, else by its
+// match alone.
+func locateRoute(spec map[string]interface{}, ref RouteRef) (int, error) {
 	routes := routesOf(spec, ref.Kind)
 	if ref.Name != "" {
-		for _, r := range routes {
+		for i, r := range routes {
 			if asString(asMap(r)["name"]) == ref.Name {
-				return asMap(r), nil
+				return i, nil
 			}
 		}
-		return nil, fmt.Errorf("managed %s is gone", ref)
+		return 0, fmt.Errorf("managed %s is gone", ref)
 	}
 	if ref.Index < len(routes) {
 		r := asMap(routes[ref.Index])
 		if asString(r["name"]) == "" && matchFingerprint(r) == ref.Match {
-			return r, nil
+			return ref.Index, nil
 		}
 	}
-	var found map[string]interface{}
-	for _, raw := range routes {
+	found := -1
+	for i, raw := range routes {
 		r := asMap(raw)
 		if asString(r["name"]) == "" && matchFingerprint(r) == ref.Match {
-			if found != nil {
-				return nil, fmt.Errorf("managed %s cannot be told apart from another route with the same match", ref)
+			if found >= 0 {
+				return 0, fmt.Errorf("managed %s cannot be told apart from another route with the same match", ref)
 			}
-			found = r
+			found = i
 		}
 	}
-	if found == nil {
-		return nil, fmt.Errorf("managed %s is gone", ref)
+	if found < 0 {
+		return 0, fmt.Errorf("managed %s is gone", ref)
 	}
 	return found, nil
 }

@@ -278,7 +278,7 @@ func chooseManagedRoutes(vs *object, svc serviceRef, stableSubset, canarySubset 
 }
 
 func splitRoutes(vs *object, refs []RouteRef, stableSubset, canarySubset string, weight int64) error {
-	finder := newRouteFinder(vs.spec())
+	finder := newRouteFinder(vs)
 	for _, ref := range refs {
 		route, err := finder.findManaged(ref, stableSubset, canarySubset)
 		if err != nil {
