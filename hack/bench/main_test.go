@@ -89,6 +89,27 @@ func TestParseGoBench(t *testing.T) {
 	}
 }
 
+func TestGoBenchMedians(t *testing.T) {
+	line := func(ns string) string {
+		return "BenchmarkPlanStartOn500Routes-2 \t 100\t " + ns + " ns/op\t 4500000 B/op\t 51234 allocs/op\n"
+	}
+	out := []byte(line("5000000") + line("3000000") + "BenchmarkPlanWeightOn500Routes-2 \t 100\t 2000000 ns/op\t 1 B/op\t 1 allocs/op\n" + line("9000000") + line("4000000") + line("4100000"))
+	got := medians(parseGoBench(out))
+	if len(got) != 2 || got[0].Name != "BenchmarkPlanStartOn500Routes-2" || got[1].Name != "BenchmarkPlanWeightOn500Routes-2" {
+		t.Fatalf("medians = %+v", got)
+	}
+	if s := got[0]; s.NsPerOp != 4100000 || s.Runs != 5 || s.MinNsPerOp != 3000000 || s.MaxNsPerOp != 9000000 {
+		t.Errorf("start = %+v, want median 4.1 ms of 5 runs, 3 to 9 ms", s)
+	}
+	if w := got[1]; w.NsPerOp != 2000000 || w.Runs != 1 {
+		t.Errorf("weight = %+v", w)
+	}
+	even := medians(parseGoBench([]byte(line("2000000") + line("4000000"))))
+	if even[0].NsPerOp != 3000000 {
+		t.Errorf("median of two = %v, want their mean", even[0].NsPerOp)
+	}
+}
+
 func TestModuleOf(t *testing.T) {
 	mods := []string{"k8s.io/client-go", "k8s.io/api", "github.com/spf13/cobra"}
 	for sym, want := range map[string]string{

@@ -120,7 +120,7 @@ func evaluate(r *report) []target {
 		var parts []string
 		for _, b := range r.GoBench {
 			met = met && b.NsPerOp < planLimitNs
-			parts = append(parts, fmt.Sprintf("%s %.2f ms", strings.TrimPrefix(b.Name, "Benchmark"), b.NsPerOp/1e6))
+			parts = append(parts, fmt.Sprintf("%s %.2f ms (median of %d, %.2f to %.2f)", strings.TrimPrefix(b.Name, "Benchmark"), b.NsPerOp/1e6, b.Runs, b.MinNsPerOp/1e6, b.MaxNsPerOp/1e6))
 		}
 		out = append(out, target{Target: "routing core plans a 500-route, 50-subset change in under 5 ms", Met: met, Detail: strings.Join(parts, ", ")})
 	}
@@ -256,9 +256,9 @@ func printReport(w io.Writer, r *report) {
 	}
 
 	if len(r.GoBench) > 0 {
-		fmt.Fprintf(w, "\nrouting core: go test ./pkg/routing -run '^$' -bench . -benchmem\n")
+		fmt.Fprintf(w, "\nrouting core: go test ./pkg/routing -run '^$' -bench . -benchmem -count %d (median; fastest and slowest)\n", r.GoBench[0].Runs)
 		for _, b := range r.GoBench {
-			fmt.Fprintf(w, "  %-40s %10.2f ms/op %10.2f MB/op %10d allocs/op\n", b.Name, b.NsPerOp/1e6, float64(b.BytesPerOp)/1e6, b.AllocsPerOp)
+			fmt.Fprintf(w, "  %-40s %10.2f ms/op (%.2f to %.2f) %10.2f MB/op %10d allocs/op\n", b.Name, b.NsPerOp/1e6, b.MinNsPerOp/1e6, b.MaxNsPerOp/1e6, float64(b.BytesPerOp)/1e6, b.AllocsPerOp)
 		}
 	}
 
