@@ -164,3 +164,33 @@ func pluginConflicts(t *testing.T, c *cluster, ns string) int {
 	}
 	return n
 }
+
+// TestManagedRoutePointedElsewhere: someone sent the canary's managed route
+// to another subset while it ran. weight, promote and abort refuse, name the
+// VirtualService and the route and say what to do, and write nothing.
+func TestManagedRoutePointedElsewhere(t *testing.T) {
+	t.Parallel()
+	c := shared
+	ns := c.newNamespace(t)
+	c.deployVersions(t, ns, "reviews", "v1", "v2")
+	c.mustCanary(t, "start", "reviews", "-n", ns)
+	c.kubectl(t, "", "patch", "virtualservice", "reviews", "-n", ns, "--type=json",
+		"-p", `[{"op":"replace","path":"/spec/http/0/route","value":[{"destination":{"host":"reviews","subset":"legacy"}}]}]`)
+	rv := c.get(t, vsV1, ns, "reviews").GetResourceVersion()
+	drRV := c.get(t, drV1, ns, "reviews").GetResourceVersion()
+
+	for _, args := range [][]string{{"weight", "reviews", "50"}, {"promote", "reviews"}, {"abort", "reviews"}} {
+		r := c.failCanary(t, append(args, "-n", ns)...)
+		assert.Contains(t, r.stderr, "sends no traffic to subset v1 or v2 any more in VirtualService "+ns+"/reviews", "%v", args)
+		assert.Contains(t, r.stderr, "kubectl edit virtualservice reviews -n "+ns, "%v must say how to get out", args)
+		assert.NotContains(t, r.stderr, "panic", "%v", args)
+		assert.Equal(t, rv, c.get(t, vsV1, ns, "reviews").GetResourceVersion(), "%v wrote the VirtualService", args)
+		assert.Equal(t, drRV, c.get(t, drV1, ns, "reviews").GetResourceVersion(), "%v wrote the DestinationRule", args)
+	}
+
+	// Pointed back by hand, as the error says, the canary goes on.
+	c.kubectl(t, "", "patch", "virtualservice", "reviews", "-n", ns, "--type=json",
+		"-p", `[{"op":"replace","path":"/spec/http/0/route","value":[{"destination":{"host":"reviews","subset":"v1"}}]}]`)
+	c.mustCanary(t, "weight", "reviews", "50", "-n", ns)
+	assert.Equal(t, map[string]int64{"v1": 50, "v2": 50}, weights(t, c.get(t, vsV1, ns, "reviews"), "http", 0))
+}

@@ -22,7 +22,7 @@ func (p *planner) shapeExtras(vs *object, st *State) error {
 	for _, ref := range st.Routes {
 		route, err := finder.findManaged(ref, st.StableSubset, st.CanarySubset)
 		if err != nil {
-			return fmt.Errorf("%v in %s; abort the canary and start it again", err, vs.ref())
+			return fmt.Errorf("%v in %s: someone changed it; set its destinations back to the canary's subsets by hand (kubectl edit virtualservice %s -n %s), then run the command again", err, vs.ref(), vs.desired.GetName(), vs.desired.GetNamespace())
 		}
 		managed = append(managed, route)
 	}
