@@ -34,7 +34,16 @@ fuzz: ## fuzz the routing core for a minute
 e2e: ## end-to-end suite against a local etcd + kube-apiserver with the Istio CRDs
 	hack/e2e.sh
 
-check: lint test e2e ## the test command: lint, unit tests, end-to-end suite (CI adds dist and verify-krew)
+# The e2e suite's tools (etcd, kube-apiserver, istiod, Prometheus...) build
+# in the background while lint and the unit tests run: on a new machine that
+# build is most of the time. Its log is in bin/tools-build.log.
+check: ## the test command: lint, unit tests, end-to-end suite (CI adds dist and verify-krew)
+	@mkdir -p bin
+	@setsid hack/e2e.sh --tools-only >/dev/null 2>bin/tools-build.log & tools=$$!; \
+	$(MAKE) --no-print-directory lint test || { kill -- -$$tools 2>/dev/null; exit 1; }; \
+	echo "check: waiting for the e2e tools (bin/tools-build.log)"; \
+	wait $$tools || { cat bin/tools-build.log; exit 1; }
+	$(MAKE) --no-print-directory e2e
 
 # Performance against kubectl on a local cluster (hack/bench/main.go says
 # what is measured); BENCH_ARGS go to the bench, e.g. -skip-big or -runs 21.

@@ -351,8 +351,9 @@ cmd_up() {
   # Let `run` stop clusters that its command started and could not stop.
   [[ -z ${CANARY_CLUSTER_REGISTRY:-} ]] || echo "$dir" >>"$CANARY_CLUSTER_REGISTRY"
 
-  local bin crds
-  bin=$("$hack/build-tools.sh" | tail -n 1)
+  local bin crds tools=(etcd kube-apiserver kubectl istioctl)
+  [[ -z $istiod ]] || tools+=(pilot-discovery)
+  bin=$("$hack/build-tools.sh" "${tools[@]}" | tail -n 1)
   # podnet and kubelet are part of the main module: quick builds once cached.
   (cd "$root" && go build -o "$dir/podnet" ./hack/podnet && go build -o "$dir/kubelet" ./hack/kubelet) >&2
   crds=$(istio_crds)
@@ -707,7 +708,7 @@ cmd_replica() {
   dir=$(cd "$dir" && pwd)
   [[ -n $(pids_of istiod "$dir") ]] || die "the cluster in $dir runs no istiod; start it with up --istiod"
   [[ $name =~ ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$ && $name != istiod-local ]] || die "replica name $name: give a DNS label other than istiod-local"
-  bin=$("$hack/build-tools.sh" | tail -n 1)
+  bin=$("$hack/build-tools.sh" kubectl pilot-discovery | tail -n 1)
   local kubectl=("$bin/kubectl" --kubeconfig "$dir/kubeconfig")
   pid=$(awk -v n="$name" '$1 == "istiod" && $3 == n { print $2 }' "$dir/pids")
   if [[ -n $stop ]]; then

@@ -6,6 +6,7 @@
 #
 #   hack/e2e.sh                 # everything
 #   hack/e2e.sh -run TestX -v   # one test, verbose
+#   hack/e2e.sh --tools-only    # only build the tools the suite runs
 #
 # The tests see the variables of hack/cluster.sh's DIR/env (CANARY_E2E_*,
 # KUBECONFIG; CANARY_E2E_ISTIOD=1 and istiod's addresses among them), plus:
@@ -33,7 +34,15 @@ command -v go >/dev/null || PATH=$PATH:/usr/local/go/bin
 
 root=$(cd "$hack/.." && pwd)
 
-bin=$("$hack/build-tools.sh" | tail -n 1)
+# Only what the suite runs (not krew): the cluster, istiod and istioctl, and
+# Prometheus for the analysis tests (found on PATH as `prometheus`).
+bin=$("$hack/build-tools.sh" etcd kube-apiserver kubectl pilot-discovery istioctl prometheus | tail -n 1)
+# `e2e.sh --tools-only`: build them and stop (make check builds them while
+# the unit tests run).
+if [[ ${1:-} == --tools-only ]]; then
+  echo "$bin"
+  exit 0
+fi
 
 # One folder for everything this run leaves behind: the plugin binary, and as
 # TMPDIR the cluster's folder and the tests' t.TempDir()s, which an
