@@ -22,6 +22,10 @@
 #     kubectl_complete-canary copied next to it, as the caveats say,
 #     `kubectl canary <TAB>` completes verbs, flags and the namespace's
 #     Services; `kubectl krew uninstall canary` removes it.
+#  4. The repository as a custom index: a local clone (its plugins/canary.yaml
+#     replaced by the manifest checked above, archive URLs moved to dist/
+#     served on 127.0.0.1), `kubectl krew index add kubectl-canary CLONE`,
+#     `kubectl krew install kubectl-canary/canary`, the plugin runs, uninstall.
 #
 # krew, validate-krew-manifest and kubectl are the ones hack/build-tools.sh
 # builds at pinned versions (hack/tools/krew, hack/tools/kube). Nothing is
@@ -49,11 +53,12 @@ version=${version%_checksums.txt}
 grep -qx "  version: $version" "$manifest" ||
   die "$manifest is not the manifest of dist/'s $version; run make krew-manifest"
 
-bin=$("$hack/build-tools.sh" | tail -n 1)
+bin=$("$hack/build-tools.sh" krew validate-krew-manifest kubectl | tail -n 1)
 work=$(mktemp -d "${TMPDIR:-/tmp}/kubectl-canary-krew.XXXXXX")
-cluster=""
+cluster="" http_pid=""
 cleanup() {
   local rc=$?
+  [[ -z $http_pid ]] || kill "$http_pid" 2>/dev/null || true
   [[ -n $cluster ]] && { "$hack/cluster.sh" down "$cluster" || rc=1; }
   rm -rf "$work"
   exit "$rc"
@@ -176,4 +181,36 @@ rm "$KREW_ROOT/bin/kubectl_complete-canary"
 if kubectl canary version >/dev/null 2>&1; then
   die "kubectl canary still runs after the uninstall"
 fi
-log "OK: $version validated, installed for $(wc -l <"${checksums[0]}") platforms, run through kubectl on $os/$arch, uninstalled, in $((SECONDS - start))s"
+
+log "4. this repository as a custom Krew index: index add, install kubectl-canary/canary"
+# Users add the repository as an index (its plugins/ folder has the index's
+# layout) and install from it. Here the repository is a local clone whose
+# plugins/canary.yaml is the manifest just checked, with its archive URLs
+# moved to dist/ served on 127.0.0.1, so that nothing leaves the machine.
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+python3 -m http.server --bind 127.0.0.1 --directory "$dist" "$port" >"$work/http.log" 2>&1 &
+http_pid=$!
+for _ in $(seq 50); do
+  curl -fsS -o /dev/null "http://127.0.0.1:$port/" 2>/dev/null && break
+  sleep 0.1
+done
+repo=$work/index-repo
+git clone -q --depth 1 "file://$root" "$repo"
+sed "s#uri: .*/$version/#uri: http://127.0.0.1:$port/#" "$manifest" >"$repo/plugins/canary.yaml"
+moved=$(grep -c "uri: http://127.0.0.1:$port/" "$repo/plugins/canary.yaml" || true)
+[[ $moved == "$(wc -l <"${checksums[0]}")" ]] || die "moved $moved archive URLs of $manifest to 127.0.0.1, want one per platform"
+git -C "$repo" -c user.name=verify-krew -c user.email=verify-krew@localhost commit -qam "canary $version, archives on 127.0.0.1"
+export KREW_ROOT=$work/krew-index
+export PATH=$KREW_ROOT/bin:$PATH
+kubectl krew index add kubectl-canary "$repo" </dev/null
+kubectl krew index list
+kubectl krew install kubectl-canary/canary </dev/null
+kubectl krew list | tee "$work/list.out"
+grep -q '^kubectl-canary/canary ' "$work/list.out" || die "kubectl krew list does not show kubectl-canary/canary"
+got=$(kubectl canary version)
+[[ $got == "kubectl-canary $version "* ]] || die "installed from the index, kubectl canary version printed \"$got\", want kubectl-canary $version"
+kubectl krew uninstall canary
+kubectl krew index remove kubectl-canary
+[[ ! -e $KREW_ROOT/bin/kubectl-canary ]] || die "kubectl krew uninstall left the plugin behind"
+
+log "OK: $version validated, installed for $(wc -l <"${checksums[0]}") platforms, run through kubectl on $os/$arch, installed from this repository as a custom index, uninstalled, in $((SECONDS - start))s"
