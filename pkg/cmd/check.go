@@ -34,8 +34,10 @@ func newCmdCheck(g *globalOptions) *cobra.Command {
 			pods, routes to undefined subsets, weights that do not sum to 100,
 			several VirtualServices or DestinationRules for one host, and routing
 			objects another tool (Flagger, Argo Rollouts, a Kiali wizard) manages.
-			Each finding names its object and what to do. Exits non-zero when a
-			finding is an error.`),
+			Each finding names its object and what to do. Every finding is
+			reported at once: a Service whose versions cannot be told apart (a
+			single Deployment, say) still has its routing checked. Exits non-zero
+			when a finding is an error.`),
 		Example: templates.Examples(`
 			# Is reviews ready for a canary?
 			kubectl canary check reviews

@@ -204,6 +204,84 @@ spec:
 	}
 }
 
+// TestCheckReportsEveryFindingAtOnce: a Service with a single Deployment,
+// so no versions to tell apart, whose VirtualService routes to a subset no
+// DestinationRule defines with weights that do not sum to 100: check reports
+// all three errors, not just the first, and exits non-zero.
+func TestCheckReportsEveryFindingAtOnce(t *testing.T) {
+	t.Parallel()
+	c := shared
+	ns := c.newNamespace(t)
+	c.deployVersions(t, ns, "reviews", "v1")
+	c.create(t, ns, `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - name: beta
+    match: [{uri: {prefix: /beta}}]
+    route:
+    - destination: {host: reviews, subset: v9}
+  - name: default
+    route:
+    - destination: {host: reviews, subset: v1}
+      weight: 70
+    - destination: {host: reviews, subset: v2}
+      weight: 20
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+`)
+	before := c.versionsOf(t, ns)
+	want := []checkFinding{
+		{"error", "Service " + ns + "/reviews", "only one version"},
+		{"error", "VirtualService " + ns + "/reviews", `"beta" sends traffic to subset "v9"`},
+		{"error", "VirtualService " + ns + "/reviews", `"default" has weights summing to 90, not 100`},
+		{"warning", "DestinationRule " + ns + "/reviews", `subset "v2" selects no Deployment`},
+	}
+
+	r := c.failCanary(t, "check", "reviews", "-n", ns)
+	requireExitCode(t, r, 1)
+	assert.Contains(t, r.stderr, "service "+ns+"/reviews: 3 error(s) found")
+	assertFindings(t, want, rowsOf(t, r.stdout))
+
+	got := runCheckJSON(t, c, ns, "reviews", 1)
+	assertFindings(t, want, got.Findings)
+	assert.Len(t, got.Findings, len(want), "%+v", got.Findings)
+	assert.Equal(t, before, c.versionsOf(t, ns), "check wrote")
+}
+
+// rowsOf parses check's table into findings.
+func rowsOf(t *testing.T, out string) []checkFinding {
+	t.Helper()
+	var rows []checkFinding
+	for _, row := range table(t, out) {
+		rows = append(rows, checkFinding{row["SEVERITY"], row["OBJECT"], row["FINDING"]})
+	}
+	return rows
+}
+
+// assertFindings checks that every wanted finding (Message a part of the
+// message) is among got.
+func assertFindings(t *testing.T, want, got []checkFinding) {
+	t.Helper()
+	for _, w := range want {
+		found := false
+		for _, g := range got {
+			found = found || (g.Severity == w.Severity && g.Object == w.Object && strings.Contains(g.Message, w.Message))
+		}
+		assert.True(t, found, "no %s finding about %s containing %q in %+v", w.Severity, w.Object, w.Message, got)
+	}
+}
+
 // runCheckJSON runs `kubectl canary check SVC -o json`, requires the exit
 // code and returns its parsed output.
 func runCheckJSON(t *testing.T, c *cluster, ns, svc string, code int) checkOutput {

@@ -63,100 +63,150 @@ var foreignOwners = []struct {
 	}},
 }
 
-// Check inspects a Service and its routing before any write (and for
-// `kubectl canary check`). It never fails: every problem is a finding.
-func Check(snap Snapshot, intent Intent, opts CheckOptions) []Finding {
-	var findings []Finding
-	add := func(sev Severity, object, format string, args ...interface{}) {
-		findings = append(findings, Finding{Severity: sev, Object: object, Message: fmt.Sprintf(format, args...)})
-	}
+// checker gathers the findings of one Check.
+type checker struct {
+	snap   Snapshot
+	intent Intent
+	p      *planner
+	active *State
+	svcRef string
+	// routing are the VirtualServices that route to the Service, rules the
+	// DestinationRules of its host.
+	routing, rules []*unstructured.Unstructured
+	findings       []Finding
+}
+
+func newChecker(snap Snapshot, intent Intent) *checker {
 	svc := snap.Service
-	svcRef := "Service " + svc.Namespace + "/" + svc.Name
 	p := &planner{snap: snap, intent: intent, svc: serviceRef{name: svc.Name, namespace: svc.Namespace, clusterDomain: intent.ClusterDomain}}
 	if p.svc.clusterDomain == "" {
 		p.svc.clusterDomain = DefaultClusterDomain
 	}
+	c := &checker{snap: snap, intent: intent, p: p, svcRef: "Service " + svc.Namespace + "/" + svc.Name}
 	for _, vs := range snap.VirtualServices {
 		p.vss = append(p.vss, &object{live: vs, desired: vs})
+		if routesToService(asMap(vs.Object["spec"]), p.svc, vs.GetNamespace()) {
+			c.routing = append(c.routing, vs)
+		}
 	}
 	for _, dr := range snap.DestinationRules {
 		p.drs = append(p.drs, &object{live: dr, desired: dr})
-	}
-
-	// The routing objects of the Service.
-	var routing []*unstructured.Unstructured
-	var rules []*unstructured.Unstructured
-	for _, vs := range snap.VirtualServices {
-		if routesToService(asMap(vs.Object["spec"]), p.svc, vs.GetNamespace()) {
-			routing = append(routing, vs)
-		}
-	}
-	for _, dr := range snap.DestinationRules {
 		if p.svc.isHost(asString(asMap(dr.Object["spec"])["host"]), dr.GetNamespace()) {
-			rules = append(rules, dr)
+			c.rules = append(c.rules, dr)
 		}
 	}
-	for _, obj := range append(append([]*unstructured.Unstructured{}, routing...), rules...) {
+	c.active, _ = p.activeState()
+	return c
+}
+
+func (c *checker) add(sev Severity, object, format string, args ...interface{}) {
+	c.findings = append(c.findings, Finding{Severity: sev, Object: object, Message: fmt.Sprintf(format, args...)})
+}
+
+// Check inspects a Service and its routing before any write (and for
+// `kubectl canary check`). It never fails: every problem is a finding. A
+// problem with the Service's versions does not hide the others: only the
+// checks that need the versions are skipped.
+func Check(snap Snapshot, intent Intent, opts CheckOptions) []Finding {
+	c := newChecker(snap, intent)
+	c.checkOwners()
+	c.checkRuleCount()
+	deployments, versions := c.versions()
+	definedSubsets := c.checkSubsets(deployments)
+	c.findings = append(c.findings, checkRoutes(c.routing, c.p.svc, definedSubsets)...)
+	if snap.Services != nil {
+		c.findings = append(c.findings, checkBackedHosts(snap.VirtualServices, snap.Services, c.p.svc)...)
+	}
+	c.findings = append(c.findings, checkHostScopes(snap.VirtualServices, c.p.svc)...)
+	if versions != nil {
+		c.checkReadiness(versions, opts)
+	}
+	sort.SliceStable(c.findings, func(i, j int) bool { return c.findings[i].Severity < c.findings[j].Severity })
+	return c.findings
+}
+
+// checkOwners reports the routing objects of the Service another tool manages.
+func (c *checker) checkOwners() {
+	for _, obj := range append(append([]*unstructured.Unstructured{}, c.routing...), c.rules...) {
 		for _, owner := range foreignOwners {
 			if owner.match(obj) {
-				add(SeverityError, objectRef(obj), "is managed by %s; a canary run by kubectl canary would fight it. Run the canary with %s, or pass --force if you are sure", owner.tool, owner.tool)
+				c.add(SeverityError, objectRef(obj), "is managed by %s; a canary run by kubectl canary would fight it. Run the canary with %s, or pass --force if you are sure", owner.tool, owner.tool)
 			}
 		}
 	}
-	if len(rules) > 1 {
-		names := make([]string, 0, len(rules))
-		for _, dr := range rules {
-			names = append(names, dr.GetName())
-		}
-		add(SeverityError, svcRef, "DestinationRules %s all apply to its host and Istio uses only one; merge them into one", strings.Join(names, ", "))
-	}
+}
 
-	// Versions, and the canary's readiness.
-	deployments, err := backingDeployments(svc, snap.Deployments)
+// checkRuleCount reports several DestinationRules for the Service's host.
+func (c *checker) checkRuleCount() {
+	if len(c.rules) < 2 {
+		return
+	}
+	names := make([]string, 0, len(c.rules))
+	for _, dr := range c.rules {
+		names = append(names, dr.GetName())
+	}
+	c.add(SeverityError, c.svcRef, "DestinationRules %s all apply to its host and Istio uses only one; merge them into one", strings.Join(names, ", "))
+}
+
+// versions returns the Deployments behind the Service and its versions.
+// Either is nil when it cannot be told, with a finding that says why.
+func (c *checker) versions() ([]*appsv1.Deployment, *Versions) {
+	deployments, err := backingDeployments(c.snap.Service, c.snap.Deployments)
 	if err != nil {
-		add(SeverityError, svcRef, "%v", err)
-		return findings
+		c.add(SeverityError, c.svcRef, "%v", err)
+		return nil, nil
 	}
-	active, _ := p.activeState()
-	label := intent.VersionLabel
-	if label == "" && active != nil {
-		label = active.VersionLabel
+	// chooseCanary finds --canary-deployment among them.
+	c.p.deployments = deployments
+	label := c.intent.VersionLabel
+	if label == "" && c.active != nil {
+		label = c.active.VersionLabel
 	}
-	versions, err := inferVersions(svc, deployments, label)
+	versions, err := inferVersions(c.snap.Service, deployments, label)
 	if err != nil {
-		add(SeverityError, svcRef, "%v", err)
-		return findings
+		c.add(SeverityError, c.svcRef, "%v", err)
+		return deployments, nil
 	}
-	definedSubsets := map[string]bool{}
-	for _, dr := range rules {
+	return deployments, versions
+}
+
+// checkSubsets reports subsets defined twice and, when the Deployments
+// behind the Service are known, subsets that select none of them. It
+// returns the names of all subsets defined for the Service's host.
+func (c *checker) checkSubsets(deployments []*appsv1.Deployment) map[string]bool {
+	defined := map[string]bool{}
+	for _, dr := range c.rules {
 		seen := map[string]bool{}
-		spec := asMap(dr.Object["spec"])
-		for _, raw := range subsetsOf(spec) {
+		for _, raw := range subsetsOf(asMap(dr.Object["spec"])) {
 			s := asMap(raw)
 			name := asString(s["name"])
 			if seen[name] {
-				add(SeverityError, objectRef(dr), "defines subset %q twice; Istio rejects it: remove one of them", name)
+				c.add(SeverityError, objectRef(dr), "defines subset %q twice; Istio rejects it: remove one of them", name)
 			}
-			seen[name], definedSubsets[name] = true, true
-			checkSubsetSelects(s, svc.Spec.Selector, deployments, func(format string, args ...interface{}) {
-				add(SeverityWarning, objectRef(dr), "subset %q %s", name, fmt.Sprintf(format, args...))
+			seen[name], defined[name] = true, true
+			if deployments == nil {
+				continue
+			}
+			checkSubsetSelects(s, c.snap.Service.Spec.Selector, deployments, func(format string, args ...interface{}) {
+				c.add(SeverityWarning, objectRef(dr), "subset %q %s", name, fmt.Sprintf(format, args...))
 			})
 		}
 	}
-	findings = append(findings, checkRoutes(routing, p.svc, definedSubsets)...)
-	if snap.Services != nil {
-		findings = append(findings, checkBackedHosts(snap.VirtualServices, snap.Services, p.svc)...)
-	}
-	findings = append(findings, checkHostScopes(snap.VirtualServices, p.svc)...)
+	return defined
+}
 
+// checkReadiness reports a canary with too few available replicas to take
+// traffic, and a stable version with none.
+func (c *checker) checkReadiness(versions *Versions, opts CheckOptions) {
 	canary, stable := "", ""
-	if active != nil {
-		canary, stable = active.Canary, active.Stable
-	} else if dr, err := p.destinationRule(); err == nil {
-		if stable, err = p.chooseStable(versions, dr, nil); err == nil {
-			canary, _ = p.chooseCanary(versions, stable)
+	if c.active != nil {
+		canary, stable = c.active.Canary, c.active.Stable
+	} else if dr, err := c.p.destinationRule(); err == nil {
+		if stable, err = c.p.chooseStable(versions, dr, nil); err == nil {
+			canary, _ = c.p.chooseCanary(versions, stable)
 		}
 	}
+	ns := c.snap.Service.Namespace
 	if v := versions.ByName[canary]; v != nil && !opts.IdleCanary {
 		available, desired := v.readiness()
 		min := opts.MinAvailable
@@ -164,16 +214,14 @@ func Check(snap Snapshot, intent Intent, opts CheckOptions) []Finding {
 			min = 1
 		}
 		if available < min {
-			add(SeverityError, "Deployment "+svc.Namespace+"/"+joinDeploymentNames(v), "canary %s=%s has %d available replica(s) of %d desired, fewer than %d; traffic sent to it would fail. Wait until it is ready (kubectl rollout status), or pass --force", versions.Label, canary, available, desired, min)
+			c.add(SeverityError, "Deployment "+ns+"/"+joinDeploymentNames(v), "canary %s=%s has %d available replica(s) of %d desired, fewer than %d; traffic sent to it would fail. Wait until it is ready (kubectl rollout status), or pass --force", versions.Label, canary, available, desired, min)
 		}
 	}
 	if v := versions.ByName[stable]; v != nil {
 		if available, desired := v.readiness(); available == 0 {
-			add(SeverityWarning, "Deployment "+svc.Namespace+"/"+joinDeploymentNames(v), "stable %s=%s has no available replica (%d desired); it serves no traffic now", versions.Label, stable, desired)
+			c.add(SeverityWarning, "Deployment "+ns+"/"+joinDeploymentNames(v), "stable %s=%s has no available replica (%d desired); it serves no traffic now", versions.Label, stable, desired)
 		}
 	}
-	sort.SliceStable(findings, func(i, j int) bool { return findings[i].Severity < findings[j].Severity })
-	return findings
 }
 
 // checkSubsetSelects warns when a subset's labels pick no Deployment behind

@@ -103,3 +103,131 @@ func TestCleanServiceHasNoFindings(t *testing.T) {
 		assert.Empty(t, Check(*snap, Intent{}, CheckOptions{}), cluster)
 	}
 }
+
+// TestCheckReportsRoutingWhenVersionsAreUnknown: a Service whose versions
+// cannot be told still gets every finding that does not need them; only
+// the canary's readiness is skipped.
+func TestCheckReportsRoutingWhenVersionsAreUnknown(t *testing.T) {
+	// reviews with v1 only, a route to subset v9 that no DestinationRule
+	// defines and a split summing to 90.
+	broken := func(s *Snapshot) {
+		s.Deployments = s.Deployments[:1]
+		s.VirtualServices = append(s.VirtualServices, objectOf(map[string]interface{}{
+			"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+			"metadata": map[string]interface{}{"name": "reviews", "namespace": "shop"},
+			"spec": map[string]interface{}{"hosts": []interface{}{"reviews"}, "http": []interface{}{
+				map[string]interface{}{"name": "beta", "route": []interface{}{
+					map[string]interface{}{"destination": map[string]interface{}{"host": "reviews", "subset": "v9"}},
+				}},
+				map[string]interface{}{"name": "default", "route": []interface{}{
+					map[string]interface{}{"destination": map[string]interface{}{"host": "reviews", "subset": "v1"}, "weight": int64(70)},
+					map[string]interface{}{"destination": map[string]interface{}{"host": "reviews", "subset": "v2"}, "weight": int64(20)},
+				}},
+			}},
+		}))
+		s.DestinationRules = append(s.DestinationRules, objectOf(map[string]interface{}{
+			"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+			"metadata": map[string]interface{}{"name": "reviews", "namespace": "shop"},
+			"spec": map[string]interface{}{"host": "reviews", "subsets": []interface{}{
+				map[string]interface{}{"name": "v1", "labels": map[string]interface{}{"version": "v1"}},
+				map[string]interface{}{"name": "v2", "labels": map[string]interface{}{"version": "v2"}},
+				map[string]interface{}{"name": "v2", "labels": map[string]interface{}{"version": "v2"}},
+			}},
+		}))
+	}
+	routingFindings := []string{
+		`error VirtualService shop/reviews: http route "beta" sends traffic to subset "v9", which no DestinationRule of the Service defines`,
+		`error VirtualService shop/reviews: http route "default" has weights summing to 90, not 100`,
+		`error DestinationRule shop/reviews: defines subset "v2" twice`,
+	}
+	cases := []struct {
+		name   string
+		mutate func(*Snapshot)
+		intent Intent
+		want   []string
+		absent []string
+	}{
+		{
+			name:   "one Deployment",
+			mutate: broken,
+			want: append([]string{
+				"error Service shop/reviews: service shop/reviews has only one version behind it",
+				// The Deployments are known: subsets are still held against them.
+				`warning DestinationRule shop/reviews: subset "v2" selects no Deployment behind the Service`,
+			}, routingFindings...),
+		},
+		{
+			name: "one Deployment, not ready",
+			mutate: func(s *Snapshot) {
+				broken(s)
+				s.Deployments[0].Status.AvailableReplicas = 0
+			},
+			want:   routingFindings,
+			absent: []string{"available replica"},
+		},
+		{
+			name:   "a version label the Deployments lack",
+			mutate: broken,
+			intent: Intent{VersionLabel: "track"},
+			want:   append([]string{`error Service shop/reviews: version label "track" is missing`}, routingFindings...),
+		},
+		{
+			name: "no Deployment behind the Service",
+			mutate: func(s *Snapshot) {
+				broken(s)
+				s.Deployments = nil
+			},
+			want: append([]string{"error Service shop/reviews: no Deployment in namespace shop has pods matching the selector"}, routingFindings...),
+			// Without Deployments every subset would select nothing: no
+			// warning that repeats the error.
+			absent: []string{"selects no Deployment"},
+		},
+		{
+			name: "headless Service",
+			mutate: func(s *Snapshot) {
+				broken(s)
+				s.Service.Spec.ClusterIP = corev1.ClusterIPNone
+			},
+			want: append([]string{"error Service shop/reviews: service shop/reviews is headless"}, routingFindings...),
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			snap := loadSnapshot(t, "no-istio")
+			c.mutate(snap)
+			findings := Check(*snap, c.intent, CheckOptions{})
+			got := findingMessages(findings)
+			for _, want := range c.want {
+				assert.True(t, containsOne(got, want), "want a finding containing %q, got %q", want, got)
+			}
+			for _, absent := range c.absent {
+				assert.False(t, containsOne(got, absent), "want no finding containing %q, got %q", absent, got)
+			}
+			assert.Positive(t, Errors(findings), "the errors keep check's exit code non-zero")
+		})
+	}
+}
+
+// TestCheckCanaryDeploymentReadiness: --canary-deployment names the canary
+// as well as --canary does, for its readiness too.
+func TestCheckCanaryDeploymentReadiness(t *testing.T) {
+	snap := loadSnapshot(t, "no-istio")
+	snap.Deployments[1].Status.AvailableReplicas = 0
+	for _, intent := range []Intent{{Canary: "v2"}, {CanaryDeployment: "reviews-v2"}} {
+		got := findingMessages(Check(*snap, intent, CheckOptions{}))
+		assert.True(t, containsOne(got, "error Deployment shop/reviews-v2: canary version=v2 has 0 available replica(s)"), "%+v: got %q", intent, got)
+	}
+}
+
+func containsOne(messages []string, part string) bool {
+	for _, m := range messages {
+		if strings.Contains(m, part) {
+			return true
+		}
+	}
+	return false
+}
+
+func objectOf(obj map[string]interface{}) *unstructured.Unstructured {
+	return &unstructured.Unstructured{Object: obj}
+}
