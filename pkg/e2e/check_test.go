@@ -259,6 +259,58 @@ spec:
 	assert.Equal(t, before, c.versionsOf(t, ns), "check wrote")
 }
 
+// TestCheckFlaggersVirtualService: a VirtualService with the annotation in
+// which Flagger keeps the spec it replaced is Flagger's: check reports it,
+// start refuses and writes nothing, start --force goes ahead with a warning
+// and keeps the annotation.
+func TestCheckFlaggersVirtualService(t *testing.T) {
+	t.Parallel()
+	c := shared
+	ns := c.newNamespace(t)
+	c.deployVersions(t, ns, "reviews", "v1", "v2")
+	c.create(t, ns, `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews
+  annotations:
+    flagger.kubernetes.io/original-configuration: '{"hosts":["reviews"],"http":[{"route":[{"destination":{"host":"reviews"}}]}]}'
+spec:
+  hosts: [reviews]
+  http:
+  - name: default
+    route:
+    - destination: {host: reviews, subset: v1}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  subsets:
+  - {name: v1, labels: {version: v1}}
+`)
+	before := c.versionsOf(t, ns)
+	vsRef := "VirtualService " + ns + "/reviews"
+
+	r := c.failCanary(t, "check", "reviews", "-n", ns)
+	requireExitCode(t, r, 1)
+	assertFindings(t, []checkFinding{{"error", vsRef, "is managed by Flagger (annotation flagger.kubernetes.io/original-configuration"}}, rowsOf(t, r.stdout))
+
+	r = c.failCanary(t, "start", "reviews", "-n", ns)
+	assert.Contains(t, r.stderr, "preflight check of service "+ns+"/reviews failed, nothing was changed")
+	assert.Contains(t, r.stderr, vsRef+": is managed by Flagger")
+	assert.Contains(t, r.stderr, "--force")
+	assert.Equal(t, before, c.versionsOf(t, ns), "a refused start wrote")
+
+	r = c.canary(t, nil, "start", "reviews", "--force", "-n", ns)
+	require.NoError(t, r.err, "%s", r)
+	assert.Contains(t, r.stderr, "Warning: "+vsRef+": is managed by Flagger")
+	vs := c.get(t, vsV1, ns, "reviews")
+	assert.Equal(t, map[string]int64{"v1": 90, "v2": 10}, weights(t, vs, "http", 0))
+	assert.Contains(t, vs.GetAnnotations(), "flagger.kubernetes.io/original-configuration", "Flagger's annotation was dropped")
+}
+
 // rowsOf parses check's table into findings.
 func rowsOf(t *testing.T, out string) []checkFinding {
 	t.Helper()

@@ -36,31 +36,72 @@ type CheckOptions struct {
 	IdleCanary bool
 }
 
-// foreignOwners recognise routing objects another tool manages: a canary
-// run by hand on them would fight that tool.
+// foreignMark is how an object shows that another tool manages it, and
+// what to do about it besides running the canary with that tool.
+type foreignMark struct {
+	evidence string
+	remedy   string
+}
+
+// foreignOwners recognise routing objects another tool manages, each by a
+// mark that tool leaves on them: a canary run by hand would fight it. mark
+// returns nil when obj carries none.
 var foreignOwners = []struct {
-	tool  string
-	match func(obj *unstructured.Unstructured) bool
+	tool string
+	mark func(obj *unstructured.Unstructured) *foreignMark
 }{
-	{"Flagger", func(obj *unstructured.Unstructured) bool {
-		for _, ref := range obj.GetOwnerReferences() {
-			if strings.HasPrefix(ref.APIVersion, "flagger.app/") {
-				return true
-			}
+	{"Flagger", flaggerMark},
+	{"Argo Rollouts", func(obj *unstructured.Unstructured) *foreignMark {
+		if m := ownerMark(obj, "argoproj.io/"); m != nil {
+			return m
 		}
-		return obj.GetLabels()["app.kubernetes.io/managed-by"] == "flagger"
-	}},
-	{"Argo Rollouts", func(obj *unstructured.Unstructured) bool {
-		_, ok := obj.GetAnnotations()["argo-rollouts.argoproj.io/managed-by-rollouts"]
-		for _, ref := range obj.GetOwnerReferences() {
-			ok = ok || strings.HasPrefix(ref.APIVersion, "argoproj.io/")
+		if name, ok := obj.GetAnnotations()["argo-rollouts.argoproj.io/managed-by-rollouts"]; ok {
+			return &foreignMark{evidence: "annotation argo-rollouts.argoproj.io/managed-by-rollouts=" + name}
 		}
-		return ok
+		return nil
 	}},
-	{"a Kiali wizard", func(obj *unstructured.Unstructured) bool {
-		_, ok := obj.GetLabels()["kiali_wizard"]
-		return ok
+	{"a Kiali wizard", func(obj *unstructured.Unstructured) *foreignMark {
+		if wizard, ok := obj.GetLabels()["kiali_wizard"]; ok {
+			return &foreignMark{evidence: "label kiali_wizard=" + wizard}
+		}
+		return nil
 	}},
+}
+
+// flaggerOriginalConfig is the annotation in which Flagger's Istio router
+// saves the spec of a VirtualService it takes over (unless kubectl's
+// last-applied-configuration already holds it), to restore it when its
+// Canary is deleted. The restore keeps the annotation.
+const flaggerOriginalConfig = "flagger.kubernetes.io/original-configuration"
+
+// flaggerMark recognises what Flagger leaves on routing objects: an owner
+// reference to its Canary on those it creates, its annotation on a
+// VirtualService it took over.
+func flaggerMark(obj *unstructured.Unstructured) *foreignMark {
+	if m := ownerMark(obj, "flagger.app/"); m != nil {
+		return m
+	}
+	if obj.GetLabels()["app.kubernetes.io/managed-by"] == "flagger" {
+		return &foreignMark{evidence: "label app.kubernetes.io/managed-by=flagger"}
+	}
+	if _, ok := obj.GetAnnotations()[flaggerOriginalConfig]; ok {
+		return &foreignMark{
+			evidence: "annotation " + flaggerOriginalConfig + ", the spec Flagger saved when it took the object over",
+			remedy:   "If no Flagger Canary targets the Service any more (kubectl get canaries.flagger.app -A; Flagger leaves the annotation behind when it gives the object back), remove the annotation",
+		}
+	}
+	return nil
+}
+
+// ownerMark is an owner reference of obj to an object of an API group
+// (apiVersionPrefix "group/").
+func ownerMark(obj *unstructured.Unstructured, apiVersionPrefix string) *foreignMark {
+	for _, ref := range obj.GetOwnerReferences() {
+		if strings.HasPrefix(ref.APIVersion, apiVersionPrefix) {
+			return &foreignMark{evidence: fmt.Sprintf("owner reference to %s %s (%s)", ref.Kind, ref.Name, ref.APIVersion)}
+		}
+	}
+	return nil
 }
 
 // checker gathers the findings of one Check.
@@ -70,10 +111,12 @@ type checker struct {
 	p      *planner
 	active *State
 	svcRef string
-	// routing are the VirtualServices that route to the Service, rules the
+	// routing are the VirtualServices that route to the Service, claiming
+	// those that claim its host without routing to it (Flagger's, which
+	// route to <service>-primary and <service>-canary), rules the
 	// DestinationRules of its host.
-	routing, rules []*unstructured.Unstructured
-	findings       []Finding
+	routing, claiming, rules []*unstructured.Unstructured
+	findings                 []Finding
 }
 
 func newChecker(snap Snapshot, intent Intent) *checker {
@@ -85,8 +128,11 @@ func newChecker(snap Snapshot, intent Intent) *checker {
 	c := &checker{snap: snap, intent: intent, p: p, svcRef: "Service " + svc.Namespace + "/" + svc.Name}
 	for _, vs := range snap.VirtualServices {
 		p.vss = append(p.vss, &object{live: vs, desired: vs})
-		if routesToService(asMap(vs.Object["spec"]), p.svc, vs.GetNamespace()) {
+		switch spec := asMap(vs.Object["spec"]); {
+		case routesToService(spec, p.svc, vs.GetNamespace()):
 			c.routing = append(c.routing, vs)
+		case claimsHost(spec, p.svc, vs.GetNamespace()):
+			c.claiming = append(c.claiming, vs)
 		}
 	}
 	for _, dr := range snap.DestinationRules {
@@ -127,11 +173,18 @@ func Check(snap Snapshot, intent Intent, opts CheckOptions) []Finding {
 
 // checkOwners reports the routing objects of the Service another tool manages.
 func (c *checker) checkOwners() {
-	for _, obj := range append(append([]*unstructured.Unstructured{}, c.routing...), c.rules...) {
+	objects := append(append(append([]*unstructured.Unstructured{}, c.routing...), c.claiming...), c.rules...)
+	for _, obj := range objects {
 		for _, owner := range foreignOwners {
-			if owner.match(obj) {
-				c.add(SeverityError, objectRef(obj), "is managed by %s; a canary run by kubectl canary would fight it. Run the canary with %s, or pass --force if you are sure", owner.tool, owner.tool)
+			m := owner.mark(obj)
+			if m == nil {
+				continue
 			}
+			remedy := "Run the canary with " + owner.tool
+			if m.remedy != "" {
+				remedy += ". " + m.remedy
+			}
+			c.add(SeverityError, objectRef(obj), "is managed by %s (%s); a canary run by kubectl canary would fight it. %s, or pass --force if you are sure", owner.tool, m.evidence, remedy)
 		}
 	}
 }
@@ -222,6 +275,16 @@ func (c *checker) checkReadiness(versions *Versions, opts CheckOptions) {
 			c.add(SeverityWarning, "Deployment "+ns+"/"+joinDeploymentNames(v), "stable %s=%s has no available replica (%d desired); it serves no traffic now", versions.Label, stable, desired)
 		}
 	}
+}
+
+// claimsHost reports whether a VirtualService lists the Service's host.
+func claimsHost(spec map[string]interface{}, svc serviceRef, objectNamespace string) bool {
+	for _, h := range asSlice(spec["hosts"]) {
+		if svc.isHost(asString(h), objectNamespace) {
+			return true
+		}
+	}
+	return false
 }
 
 // checkSubsetSelects warns when a subset's labels pick no Deployment behind

@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
@@ -78,6 +79,26 @@ func TestCheckFindings(t *testing.T) {
 		}, CheckOptions{}, "warning VirtualService bookinfo/reviews: routes to host reviews-legacy.bookinfo.svc.cluster.local, but no Service reviews-legacy exists in namespace bookinfo"},
 		{"one version only", "no-istio", func(s *Snapshot) { s.Deployments = s.Deployments[:1] }, CheckOptions{},
 			"error Service shop/reviews: service shop/reviews has only one version behind it"},
+		{"Flagger's saved configuration", "bookinfo-adopted", func(s *Snapshot) {
+			s.VirtualServices[0].SetAnnotations(map[string]string{"flagger.kubernetes.io/original-configuration": `{"hosts":["reviews"]}`})
+		}, CheckOptions{}, "error VirtualService bookinfo/reviews: is managed by Flagger (annotation flagger.kubernetes.io/original-configuration"},
+		{"Flagger's saved configuration names the way out", "bookinfo-adopted", func(s *Snapshot) {
+			s.VirtualServices[0].SetAnnotations(map[string]string{"flagger.kubernetes.io/original-configuration": `{"hosts":["reviews"]}`})
+		}, CheckOptions{}, "remove the annotation, or pass --force"},
+		{"Flagger's owner reference", "bookinfo-adopted", func(s *Snapshot) {
+			s.DestinationRules[0].SetOwnerReferences([]metav1.OwnerReference{{APIVersion: "flagger.app/v1beta1", Kind: "Canary", Name: "reviews", UID: "u1"}})
+		}, CheckOptions{}, "error DestinationRule bookinfo/reviews: is managed by Flagger (owner reference to Canary reviews (flagger.app/v1beta1))"},
+		{"Flagger's apex VirtualService, routed to its own Services", "bookinfo-adopted", func(s *Snapshot) {
+			// What Flagger's Istio router creates: the Service's host, routed
+			// to <service>-primary and <service>-canary.
+			vs := s.VirtualServices[0]
+			vs.SetOwnerReferences([]metav1.OwnerReference{{APIVersion: "flagger.app/v1beta1", Kind: "Canary", Name: "reviews", UID: "u1"}})
+			spec(vs)["http"] = []interface{}{map[string]interface{}{"route": []interface{}{
+				map[string]interface{}{"destination": map[string]interface{}{"host": "reviews-primary"}, "weight": int64(100)},
+				map[string]interface{}{"destination": map[string]interface{}{"host": "reviews-canary"}, "weight": int64(0)},
+			}}}
+			delete(spec(vs), "tcp")
+		}, CheckOptions{}, "error VirtualService bookinfo/reviews: is managed by Flagger (owner reference to Canary reviews"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -183,12 +204,16 @@ func TestCheckReportsRoutingWhenVersionsAreUnknown(t *testing.T) {
 			absent: []string{"selects no Deployment"},
 		},
 		{
-			name: "headless Service",
+			name: "headless Service, managed by Flagger",
 			mutate: func(s *Snapshot) {
 				broken(s)
 				s.Service.Spec.ClusterIP = corev1.ClusterIPNone
+				s.VirtualServices[0].SetAnnotations(map[string]string{"flagger.kubernetes.io/original-configuration": "{}"})
 			},
-			want: append([]string{"error Service shop/reviews: service shop/reviews is headless"}, routingFindings...),
+			want: append([]string{
+				"error Service shop/reviews: service shop/reviews is headless",
+				"error VirtualService shop/reviews: is managed by Flagger",
+			}, routingFindings...),
 		},
 	}
 	for _, c := range cases {
@@ -217,6 +242,17 @@ func TestCheckCanaryDeploymentReadiness(t *testing.T) {
 		got := findingMessages(Check(*snap, intent, CheckOptions{}))
 		assert.True(t, containsOne(got, "error Deployment shop/reviews-v2: canary version=v2 has 0 available replica(s)"), "%+v: got %q", intent, got)
 	}
+}
+
+// TestCheckIgnoresWhatFlaggerDoesNotOwn: only Flagger's own marks count, not
+// the Flux annotation Flagger also sets (Flux users set it too) nor a
+// Flagger owner reference on another Service's objects.
+func TestCheckIgnoresWhatFlaggerDoesNotOwn(t *testing.T) {
+	snap := loadSnapshot(t, "bookinfo-adopted")
+	snap.VirtualServices[0].SetAnnotations(map[string]string{"kustomize.toolkit.fluxcd.io/reconcile": "disabled"})
+	snap.VirtualServices[1].SetAnnotations(map[string]string{"flagger.kubernetes.io/original-configuration": "{}"})
+	got := findingMessages(Check(*snap, Intent{}, CheckOptions{}))
+	assert.False(t, containsOne(got, "Flagger"), "got %q", got)
 }
 
 func containsOne(messages []string, part string) bool {
