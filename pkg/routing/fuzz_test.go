@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 )
@@ -132,6 +133,29 @@ func withoutAdded(spec map[string]interface{}, added []string, refs []RouteRef) 
 	return out, aligned
 }
 
+// fuzzServicePorts gives the Service up to three ports of the protocols
+// Istio tells apart, or nil to keep the fixture's one HTTP port.
+func fuzzServicePorts(src *byteSource) []corev1.ServicePort {
+	n := src.next(4)
+	if n == 0 {
+		return nil
+	}
+	names := []string{"http", "grpc-admin", "tcp-db", "https", "", "mongo", "dns", "web"}
+	var ports []corev1.ServicePort
+	for i := 0; i < n; i++ {
+		port := corev1.ServicePort{Name: names[src.next(len(names))], Port: int32(9000 + i)}
+		switch src.next(4) {
+		case 1:
+			port.Protocol = corev1.ProtocolUDP
+		case 2:
+			appProtocol := []string{"tcp", "http", "kubernetes.io/h2c", "kubernetes.io/wss"}[src.next(4)]
+			port.AppProtocol = &appProtocol
+		}
+		ports = append(ports, port)
+	}
+	return ports
+}
+
 func FuzzRoutingInvariants(f *testing.F) {
 	f.Add([]byte{3, 0, 1, 0, 0, 1, 0, 0, 0, 1, 1, 1}, uint8(10), uint8(50), uint8(0))
 	f.Add([]byte{5, 2, 1, 1, 1, 2, 1, 1, 1, 1, 0, 0, 4, 0, 1, 2}, uint8(0), uint8(100), uint8(7))
@@ -142,6 +166,12 @@ func FuzzRoutingInvariants(f *testing.F) {
 		snap := loadSnapshot(t, "no-istio")
 		snap.VirtualServices = []*unstructured.Unstructured{fuzzVirtualService(src, "reviews"), fuzzVirtualService(src, "reviews-extra")}
 		snap.DestinationRules = []*unstructured.Unstructured{fuzzDestinationRule(src)}
+		if ports := fuzzServicePorts(src); ports != nil {
+			snap.Service.Spec.Ports = ports
+		}
+		if src.next(4) == 3 {
+			snap.VirtualServices = nil // no routing yet: start creates it
+		}
 		original := map[string]map[string]interface{}{}
 		for _, obj := range append(append([]*unstructured.Unstructured{}, snap.VirtualServices...), snap.DestinationRules...) {
 			original[obj.GetKind()+"/"+obj.GetName()] = runtime.DeepCopyJSON(obj.Object["spec"].(map[string]interface{}))
@@ -160,6 +190,7 @@ func FuzzRoutingInvariants(f *testing.F) {
 			return // refusing is always allowed; writing something wrong never is
 		}
 		assertManagedWeightsSumTo100(t, plan)
+		assertCreatedRoutesPerPort(t, snap.Service, plan)
 		for _, c := range plan.Changes {
 			st, err := ReadState(c.Desired, "reviews")
 			require.NoError(t, err)
@@ -183,6 +214,7 @@ func FuzzRoutingInvariants(f *testing.F) {
 		plan, err = computeChecked(t, *snap, Intent{Action: ActionWeight, Weight: int(nextWeight) % 101})
 		require.NoError(t, err)
 		assertManagedWeightsSumTo100(t, plan)
+		assertCreatedRoutesPerPort(t, snap.Service, plan)
 		snap.apply(plan)
 
 		plan, err = computeChecked(t, *snap, Intent{Action: ActionAbort})

@@ -125,6 +125,10 @@ func (p *planner) gatewayRoutes(base State) error {
 		}
 	}
 	sort.Strings(uncovered)
+	port, err := p.gatewayDestinationPort(*g, uncovered)
+	if err != nil {
+		return err
+	}
 	vs := &object{desired: p.newObject("VirtualService"), stage: StageRoutes}
 	vs.desired.SetName(name)
 	spec := vs.spec()
@@ -134,8 +138,12 @@ func (p *planner) gatewayRoutes(base State) error {
 	}
 	spec["hosts"] = hosts
 	spec["gateways"] = []interface{}{g.ref()}
+	destination := map[string]interface{}{"host": p.svc.fqdn()}
+	if port != 0 {
+		destination["port"] = map[string]interface{}{"number": port}
+	}
 	spec["http"] = []interface{}{map[string]interface{}{"route": []interface{}{
-		map[string]interface{}{"destination": map[string]interface{}{"host": p.svc.fqdn()}},
+		map[string]interface{}{"destination": destination},
 	}}}
 	p.vss = append(p.vss, vs)
 	refs := []RouteRef{routeRefFor("http", 0, asMap(asSlice(spec["http"])[0]))}

@@ -248,16 +248,23 @@ func TestFlowsMatchGoldenFiles(t *testing.T) {
 		}},
 	}
 	for _, f := range flows {
-		t.Run(f.cluster+"/"+f.flow, func(t *testing.T) {
-			snap := loadSnapshot(t, f.cluster)
-			for i, s := range f.steps {
-				plan, err := computeChecked(t, *snap, s.intent)
-				require.NoError(t, err, "step %s", s.name)
-				testutil.Golden(t, testutil.Testdata("routing", f.cluster, f.flow, fmt.Sprintf("%02d-%s.yaml", i+1, s.name)), renderPlan(t, plan))
-				assertManagedWeightsSumTo100(t, plan)
-				snap.apply(plan)
-			}
-		})
+		t.Run(f.cluster+"/"+f.flow, func(t *testing.T) { runGoldenFlow(t, f.cluster, f.flow, f.steps) })
+	}
+}
+
+// runGoldenFlow plans the steps one after the other on the snapshot of
+// testdata/routing/CLUSTER, each against the last one's outcome, and
+// compares each plan with its golden file under FLOW.
+func runGoldenFlow(t *testing.T, cluster, flow string, steps []step) {
+	t.Helper()
+	snap := loadSnapshot(t, cluster)
+	for i, s := range steps {
+		plan, err := computeChecked(t, *snap, s.intent)
+		require.NoError(t, err, "step %s", s.name)
+		testutil.Golden(t, testutil.Testdata("routing", cluster, flow, fmt.Sprintf("%02d-%s.yaml", i+1, s.name)), renderPlan(t, plan))
+		assertManagedWeightsSumTo100(t, plan)
+		assertCreatedRoutesPerPort(t, snap.Service, plan)
+		snap.apply(plan)
 	}
 }
 

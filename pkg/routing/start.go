@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
@@ -331,21 +330,16 @@ func (p *planner) newVirtualService() (*object, error) {
 	if name == "" {
 		return nil, fmt.Errorf("VirtualServices %s/%s and %s/%s-mesh exist but do not hold the host of service %s for in-mesh traffic; add the host and a route to the service to one of them", p.svc.namespace, p.svc.name, p.svc.namespace, p.svc.name, p.svc.name)
 	}
+	routes, err := p.createdRoutes()
+	if err != nil {
+		return nil, err
+	}
 	vs := &object{desired: p.newObject("VirtualService"), stage: StageRoutes}
 	vs.desired.SetName(name)
 	spec := vs.spec()
 	spec["hosts"] = []interface{}{p.svc.fqdn()}
-	route := func() map[string]interface{} {
-		return map[string]interface{}{"route": []interface{}{
-			map[string]interface{}{"destination": map[string]interface{}{"host": p.svc.fqdn()}},
-		}}
-	}
-	tcpPorts, otherPorts := portKinds(p.snap.Service)
-	if otherPorts || !tcpPorts {
-		spec["http"] = []interface{}{route()}
-	}
-	if tcpPorts {
-		spec["tcp"] = []interface{}{route()}
+	for kind, list := range routes {
+		spec[kind] = list
 	}
 	p.vss = append(p.vss, vs)
 	return vs, nil
@@ -358,26 +352,6 @@ func (p *planner) nameTaken(name string) bool {
 		}
 	}
 	return false
-}
-
-// portKinds tells whether the Service declares TCP-only ports (by appProtocol
-// or Istio's port-name prefix) and whether it has any other port.
-func portKinds(svc *corev1.Service) (tcp, other bool) {
-	for _, port := range svc.Spec.Ports {
-		protocol := port.Name
-		if port.AppProtocol != nil {
-			protocol = *port.AppProtocol
-		}
-		protocol = strings.ToLower(strings.SplitN(protocol, "-", 2)[0])
-		switch {
-		case port.Protocol == corev1.ProtocolUDP:
-		case protocol == "tcp" || protocol == "tls" || protocol == "https" || protocol == "mongo" || protocol == "mysql" || protocol == "redis":
-			tcp = true
-		default:
-			other = true
-		}
-	}
-	return tcp, other
 }
 
 func (p *planner) newObject(kind string) *unstructured.Unstructured {
