@@ -91,9 +91,10 @@ func labelsQuery(t Target) string {
 // API is the Prometheus HTTP API the analysis queries.
 type API = promv1.API
 
-// NewAPI is a Prometheus API client for address, sending its requests
-// through httpClient (nil: Go's default transport).
-func NewAPI(address string, httpClient *http.Client) (promv1.API, error) {
+// NewClient is a Prometheus HTTP client for address, sending its requests
+// through httpClient (nil: Go's default transport). promv1.NewAPI wraps it
+// for the queries; ReadScrapeMinimum also reads the targets API with it.
+func NewClient(address string, httpClient *http.Client) (api.Client, error) {
 	cfg := api.Config{Address: address}
 	if httpClient != nil {
 		cfg.Client = httpClient
@@ -101,6 +102,15 @@ func NewAPI(address string, httpClient *http.Client) (promv1.API, error) {
 	c, err := api.NewClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("prometheus address %q: %w", address, err)
+	}
+	return c, nil
+}
+
+// NewAPI is a Prometheus API client for address (see NewClient).
+func NewAPI(address string, httpClient *http.Client) (promv1.API, error) {
+	c, err := NewClient(address, httpClient)
+	if err != nil {
+		return nil, err
 	}
 	return promv1.NewAPI(c), nil
 }
