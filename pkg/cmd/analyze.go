@@ -11,6 +11,9 @@ import (
 	"strings"
 	"time"
 
+	promapi "github.com/prometheus/client_golang/api"
+	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/cli-runtime/pkg/printers"
@@ -91,7 +94,7 @@ func (f *analysisFlags) addFlags(cmd *cobra.Command) {
 	fl.StringVar(&f.prometheusNamespace, "prometheus-namespace", "istio-system", "Namespace of the Prometheus Service reached through the API server's proxy.")
 	fl.StringVar(&f.prometheusService, "prometheus-service", "prometheus", "Name of the Prometheus Service reached through the API server's proxy.")
 	fl.IntVar(&f.prometheusPort, "prometheus-port", 9090, "Port of the Prometheus Service reached through the API server's proxy.")
-	fl.DurationVar(&f.window, "window", 5*time.Minute, "Traffic to analyse: the last WINDOW of it (rates and latency quantiles are taken over it).")
+	fl.DurationVar(&f.window, "window", 5*time.Minute, "Traffic to analyse: the last WINDOW of it (rates and latency quantiles are taken over it). At least "+minimumText+".")
 	fl.Float64Var(&f.maxErrorRate, "max-error-rate", d.MaxErrorRate*100, "Highest canary error rate (5xx responses), in percent, that passes; 0 turns the check off.")
 	fl.Float64Var(&f.maxErrorRateIncrease, "max-error-rate-increase", d.MaxErrorRateIncrease*100, "How many percentage points the canary's error rate may exceed stable's; 0 turns the check off.")
 	fl.DurationVar(&f.maxP99, "max-p99", d.MaxP99, "Highest canary p99 latency that passes, e.g. 500ms; 0 turns the check off.")
@@ -103,9 +106,11 @@ func (f *analysisFlags) addFlags(cmd *cobra.Command) {
 }
 
 func (f *analysisFlags) validate() error {
+	// The shortest window depends on Prometheus's scrape interval, checked
+	// by longEnough once Prometheus is reached.
 	switch {
-	case f.window < 10*time.Second:
-		return fmt.Errorf("--window %s is too short; Prometheus needs at least two scrapes in it, for example --window 1m", f.window)
+	case f.window <= 0:
+		return fmt.Errorf("--window %s is not a duration of traffic; give one of a minute or so, for example --window 1m", f.window)
 	case f.maxErrorRate < 0 || f.maxErrorRate > 100:
 		return fmt.Errorf("--max-error-rate %g is not a percentage from 0 to 100", f.maxErrorRate)
 	case f.maxErrorRateIncrease < 0 || f.maxErrorRateIncrease > 100:
@@ -134,11 +139,14 @@ func (f *analysisFlags) thresholds() analysis.Thresholds {
 	}
 }
 
+// minimumText says what the shortest --window and --interval are, for help.
+var minimumText = fmt.Sprintf("%d scrape intervals of the Prometheus targets that report the Service (%s when Prometheus's targets API cannot be read)",
+	analysis.MinScrapes, model.Duration(analysis.DefaultMinInterval))
+
 // prometheus is the API client and a name for it in messages.
 func (f *analysisFlags) prometheus(factory kube.Factory) (*prometheusAPI, error) {
 	if f.prometheusURL != "" {
-		api, err := analysis.NewAPI(f.prometheusURL, nil)
-		return &prometheusAPI{api: api, where: f.prometheusURL}, err
+		return newPrometheusAPI(f.prometheusURL, nil, f.prometheusURL)
 	}
 	source, ok := factory.(kube.RESTConfigSource)
 	if !ok {
@@ -159,13 +167,42 @@ func (f *analysisFlags) prometheus(factory kube.Factory) (*prometheusAPI, error)
 // proxy at host (which may carry a path prefix).
 func proxiedPrometheus(host string, httpClient *http.Client, namespace, service string, port int) (*prometheusAPI, error) {
 	where := fmt.Sprintf("service %s/%s:%d (through the API server's proxy)", namespace, service, port)
-	api, err := analysis.NewAPI(strings.TrimSuffix(host, "/")+analysis.ServiceProxyPath(namespace, service, port), httpClient)
-	return &prometheusAPI{api: api, where: where}, err
+	return newPrometheusAPI(strings.TrimSuffix(host, "/")+analysis.ServiceProxyPath(namespace, service, port), httpClient, where)
+}
+
+func newPrometheusAPI(address string, httpClient *http.Client, where string) (*prometheusAPI, error) {
+	client, err := analysis.NewClient(address, httpClient)
+	if err != nil {
+		return nil, err
+	}
+	return &prometheusAPI{client: client, api: promv1.NewAPI(client), where: where}, nil
 }
 
 type prometheusAPI struct {
-	api   analysis.API
-	where string
+	// client is the HTTP client of api, for the targets API.
+	client promapi.Client
+	api    analysis.API
+	where  string
+}
+
+// scrapeMinimum is the shortest window (and run step) for the Service that
+// Prometheus's scrape interval allows, read once per command.
+func (p *prometheusAPI) scrapeMinimum(ctx context.Context, namespace, service string, now time.Time) analysis.ScrapeMinimum {
+	return analysis.ReadScrapeMinimum(ctx, p.client, namespace, service, now, p.where)
+}
+
+// longEnough refuses a --window or --interval (flag) shorter than the
+// minimum, saying where the minimum comes from; spans says what the scrapes
+// must cover ("in it", "of each step").
+func longEnough(flag string, d time.Duration, spans string, m analysis.ScrapeMinimum) error {
+	if d >= m.Min {
+		return nil
+	}
+	needs := "a few scrapes"
+	if m.Unknown == "" {
+		needs = fmt.Sprintf("%d scrapes", analysis.MinScrapes)
+	}
+	return fmt.Errorf("--%s %s is too short; Prometheus needs %s %s, give %s or more (%s)", flag, d, needs, spans, model.Duration(m.Min), m.Source())
 }
 
 // canaryTarget finds the running canary of the Service and the Deployments
@@ -278,6 +315,9 @@ func (o *AnalyzeOptions) Run(cmd *cobra.Command) error {
 	}
 	prom, err := o.prometheus(o.factory)
 	if err != nil {
+		return err
+	}
+	if err := longEnough("window", o.window, "in it", prom.scrapeMinimum(ctx, o.namespace, o.service, o.now())); err != nil {
 		return err
 	}
 	result, decision, err := judge(ctx, prom, target, o.analysisFlags, o.now())

@@ -36,6 +36,26 @@ func TestPrometheusThroughServiceProxy(t *testing.T) {
 	assert.Contains(t, err.Error(), "service monitoring/prom:9091 (through the API server's proxy)")
 	assert.Equal(t, []string{"/k8s/api/v1/namespaces/monitoring/services/prom:9091/proxy/api/v1/query"}, paths)
 	assert.Equal(t, "Bearer kubeconfig-token", auth)
+
+	// The targets API, for the scrape interval, takes the same way.
+	paths, auth = nil, ""
+	m := prom.scrapeMinimum(context.Background(), "shop", "reviews", time.Now())
+	assert.Equal(t, "/k8s/api/v1/namespaces/monitoring/services/prom:9091/proxy/api/v1/targets", paths[0])
+	assert.Equal(t, "Bearer kubeconfig-token", auth)
+	assert.Contains(t, m.Unknown, "no active target of Prometheus at service monitoring/prom:9091 (through the API server's proxy) reports shop/reviews")
+}
+
+// analyze --window follows the scrape interval as run --interval does.
+func TestAnalyzeWindowFollowsTheScrapeInterval(t *testing.T) {
+	f := newFakeCluster(t, "no-istio", "shop")
+	_, _, err := f.run("start", "reviews")
+	require.NoError(t, err)
+	_, _, err = f.run("analyze", "reviews", "--window", "5s", "--prometheus-url", scrapingPrometheus(t, "5s"))
+	assert.EqualError(t, err, "--window 5s is too short; Prometheus needs 4 scrapes in it, give 20s or more (4 scrapes at the 5s scrape interval of 1 target reporting shop/reviews)")
+	// Scraped every second, 5s is enough: the analysis goes on (to find no
+	// request metrics in this fake).
+	_, _, err = f.run("analyze", "reviews", "--window", "5s", "--prometheus-url", scrapingPrometheus(t, "1s"))
+	assert.ErrorIs(t, err, analysis.ErrNoMetrics)
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)
@@ -68,6 +88,10 @@ func TestCustomQueryFlagsPairInOrder(t *testing.T) {
 	o.window = time.Minute
 	o.maxLatencyRatio = 1
 	assert.NoError(t, o.validate())
+	o.window = 0
+	assert.ErrorContains(t, o.validate(), "--window 0s is not a duration of traffic")
+	o.window = time.Second
+	assert.NoError(t, o.validate(), "the shortest window depends on Prometheus's scrape interval, known in Run")
 
 	for want, args := range map[string][]string{
 		"--max bounds the --query before it": {"--max", "1"},

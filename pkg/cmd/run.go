@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/kubectl/pkg/util/templates"
@@ -69,9 +70,9 @@ func newCmdRun(g *globalOptions) *cobra.Command {
 		RunE: runVerb(o),
 	}
 	o.analysisFlags.addFlags(cmd)
-	cmd.Flags().Lookup("window").Usage = "Traffic to analyse after each step: the last WINDOW of it. Default: the interval."
+	cmd.Flags().Lookup("window").Usage = "Traffic to analyse after each step: the last WINDOW of it. Default: the interval. At least " + minimumText + "."
 	cmd.Flags().IntSliceVar(&o.steps, "steps", []int{5, 10, 25, 50, 100}, "Canary weights in percent, in increasing order.")
-	cmd.Flags().DurationVar(&o.interval, "interval", 2*time.Minute, "How long each step runs before it is analysed.")
+	cmd.Flags().DurationVar(&o.interval, "interval", 2*time.Minute, "How long each step runs before it is analysed. At least "+minimumText+".")
 	cmd.Flags().IntVar(&o.maxInconclusive, "max-inconclusive", 3, "How many inconclusive analyses a step may hold for; one more stops the run (the canary stays where it is).")
 	cmd.Flags().BoolVar(&o.noPromote, "no-promote", false, "Stop after the last step passes instead of promoting.")
 	cmd.Flags().BoolVar(&o.dryRun, "dry-run", false, "Print the plan and write nothing.")
@@ -104,8 +105,10 @@ func (o *RunOptions) Validate() error {
 			return fmt.Errorf("--steps %s must increase", joinInts(o.steps))
 		}
 	}
-	if o.interval < 10*time.Second {
-		return fmt.Errorf("--interval %s is too short; Prometheus needs a few scrapes of each step, give 10s or more", o.interval)
+	// The shortest interval depends on Prometheus's scrape interval, checked
+	// by longEnough once Prometheus is reached.
+	if o.interval <= 0 {
+		return fmt.Errorf("--interval %s is not a duration; give how long each step runs, for example --interval 2m", o.interval)
 	}
 	if o.maxInconclusive < 0 {
 		return fmt.Errorf("--max-inconclusive cannot be negative")
@@ -128,13 +131,20 @@ func (o *RunOptions) Run(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	if o.dryRun {
-		o.printPlan(state)
-		return nil
-	}
 	prom, err := o.prometheus(o.factory)
 	if err != nil {
 		return err
+	}
+	minimum := prom.scrapeMinimum(ctx, o.namespace, o.service, o.now())
+	if err := longEnough("interval", o.interval, "of each step", minimum); err != nil {
+		return err
+	}
+	if err := longEnough("window", o.window, "in it", minimum); err != nil {
+		return err
+	}
+	if o.dryRun {
+		o.printPlan(state, minimum)
+		return nil
 	}
 	run, err := o.begin(ctx, state)
 	if err != nil {
@@ -298,7 +308,7 @@ func (o *RunOptions) wait(ctx context.Context, run *routing.RunState) error {
 	}
 }
 
-func (o *RunOptions) printPlan(st *routing.State) {
+func (o *RunOptions) printPlan(st *routing.State, minimum analysis.ScrapeMinimum) {
 	switch {
 	case st == nil:
 		fmt.Fprintf(o.Out, "would start the canary of %s/%s\n", o.namespace, o.service)
@@ -311,6 +321,7 @@ func (o *RunOptions) printPlan(st *routing.State) {
 	for i, w := range o.steps {
 		fmt.Fprintf(o.Out, "step %d/%d: canary at %d%% for %s, then analyse the last %s\n", i+1, len(o.steps), w, o.interval, o.window)
 	}
+	fmt.Fprintf(o.Out, "shortest interval and window: %s, %s\n", model.Duration(minimum.Min), minimum.Source())
 	last := "promote"
 	if o.noPromote {
 		last = "stop without promoting"

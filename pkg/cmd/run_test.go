@@ -3,6 +3,10 @@ package cmd
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +26,9 @@ func TestRunValidate(t *testing.T) {
 		return o
 	}
 	assert.NoError(t, valid().Validate())
+	short := valid()
+	short.interval, short.window = time.Second, time.Second
+	assert.NoError(t, short.Validate(), "the shortest interval and window depend on Prometheus's scrape interval, known in Run")
 	for name, tc := range map[string]struct {
 		change func(*RunOptions)
 		err    string
@@ -30,9 +37,9 @@ func TestRunValidate(t *testing.T) {
 		"zero weight":     {func(o *RunOptions) { o.steps = []int{0, 50} }, "step weight 0 is out of range"},
 		"over 100":        {func(o *RunOptions) { o.steps = []int{50, 101} }, "step weight 101 is out of range"},
 		"not increasing":  {func(o *RunOptions) { o.steps = []int{10, 10, 50} }, "--steps 10,10,50 must increase"},
-		"short interval":  {func(o *RunOptions) { o.interval = 5 * time.Second }, "--interval 5s is too short"},
+		"zero interval":   {func(o *RunOptions) { o.interval = 0 }, "--interval 0s is not a duration"},
 		"negative holds":  {func(o *RunOptions) { o.maxInconclusive = -1 }, "--max-inconclusive cannot be negative"},
-		"short window":    {func(o *RunOptions) { o.window = time.Second }, "--window 1s is too short"},
+		"negative window": {func(o *RunOptions) { o.window = -time.Second }, "--window -1s is not a duration"},
 		"error rate >100": {func(o *RunOptions) { o.maxErrorRate = 150 }, "--max-error-rate 150 is not a percentage"},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -70,4 +77,57 @@ func TestRunProgressOnATerminalAndInALog(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "interrupted at step 1/2 with the canary at 10%; it stays there, and kubectl canary run reviews resumes from this step")
 	assert.True(t, strings.HasSuffix(out.String(), "\n"), "the progress line is ended before the error")
+}
+
+// scrapingPrometheus is a fake Prometheus with one active target, which
+// reports shop/reviews and is scraped every interval; the analysis queries
+// get no samples.
+func scrapingPrometheus(t *testing.T, interval string) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/api/v1/targets":
+			fmt.Fprintf(w, `{"status":"success","data":{"activeTargets":[{"labels":{"job":"istio-sidecars","instance":"10.244.0.5:15020"},"scrapePool":"istio-sidecars","scrapeInterval":%q,"health":"up"}],"droppedTargets":[]}}`, interval)
+		case "/api/v1/query":
+			_ = r.ParseForm()
+			result := "[]"
+			if strings.HasPrefix(r.Form.Get("query"), "count by (job, instance) (istio_requests_total{") {
+				result = `[{"metric":{"job":"istio-sidecars","instance":"10.244.0.5:15020"},"value":[1700000000,"4"]}]`
+			}
+			fmt.Fprintf(w, `{"status":"success","data":{"resultType":"vector","result":%s}}`, result)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// The shortest --interval and --window follow the scrape interval of the
+// targets reporting the Service, and the messages say where it comes from.
+func TestRunIntervalFollowsTheScrapeInterval(t *testing.T) {
+	f := newFakeCluster(t, "no-istio", "shop")
+	everySecond := scrapingPrometheus(t, "1s")
+	out, _, err := f.run("run", "reviews", "--interval", "5s", "--dry-run", "--prometheus-url", everySecond)
+	require.NoError(t, err)
+	assert.Contains(t, out, "step 1/5: canary at 5% for 5s, then analyse the last 5s\n")
+	assert.Contains(t, out, "shortest interval and window: 4s, 4 scrapes at the 1s scrape interval of 1 target reporting shop/reviews\n")
+
+	every5s := scrapingPrometheus(t, "5s")
+	_, _, err = f.run("run", "reviews", "--interval", "5s", "--prometheus-url", every5s)
+	assert.EqualError(t, err, "--interval 5s is too short; Prometheus needs 4 scrapes of each step, give 20s or more (4 scrapes at the 5s scrape interval of 1 target reporting shop/reviews)")
+	_, _, err = f.run("run", "reviews", "--interval", "20s", "--window", "10s", "--prometheus-url", every5s)
+	assert.EqualError(t, err, "--window 10s is too short; Prometheus needs 4 scrapes in it, give 20s or more (4 scrapes at the 5s scrape interval of 1 target reporting shop/reviews)")
+
+	// Prometheus's targets cannot be read: the default minimum, and why.
+	gone := httptest.NewServer(http.NotFoundHandler())
+	gone.Close()
+	_, _, err = f.run("run", "reviews", "--interval", "5s", "--prometheus-url", gone.URL)
+	require.Error(t, err)
+	assert.Regexp(t, `^--interval 5s is too short; Prometheus needs a few scrapes of each step, give 10s or more \(the default minimum, as the scrape interval is unknown: the targets API of Prometheus at `+regexp.QuoteMeta(gone.URL)+` is not readable: .*connection refused\)$`, err.Error())
+	out, _, err = f.run("run", "reviews", "--interval", "10s", "--dry-run", "--prometheus-url", gone.URL)
+	require.NoError(t, err)
+	assert.Contains(t, out, "shortest interval and window: 10s, the default minimum, as the scrape interval is unknown: the targets API of Prometheus at "+gone.URL+" is not readable")
+
+	assert.Empty(t, f.writes(), "refused runs and dry runs write nothing")
 }
