@@ -161,6 +161,8 @@ func FuzzRoutingInvariants(f *testing.F) {
 	f.Add([]byte{5, 2, 1, 1, 1, 2, 1, 1, 1, 1, 0, 0, 4, 0, 1, 2}, uint8(0), uint8(100), uint8(7))
 	f.Add([]byte{1, 0, 0, 0, 0, 0, 0, 0, 0}, uint8(100), uint8(1), uint8(3))
 	f.Add([]byte{}, uint8(30), uint8(70), uint8(4))
+	// No routing yet, and a Service with an HTTP, a TCP and a TLS port.
+	f.Add([]byte{0, 0, 1, 1, 0, 3, 0, 0, 2, 0, 3, 0, 3}, uint8(10), uint8(40), uint8(7))
 	f.Fuzz(func(t *testing.T, data []byte, startWeight, nextWeight, extras uint8) {
 		src := &byteSource{data: data}
 		snap := loadSnapshot(t, "no-istio")
@@ -227,11 +229,18 @@ func FuzzRoutingInvariants(f *testing.F) {
 		}
 		// The DestinationRule comes back exactly too, except that a subset a
 		// route named before start (a dangling reference start made real) is
-		// never removed while that route still names it.
+		// never removed while that route still names it, nor the stable
+		// subset that a VirtualService start created (abort keeps it,
+		// pinned to stable) names.
 		var originalRoutes []objectSpec
 		for name, spec := range original {
 			if name != "DestinationRule/reviews" {
 				originalRoutes = append(originalRoutes, objectSpec{namespace: "shop", spec: spec})
+			}
+		}
+		for _, obj := range snap.VirtualServices {
+			if isCreatedByUs(obj) {
+				originalRoutes = append(originalRoutes, objectSpec{namespace: "shop", spec: obj.Object["spec"].(map[string]interface{})})
 			}
 		}
 		dangling := referencedSubsets(originalRoutes, serviceRef{name: "reviews", namespace: "shop", clusterDomain: DefaultClusterDomain})
