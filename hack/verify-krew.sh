@@ -206,7 +206,7 @@ kubectl krew index add kubectl-canary "$repo" </dev/null
 kubectl krew index list
 kubectl krew install kubectl-canary/canary </dev/null
 kubectl krew list | tee "$work/list.out"
-grep -q '^kubectl-canary/canary ' "$work/list.out" || die "kubectl krew list does not show kubectl-canary/canary"
+grep -qx 'kubectl-canary/canary[[:space:]]*' "$work/list.out" || die "kubectl krew list does not show kubectl-canary/canary"
 got=$(kubectl canary version)
 [[ $got == "kubectl-canary $version "* ]] || die "installed from the index, kubectl canary version printed \"$got\", want kubectl-canary $version"
 kubectl krew uninstall canary
