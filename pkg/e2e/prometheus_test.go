@@ -138,24 +138,31 @@ func istioLabels(w workloadTraffic) string {
 		w.Namespace, w.Service, w.Workload, w.Version)
 }
 
-// startPrometheus runs a real Prometheus server (Debian's prometheus
-// package; .ci/run installs it) on a free 127.0.0.1 port, scraping target
-// every second, with its storage in a temporary folder, and stops it when
-// the test ends. It returns the server's URL once it is ready.
+// startPrometheus runs a real Prometheus server on a free 127.0.0.1 port,
+// scraping target every second, with its storage in a temporary folder, and
+// stops it when the test ends. It returns the server's URL once it is ready.
 func startPrometheus(t *testing.T, target string) string {
 	t.Helper()
+	return startPrometheusEvery(t, target, time.Second)
+}
+
+// startPrometheusEvery is startPrometheus scraping target every interval
+// (whole seconds), in job istio-sidecars. The prometheus binary is the one
+// hack/build-tools.sh builds, which hack/e2e.sh puts on PATH.
+func startPrometheusEvery(t *testing.T, target string, interval time.Duration) string {
+	t.Helper()
 	bin, err := exec.LookPath("prometheus")
-	require.NoError(t, err, "these tests need a Prometheus server: apt-get install -y prometheus (.ci/run does)")
+	require.NoError(t, err, "these tests need a Prometheus server: run the e2e tests through hack/e2e.sh (make e2e), which builds Prometheus")
 	dir := t.TempDir()
 	config := fmt.Sprintf(`global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
+  scrape_interval: %[1]s
+  evaluation_interval: %[1]s
 scrape_configs:
   - job_name: istio-sidecars
-    scrape_interval: 1s
+    scrape_interval: %[1]s
     static_configs:
-      - targets: [%q]
-`, strings.TrimPrefix(target, "http://"))
+      - targets: [%[2]q]
+`, fmt.Sprintf("%ds", interval/time.Second), strings.TrimPrefix(target, "http://"))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(config), 0o600))
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
