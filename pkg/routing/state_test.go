@@ -2,11 +2,14 @@ package routing
 
 import (
 	"encoding/json"
+	"os"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/kubectl-canary/kubectl-canary/pkg/testutil"
 )
 
 // toLegacyState rewrites obj's canary state of service as versions before
@@ -134,4 +137,35 @@ func normalize(t *testing.T, v interface{}) interface{} {
 	var out interface{}
 	require.NoError(t, json.Unmarshal(data, &out))
 	return out
+}
+
+// testdata/routing/recorded-state/cluster.yaml holds a canary as the release
+// of commit abe2f88 recorded it (spec hashes, a match fingerprint, pre-start
+// specs full of characters JSON escapes); abort.yaml is that release's abort
+// plan. Both were written once by that release: never regenerate them. A
+// canary started before an upgrade must abort exactly as it would have.
+func TestACanaryRecordedByAnEarlierReleaseAbortsExactly(t *testing.T) {
+	snap := loadSnapshot(t, "recorded-state")
+	plan, err := computeChecked(t, *snap, abort)
+	require.NoError(t, err)
+	assert.Empty(t, plan.Warnings, "a recorded spec hash no longer matches the spec it was taken of")
+	want, err := os.ReadFile(testutil.Testdata("routing", "recorded-state", "abort.yaml"))
+	require.NoError(t, err)
+	assert.Equal(t, string(want), string(renderPlan(t, plan)))
+
+	before := snapshotOf(t, testutil.ReadObjects(t, testutil.Testdata("routing", "recorded-state", "before.yaml")))
+	snap.apply(plan)
+	for _, kind := range []string{"VirtualService", "DestinationRule"} {
+		assert.Equal(t, before.object(kind, "reviews").Object["spec"], snap.object(kind, "reviews").Object["spec"], "%s restored", kind)
+	}
+}
+
+// The same recorded canary: its last command again writes nothing, so the
+// spec hashes and the match fingerprint this release computes are the
+// recorded ones (the unnamed managed route is found by its fingerprint).
+func TestACanaryRecordedByAnEarlierReleaseTakesItsLastCommandAsDone(t *testing.T) {
+	snap := loadSnapshot(t, "recorded-state")
+	plan, err := computeChecked(t, *snap, weight(30))
+	require.NoError(t, err)
+	assert.False(t, plan.Changed(), "weight 30 again must write nothing")
 }
