@@ -11,9 +11,9 @@
 //
 // Per command (start, weight, abort, promote, status SERVICE, status -A) it
 // reports the wall time (median of -runs runs, each process started fresh
-// with a warm --cache-dir: discovery, and the plugin's remembered permission
-// answers, which an untimed first run fills), the API requests by verb and resource
-// (counted from the audit log), the bytes of the response bodies (counted
+// with a warm discovery cache (--cache-dir), which an untimed first run
+// fills), the API requests by verb and resource (counted from the audit
+// log), the bytes of the response bodies (counted
 // by a proxy on 127.0.0.1 in separate runs, so the timed runs go straight to
 // the API server), and the same for the kubectl equivalent, with the ratio
 // plugin/kubectl. It does so on a small cluster, then again after creating

@@ -229,7 +229,7 @@ func printReport(w io.Writer, r *report) {
 	fmt.Fprintf(w, "kubectl canary benchmark, %s: %d CPUs, %s/%s, kube-apiserver %s, kubectl %s\n", r.Started, m.CPUs, m.GOOS, m.GOARCH, m.ServerVersion, m.KubectlVersion)
 	fmt.Fprintf(w, "plugin: %s\n", m.PluginVersion)
 	fmt.Fprintf(w, "load average (1, 5, 15 min): %s at the start, %s at the end\n", m.LoadStart, m.LoadEnd)
-	fmt.Fprintf(w, "wall: median of %d runs per side, each a fresh process with a warm --cache-dir (discovery; the plugin's permission answers), interleaved with kubectl;\n", r.Runs)
+	fmt.Fprintf(w, "wall: median of %d runs per side, each a fresh process with a warm --cache-dir (discovery), interleaved with kubectl;\n", r.Runs)
 	fmt.Fprintf(w, "requests: counted in the API server's audit log; KiB: response bodies as received, through a counting proxy (median of %d runs)\n", r.BytesRuns)
 
 	fmt.Fprintf(w, "\nstart-up (%d runs)                     median ms   min ms   peak MiB  requests\n", r.StartupRuns)

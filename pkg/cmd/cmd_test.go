@@ -39,8 +39,6 @@ type fakeCluster struct {
 	// denied lists "verb resource" pairs the fake authorizer refuses, in
 	// SelfSubjectAccessReviews and in writes (dry runs too).
 	denied map[string]bool
-	// permissions is the clients' permission cache; nil asks every time.
-	permissions *kube.PermissionCache
 }
 
 func (f *fakeCluster) Namespace() (string, error) { return f.namespace, nil }
@@ -54,7 +52,7 @@ func (f *fakeCluster) mutateService(t *testing.T, mutate func(*corev1.Service)) 
 }
 
 func (f *fakeCluster) Clients() (*kube.Clients, error) {
-	return &kube.Clients{Core: f.core, Dynamic: f.dynamic, IstioVersion: "v1", Permissions: f.permissions}, nil
+	return &kube.Clients{Core: f.core, Dynamic: f.dynamic, IstioVersion: "v1"}, nil
 }
 
 var (

@@ -37,9 +37,6 @@ type Clients struct {
 	Config *rest.Config
 	// IstioVersion is the networking.istio.io version to read and write.
 	IstioVersion string
-	// Permissions remembers allowed writes for a few minutes; nil asks
-	// every time.
-	Permissions *PermissionCache
 }
 
 // VirtualServices is the resource of VirtualServices at the chosen version.
@@ -130,11 +127,7 @@ func (f *configFlagsFactory) Clients() (*Clients, error) {
 	if err != nil {
 		return nil, err
 	}
-	var cacheDir string
-	if f.flags.CacheDir != nil {
-		cacheDir = *f.flags.CacheDir
-	}
-	f.clients = &Clients{Core: core, Dynamic: dyn, Config: config, IstioVersion: version, Permissions: NewPermissionCache(cacheDir, config)}
+	f.clients = &Clients{Core: core, Dynamic: dyn, Config: config, IstioVersion: version}
 	return f.clients, nil
 }
 

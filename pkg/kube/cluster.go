@@ -275,23 +275,10 @@ func (c *Clients) Write(ctx context.Context, change routing.Change, serverDryRun
 	client := c.Dynamic.Resource(gvr).Namespace(change.Desired.GetNamespace())
 	desired := change.Desired.DeepCopy()
 	desired.SetAPIVersion(c.APIVersion())
-	verb, name := "update", desired.GetName()
-	var written *unstructured.Unstructured
-	var err error
 	if change.Live == nil {
-		verb, name = "create", ""
-		written, err = client.Create(ctx, desired, metav1.CreateOptions{DryRun: dryRun, FieldManager: FieldManager})
-	} else {
-		written, err = client.Update(ctx, desired, metav1.UpdateOptions{DryRun: dryRun, FieldManager: FieldManager})
+		return client.Create(ctx, desired, metav1.CreateOptions{DryRun: dryRun, FieldManager: FieldManager})
 	}
-	switch {
-	case err == nil:
-		// Authorised like a real write, a dry run is an answer too.
-		c.Permissions.Remember(verb, gvr.Resource, change.Desired.GetNamespace(), name)
-	case apierrors.IsForbidden(err):
-		c.Permissions.Forget()
-	}
-	return written, err
+	return client.Update(ctx, desired, metav1.UpdateOptions{DryRun: dryRun, FieldManager: FieldManager})
 }
 
 // ResourceOf names an object's resource the way RBAC rules and errors do,
@@ -310,8 +297,7 @@ func IsRetryable(err error) bool {
 
 // CheckPermissions asks the API server, before the first write, whether
 // every write of the plan is allowed, so a missing permission stops the
-// command before it changes anything. Answers remembered by Permissions are
-// not asked again.
+// command before it changes anything.
 func (c *Clients) CheckPermissions(ctx context.Context, changes []routing.Change) error {
 	// Updates are asked about by object name: RBAC can grant them on named
 	// objects only.
@@ -329,7 +315,7 @@ func (c *Clients) CheckPermissions(ctx context.Context, changes []routing.Change
 		if ch.Live == nil {
 			n.verb, n.name = "create", ""
 		}
-		if !seen[n] && !c.Permissions.Allowed(n.verb, n.resource, n.namespace, n.name) {
+		if !seen[n] {
 			seen[n] = true
 			needs = append(needs, n)
 		}
@@ -364,8 +350,6 @@ func (c *Clients) CheckPermissions(ctx context.Context, changes []routing.Change
 				what += fmt.Sprintf(" %q", n.name)
 			}
 			denied = append(denied, what+" in namespace "+n.namespace)
-		} else {
-			c.Permissions.Remember(n.verb, n.resource, n.namespace, n.name)
 		}
 	}
 	if len(denied) > 0 {
