@@ -320,7 +320,7 @@ func (o *AnalyzeOptions) Run(cmd *cobra.Command) error {
 	if err := longEnough("window", o.window, "in it", prom.scrapeMinimum(ctx, o.namespace, o.service, o.now())); err != nil {
 		return err
 	}
-	result, decision, err := judge(ctx, prom, target, o.analysisFlags, o.now())
+	result, decision, err := fetchAndJudge(ctx, prom, target, o.analysisFlags, o.now())
 	if err != nil {
 		return err
 	}
@@ -338,8 +338,9 @@ func (o *AnalyzeOptions) Run(cmd *cobra.Command) error {
 	return verdictError(o.namespace, o.service, decision)
 }
 
-// judge fetches and judges one analysis.
-func judge(ctx context.Context, prom *prometheusAPI, target analysis.Target, f analysisFlags, now time.Time) (analysis.Result, analysis.Decision, error) {
+// fetchAndJudge fetches the canary's metrics and custom checks and judges
+// them against the thresholds.
+func fetchAndJudge(ctx context.Context, prom *prometheusAPI, target analysis.Target, f analysisFlags, now time.Time) (analysis.Result, analysis.Decision, error) {
 	result, err := analysis.Fetch(ctx, prom.api, target, f.window, now, prom.where)
 	if err != nil {
 		return result, analysis.Decision{}, err
@@ -358,8 +359,8 @@ func printAnalysis(out io.Writer, st routing.CanaryStatus, r analysis.Result, d 
 		weight int
 		m      analysis.Metrics
 	}{{"stable " + st.Stable, 100 - st.Weight, r.Stable}, {"canary " + st.Canary, st.Weight, r.Canary}} {
-		fmt.Fprintf(w, "%s\t%d%%\t%s\t%s\t%s\t%s\t%s\n", row.name, row.weight, figure(row.m.Requests, "%.0f"), figure(row.m.RPS, "%.2f"),
-			figure(row.m.SuccessRate*100, "%.2f%%"), figure(row.m.P50, "%.0fms"), figure(row.m.P99, "%.0fms"))
+		fmt.Fprintf(w, "%s\t%d%%\t%s\t%s\t%s\t%s\t%s\n", row.name, row.weight, formatMetric(row.m.Requests, "%.0f"), formatMetric(row.m.RPS, "%.2f"),
+			formatMetric(row.m.SuccessRate*100, "%.2f%%"), formatMetric(row.m.P50, "%.0fms"), formatMetric(row.m.P99, "%.0fms"))
 	}
 	if err := w.Flush(); err != nil {
 		return err
@@ -382,7 +383,9 @@ func printAnalysis(out io.Writer, st routing.CanaryStatus, r analysis.Result, d 
 	return nil
 }
 
-func figure(v float64, format string) string {
+// formatMetric formats a metric, or a threshold, for a table or a line: "-"
+// when there is no number (no traffic to divide by).
+func formatMetric(v float64, format string) string {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return "-"
 	}

@@ -42,7 +42,7 @@ type changeOptions struct {
 	// amend, when set, changes a computed plan before it is checked and
 	// written (run records its progress in the state this way).
 	amend func(*routing.Plan) error
-	wait  waitFlags
+	wait  syncWaiter
 	// written names the objects this run has written, across the retries
 	// that follow a conflict, for the error of a refused later write.
 	written []string

@@ -162,7 +162,7 @@ func (o *RunOptions) Run(cmd *cobra.Command) error {
 		if err := o.wait(ctx, run); err != nil {
 			return err
 		}
-		result, decision, err := judge(ctx, prom, target, o.analysisFlags, o.now())
+		result, decision, err := fetchAndJudge(ctx, prom, target, o.analysisFlags, o.now())
 		if err != nil {
 			return fmt.Errorf("%w\nThe canary stays at step %d/%d (%d%%); kubectl canary run %s resumes from it", err, run.Step+1, len(run.Steps), run.Steps[run.Step], o.service)
 		}
@@ -328,13 +328,13 @@ func (o *RunOptions) printPlan(st *routing.State, minimum analysis.ScrapeMinimum
 	}
 	fmt.Fprintf(o.Out, "pass: next step (after the last: %s); inconclusive: hold the step, up to %d times; fail: abort\n", last, o.maxInconclusive)
 	fmt.Fprintf(o.Out, "thresholds: max error rate %s, max error rate increase %s, max p99 %s, max latency ratio %g, min requests %g\n",
-		figure(t.MaxErrorRate*100, "%g%%"), figure(t.MaxErrorRateIncrease*100, "%g points"), t.MaxP99, t.MaxLatencyRatio, t.MinRequests)
+		formatMetric(t.MaxErrorRate*100, "%g%%"), formatMetric(t.MaxErrorRateIncrease*100, "%g points"), t.MaxP99, t.MaxLatencyRatio, t.MinRequests)
 	fmt.Fprintln(o.Out, "(dry run: nothing was written)")
 }
 
 func metricsLine(r analysis.Result) string {
 	side := func(name string, m analysis.Metrics) string {
-		return fmt.Sprintf("%s %s rps, %s ok, p99 %s", name, figure(m.RPS, "%.1f"), figure(m.SuccessRate*100, "%.1f%%"), figure(m.P99, "%.0fms"))
+		return fmt.Sprintf("%s %s rps, %s ok, p99 %s", name, formatMetric(m.RPS, "%.1f"), formatMetric(m.SuccessRate*100, "%.1f%%"), formatMetric(m.P99, "%.0fms"))
 	}
 	return side("canary", r.Canary) + " | " + side("stable", r.Stable)
 }

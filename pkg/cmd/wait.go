@@ -39,8 +39,10 @@ const (
 	viaPortForward = "port-forward"
 )
 
-// waitFlags are --wait and where istiod's debug port is.
-type waitFlags struct {
+// syncWaiter carries out --wait: it finds istiod's replicas, reads their
+// sync status before and after the write, and waits until the proxies
+// calling the Service have the change. Its fields are the --wait flags.
+type syncWaiter struct {
 	enabled   bool
 	timeout   time.Duration
 	namespace string
@@ -52,7 +54,7 @@ type waitFlags struct {
 	forward func(ctx context.Context, clients *kube.Clients, namespace, pod string, port int32) (string, error)
 }
 
-func (w *waitFlags) addFlags(cmd *cobra.Command) {
+func (w *syncWaiter) addFlags(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.BoolVar(&w.enabled, "wait", false, "After writing, wait until istiod reports that the proxies calling the Service (sidecars, and ingress gateways for gateway routes) have acknowledged the new routing. Reads the sync status of every istiod replica through the API server's proxy (--istiod-namespace, --istiod-service, --istiod-port).")
 	fl.DurationVar(&w.timeout, "wait-timeout", time.Minute, "How long --wait waits for the proxies; the change stays written when it runs out.")
@@ -66,7 +68,7 @@ func (w *waitFlags) addFlags(cmd *cobra.Command) {
 }
 
 // validate rejects --wait where there is nothing to wait for.
-func (w *waitFlags) validate(dryRun bool) error {
+func (w *syncWaiter) validate(dryRun bool) error {
 	if !w.enabled {
 		return nil
 	}
@@ -83,8 +85,8 @@ func (w *waitFlags) validate(dryRun bool) error {
 	return fmt.Errorf("--istiod-via %q is not one of auto, proxy, port-forward", w.via)
 }
 
-// istiod names istiod's Service and port in messages.
-func (w *waitFlags) istiod() string {
+// describeIstiod names istiod's Service and port in messages.
+func (w *syncWaiter) describeIstiod() string {
 	return fmt.Sprintf("service %s/%s port %d", w.namespace, w.service, w.port)
 }
 
@@ -116,7 +118,7 @@ type istiodReplica struct {
 // findIstiod finds the replicas behind istiod's Service. Without the right
 // to list its endpoints, it reads through the Service's proxy, which sees
 // one replica (at random, when there are several) and says so.
-func (w *waitFlags) findIstiod(ctx context.Context, clients *kube.Clients, errOut io.Writer) ([]*istiodReplica, error) {
+func (w *syncWaiter) findIstiod(ctx context.Context, clients *kube.Clients, errOut io.Writer) ([]*istiodReplica, error) {
 	replicas, err := clients.IstiodReplicas(ctx, w.namespace, w.service, w.port)
 	switch {
 	case apierrors.IsNotFound(err):
@@ -151,7 +153,7 @@ func refusedResource(err error) string {
 
 // readSyncStatus reads one replica's sync status (of the proxies of one
 // namespace, when proxyNamespace is set), saying what to do when it cannot.
-func (w *waitFlags) readSyncStatus(ctx context.Context, clients *kube.Clients, src *istiodSource, r *istiodReplica, proxyNamespace string) ([]meshsync.Proxy, error) {
+func (w *syncWaiter) readSyncStatus(ctx context.Context, clients *kube.Clients, src *istiodSource, r *istiodReplica, proxyNamespace string) ([]meshsync.Proxy, error) {
 	if r.forwarded == "" && w.via == viaPortForward {
 		if err := w.openForward(clients, src, r); err != nil {
 			return nil, err
@@ -165,7 +167,7 @@ func (w *waitFlags) readSyncStatus(ctx context.Context, clients *kube.Clients, s
 		replica = r.pod
 	}
 	body, err := clients.IstiodSyncStatus(ctx, w.namespace, w.service, w.port, replica, proxyNamespace)
-	where, resource := w.istiod(), "services"
+	where, resource := w.describeIstiod(), "services"
 	if replica != nil {
 		where, resource = fmt.Sprintf("pod %s/%s port %d", w.namespace, replica.Pod, replica.Port), "pods"
 	}
@@ -199,7 +201,7 @@ func (w *waitFlags) readSyncStatus(ctx context.Context, clients *kube.Clients, s
 
 // openForward opens a port-forward to the replica's pod for the rest of the
 // wait.
-func (w *waitFlags) openForward(clients *kube.Clients, src *istiodSource, r *istiodReplica) error {
+func (w *syncWaiter) openForward(clients *kube.Clients, src *istiodSource, r *istiodReplica) error {
 	if r.pod == nil {
 		return fmt.Errorf("cannot forward a port to istiod without knowing its pods (list endpointslices in namespace %s); run without --wait", w.namespace)
 	}
@@ -215,7 +217,7 @@ func (w *waitFlags) openForward(clients *kube.Clients, src *istiodSource, r *ist
 }
 
 // readForwarded reads /debug/syncz through the replica's port-forward.
-func (w *waitFlags) readForwarded(ctx context.Context, r *istiodReplica, proxyNamespace string) ([]meshsync.Proxy, error) {
+func (w *syncWaiter) readForwarded(ctx context.Context, r *istiodReplica, proxyNamespace string) ([]meshsync.Proxy, error) {
 	u := url.URL{Scheme: "http", Host: r.forwarded, Path: "/debug/syncz"}
 	if proxyNamespace != "" {
 		u.RawQuery = url.Values{"namespace": {proxyNamespace}}.Encode()
@@ -240,7 +242,7 @@ func (w *waitFlags) readForwarded(ctx context.Context, r *istiodReplica, proxyNa
 }
 
 // readAll reads every replica at once; a read error fails the whole.
-func (w *waitFlags) readAll(ctx context.Context, clients *kube.Clients, src *istiodSource) ([][]meshsync.Proxy, error) {
+func (w *syncWaiter) readAll(ctx context.Context, clients *kube.Clients, src *istiodSource) ([][]meshsync.Proxy, error) {
 	proxies := make([][]meshsync.Proxy, len(src.replicas))
 	errs := make([]error, len(src.replicas))
 	var wg sync.WaitGroup
@@ -256,7 +258,7 @@ func (w *waitFlags) readAll(ctx context.Context, clients *kube.Clients, src *ist
 // acknowledges a newer push. Doing this first also means a --wait that
 // cannot work fails before anything is written. It takes at most
 // --wait-timeout.
-func (w *waitFlags) baseline(ctx context.Context, clients *kube.Clients, plan *routing.Plan, errOut io.Writer) (*istiodSource, error) {
+func (w *syncWaiter) baseline(ctx context.Context, clients *kube.Clients, plan *routing.Plan, errOut io.Writer) (*istiodSource, error) {
 	src := &istiodSource{audience: meshsync.AudienceOf(virtualServicesOf(plan))}
 	src.forwards, src.stop = context.WithCancel(ctx)
 	ctx, cancel := context.WithTimeout(ctx, w.timeout)
@@ -281,10 +283,10 @@ func (w *waitFlags) baseline(ctx context.Context, clients *kube.Clients, plan *r
 	return src, nil
 }
 
-// judge reads every replica and tells which proxies of the audience have
-// the change; changed is false when nothing was written, and then the
-// proxies need only have acknowledged everything sent to them.
-func (w *waitFlags) judge(ctx context.Context, clients *kube.Clients, src *istiodSource, changed bool) (meshsync.Verdict, error) {
+// readSyncVerdict reads every replica and tells which proxies of the
+// audience have the change; changed is false when nothing was written, and
+// then the proxies need only have acknowledged everything sent to them.
+func (w *syncWaiter) readSyncVerdict(ctx context.Context, clients *kube.Clients, src *istiodSource, changed bool) (meshsync.Verdict, error) {
 	all, err := w.readAll(ctx, clients, src)
 	if err != nil {
 		return meshsync.Verdict{}, err
@@ -307,7 +309,7 @@ func (w *waitFlags) judge(ctx context.Context, clients *kube.Clients, src *istio
 
 // forProxies waits until every proxy that calls the Service has the change,
 // or the timeout runs out, asking less often as it goes on.
-func (w *waitFlags) forProxies(ctx context.Context, clients *kube.Clients, src *istiodSource, plan *routing.Plan, out io.Writer) error {
+func (w *syncWaiter) forProxies(ctx context.Context, clients *kube.Clients, src *istiodSource, plan *routing.Plan, out io.Writer) error {
 	defer src.stop()
 	ctx, cancel := context.WithTimeout(ctx, w.timeout)
 	defer cancel()
@@ -316,7 +318,7 @@ func (w *waitFlags) forProxies(ctx context.Context, clients *kube.Clients, src *
 	var verdict meshsync.Verdict
 	var lastErr error
 	for {
-		v, err := w.judge(ctx, clients, src, plan.Changed())
+		v, err := w.readSyncVerdict(ctx, clients, src, plan.Changed())
 		if err == nil {
 			verdict = v
 			if verdict.Done() {
@@ -338,13 +340,13 @@ func (w *waitFlags) forProxies(ctx context.Context, clients *kube.Clients, src *
 	}
 }
 
-func (w *waitFlags) timedOut(plan *routing.Plan, verdict meshsync.Verdict, lastErr, ctxErr error) error {
+func (w *syncWaiter) timedOut(plan *routing.Plan, verdict meshsync.Verdict, lastErr, ctxErr error) error {
 	what := fmt.Sprintf("waited %s for the proxies calling service %s/%s", w.timeout, plan.Namespace, plan.Service)
 	if !errors.Is(ctxErr, context.DeadlineExceeded) {
 		what = fmt.Sprintf("stopped waiting for the proxies calling service %s/%s", plan.Namespace, plan.Service)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %d of %d in sync (istiod at %s). The change is written; ", what, len(verdict.InSync), len(verdict.InSync)+len(verdict.Pending), w.istiod())
+	fmt.Fprintf(&b, "%s: %d of %d in sync (istiod at %s). The change is written; ", what, len(verdict.InSync), len(verdict.InSync)+len(verdict.Pending), w.describeIstiod())
 	if lastErr != nil {
 		fmt.Fprintf(&b, "the last read of istiod's sync status failed: %v", lastErr)
 	} else {
@@ -357,10 +359,10 @@ func (w *waitFlags) timedOut(plan *routing.Plan, verdict meshsync.Verdict, lastE
 	return errors.New(b.String())
 }
 
-func syncSummary(plan *routing.Plan, v meshsync.Verdict, took time.Duration, w *waitFlags) string {
+func syncSummary(plan *routing.Plan, v meshsync.Verdict, took time.Duration, w *syncWaiter) string {
 	n := len(v.InSync)
 	if n == 0 {
-		return fmt.Sprintf("no proxy connected to istiod (%s) calls service %s/%s: nothing to wait for", w.istiod(), plan.Namespace, plan.Service)
+		return fmt.Sprintf("no proxy connected to istiod (%s) calls service %s/%s: nothing to wait for", w.describeIstiod(), plan.Namespace, plan.Service)
 	}
 	proxies := "proxies"
 	if n == 1 {
