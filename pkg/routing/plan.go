@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -13,7 +12,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // Action is what a command asks of the canary.
@@ -123,10 +121,6 @@ type object struct {
 	desired *unstructured.Unstructured
 	stage   Stage
 	touched bool
-	// sharedRoutes are the routes of desired that are still the live
-	// object's own maps (see planningCopy); ownRoute copies one before the
-	// plan changes it.
-	sharedRoutes map[uintptr]bool
 	// state caches the live object's recorded state, which the planner
 	// consults several times; each caller gets its own copy.
 	state     *State
@@ -141,57 +135,6 @@ func (o *object) spec() map[string]interface{} {
 		o.desired.Object["spec"] = spec
 	}
 	return spec
-}
-
-// planningCopy copies a VirtualService for planning: deeply, except for its
-// routes. Their lists are new, but each route stays the live object's map,
-// to be copied by ownRoute only when the plan changes it: a VirtualService
-// can hold hundreds of routes, and a plan changes the few it manages.
-func planningCopy(vs *unstructured.Unstructured) (*unstructured.Unstructured, map[uintptr]bool) {
-	spec, ok := vs.Object["spec"].(map[string]interface{})
-	if !ok {
-		return vs.DeepCopy(), nil
-	}
-	withoutSpec := make(map[string]interface{}, len(vs.Object))
-	for k, v := range vs.Object {
-		if k != "spec" {
-			withoutSpec[k] = v
-		}
-	}
-	out := &unstructured.Unstructured{Object: runtime.DeepCopyJSON(withoutSpec)}
-	copied := make(map[string]interface{}, len(spec))
-	shared := map[uintptr]bool{}
-	for k, v := range spec {
-		routes, isList := v.([]interface{})
-		if !isList || !slices.Contains(routeKinds, k) {
-			copied[k] = runtime.DeepCopyJSONValue(v)
-			continue
-		}
-		copied[k] = append([]interface{}(nil), routes...)
-		for i, r := range routes {
-			if m, ok := r.(map[string]interface{}); ok {
-				shared[reflect.ValueOf(m).Pointer()] = true
-			} else {
-				// Not a route (malformed): nothing to share.
-				copied[k].([]interface{})[i] = runtime.DeepCopyJSONValue(r)
-			}
-		}
-	}
-	out.Object["spec"] = copied
-	return out, shared
-}
-
-// ownRoute returns route i of kind in desired, copying it first if it is
-// still the live object's.
-func (o *object) ownRoute(kind string, i int) map[string]interface{} {
-	routes := routesOf(o.spec(), kind)
-	route := asMap(routes[i])
-	if p := reflect.ValueOf(route).Pointer(); o.sharedRoutes[p] {
-		route = runtime.DeepCopyJSON(route)
-		routes[i] = route
-		delete(o.sharedRoutes, p)
-	}
-	return route
 }
 
 func (o *object) liveSpec() map[string]interface{} {
@@ -232,8 +175,7 @@ func Compute(snap Snapshot, intent Intent) (*Plan, error) {
 		p.snap.APIVersion = "networking.istio.io/v1"
 	}
 	for _, vs := range snap.VirtualServices {
-		desired, shared := planningCopy(vs)
-		p.vss = append(p.vss, &object{live: vs, desired: desired, sharedRoutes: shared, stage: StageRoutes})
+		p.vss = append(p.vss, &object{live: vs, desired: vs.DeepCopy(), stage: StageRoutes})
 	}
 	for _, dr := range snap.DestinationRules {
 		p.drs = append(p.drs, &object{live: dr, desired: dr.DeepCopy(), stage: StageSubsets})

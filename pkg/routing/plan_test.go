@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -76,8 +75,9 @@ func (s *Snapshot) apply(plan *Plan) {
 }
 
 // computeChecked is Compute that also fails the test if planning changed any
-// object of the snapshot: plans reuse parts of the copies they make, never
-// of the live objects.
+// object of the snapshot, or if a planned object shares a map or a list with
+// the snapshot or with another place of the plan, where a later change to one
+// would show in the other: plans are deep copies.
 func computeChecked(t testing.TB, snap Snapshot, intent Intent) (*Plan, error) {
 	t.Helper()
 	var live, before []*unstructured.Unstructured
@@ -92,57 +92,76 @@ func computeChecked(t testing.TB, snap Snapshot, intent Intent) (*Plan, error) {
 		require.Equal(t, before[i].Object, obj.Object, "planning %s changed the snapshot's %s %s", intent.Action, obj.GetKind(), obj.GetName())
 	}
 	if plan != nil {
-		// Nor does a planned object share a map or a list with itself, or
-		// with the snapshot other than a whole route it left as it was
-		// (planningCopy), where a later change to one place would show in
-		// another.
-		seen := map[uintptr]string{}
-		for _, obj := range live {
-			walkContainers(obj.Object, obj.GetKind()+" "+obj.GetName(), func(p uintptr, where string) bool {
-				seen[p] = "snapshot " + where
-				return true
-			})
-		}
-		wholeRoute := regexp.MustCompile(`^VirtualService [^ ]+\.spec\.(http|tcp|tls)\[[0-9]+\]$`)
-		for _, c := range plan.Changes {
-			walkContainers(c.Desired.Object, c.Desired.GetKind()+" "+c.Desired.GetName(), func(p uintptr, where string) bool {
-				other, ok := seen[p]
-				// Routes shift when the plan inserts some before them.
-				sameList := func(a, b string) bool { return a[:strings.LastIndex(a, "[")] == b[:strings.LastIndex(b, "[")] }
-				if ok && wholeRoute.MatchString(where) && strings.HasPrefix(other, "snapshot ") && wholeRoute.MatchString(other[len("snapshot "):]) && sameList(where, other[len("snapshot "):]) {
-					seen[p] = "planned " + where
-					return false
-				}
-				if ok {
-					require.Failf(t, "shared map or list", "planning %s: planned %s is also %s", intent.Action, where, other)
-				}
-				seen[p] = "planned " + where
-				return true
-			})
+		if shared := sharedContainer(live, plan); shared != "" {
+			require.Failf(t, "shared map or list", "planning %s: %s", intent.Action, shared)
 		}
 	}
 	return plan, err
 }
 
+// sharedContainer names the first map or list of a planned object that is
+// also in the snapshot or elsewhere in the plan, "" when there is none.
+func sharedContainer(snapshot []*unstructured.Unstructured, plan *Plan) string {
+	seen := map[uintptr]string{}
+	for _, obj := range snapshot {
+		walkContainers(obj.Object, "snapshot "+obj.GetKind()+" "+obj.GetName(), func(p uintptr, where string) { seen[p] = where })
+	}
+	shared := ""
+	for _, c := range plan.Changes {
+		walkContainers(c.Desired.Object, "planned "+c.Desired.GetKind()+" "+c.Desired.GetName(), func(p uintptr, where string) {
+			if other, ok := seen[p]; ok && shared == "" {
+				shared = where + " is also " + other
+			}
+			seen[p] = where
+		})
+	}
+	return shared
+}
+
 // walkContainers calls visit with the address of every map and non-empty
-// list in v, and where it is; it goes into those for which visit says so.
-func walkContainers(v interface{}, where string, visit func(uintptr, string) bool) {
+// list in v (empty ones need not have one of their own), and where it is.
+func walkContainers(v interface{}, where string, visit func(uintptr, string)) {
 	switch t := v.(type) {
 	case map[string]interface{}:
-		if t == nil || !visit(reflect.ValueOf(t).Pointer(), where) {
+		if t == nil {
 			return
 		}
+		visit(reflect.ValueOf(t).Pointer(), where)
 		for k, x := range t {
 			walkContainers(x, where+"."+k, visit)
 		}
 	case []interface{}:
-		if len(t) == 0 || !visit(reflect.ValueOf(t).Pointer(), where) {
+		if len(t) == 0 {
 			return
 		}
+		visit(reflect.ValueOf(t).Pointer(), where)
 		for i, x := range t {
 			walkContainers(x, fmt.Sprintf("%s[%d]", where, i), visit)
 		}
 	}
+}
+
+// The check of computeChecked must be able to fail: a route the plan left as
+// the snapshot's own map, or one map in two places of a plan, is caught.
+func TestSharedContainerIsCaught(t *testing.T) {
+	snap := loadSnapshot(t, "bookinfo-adopted")
+	plan, err := computeChecked(t, *snap, Intent{Action: ActionStart, Weight: 10, Canary: "v3"})
+	require.NoError(t, err)
+	live := append(append([]*unstructured.Unstructured{}, snap.VirtualServices...), snap.DestinationRules...)
+	require.Empty(t, sharedContainer(live, plan))
+
+	liveRoutes := snap.object("VirtualService", "reviews").Object["spec"].(map[string]interface{})["http"].([]interface{})
+	planned := snap.objectIn(plan, "VirtualService", "reviews").Object["spec"].(map[string]interface{})["http"].([]interface{})
+	// The route pinned to v2 ("jason"), which the plan does not change.
+	kept := planned[0]
+	planned[0] = liveRoutes[0]
+	assert.Contains(t, sharedContainer(live, plan), "planned VirtualService reviews.spec.http[0] is also snapshot VirtualService reviews.spec.http[0]")
+
+	planned[0] = kept
+	require.Empty(t, sharedContainer(live, plan))
+	dr := snap.objectIn(plan, "DestinationRule", "reviews")
+	dr.Object["spec"].(map[string]interface{})["trafficPolicy"] = planned[1].(map[string]interface{})["retries"]
+	assert.Regexp(t, `^planned .+ is also planned .+$`, sharedContainer(live, plan))
 }
 
 func (s *Snapshot) object(kind, name string) *unstructured.Unstructured {

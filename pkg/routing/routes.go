@@ -216,7 +216,6 @@ func routeRefFor(kind string, index int, route map[string]interface{}) RouteRef 
 
 // routeFinder finds the recorded routes of an object being planned, indexing
 // named routes once instead of scanning every route for every reference.
-// The routes it returns are the object's own to change (ownRoute).
 type routeFinder struct {
 	o     *object
 	named map[string]map[string]int // kind -> name -> index
@@ -231,7 +230,7 @@ func (f *routeFinder) find(ref RouteRef) (map[string]interface{}, error) {
 	if err != nil {
 		return nil, err
 	}
-	return f.o.ownRoute(ref.Kind, i), nil
+	return asMap(routesOf(f.o.spec(), ref.Kind)[i]), nil
 }
 
 func (f *routeFinder) index(ref RouteRef) (int, error) {
