@@ -2,7 +2,6 @@ package routing
 
 import (
 	"fmt"
-	"reflect"
 
 	"k8s.io/apimachinery/pkg/runtime"
 )
@@ -13,20 +12,25 @@ import (
 //
 // shapeExtras makes the VirtualService carry exactly the extras st asks for:
 // routes it added before are dropped and added again, a mirror it set is
-// updated or removed, and nothing it did not add is touched. Managed routes
-// are found again by identity afterwards, since added routes shift indices.
+// updated or removed, and nothing it did not add is touched. Added routes
+// shift the HTTP routes, so each managed route's index is recorded anew.
 func (p *planner) shapeExtras(vs *object, st *State) error {
-	spec := vs.spec()
-	managed := make([]map[string]interface{}, 0, len(st.Routes))
+	managed := make([]map[string]interface{}, len(st.Routes))
+	at := make([]int, len(st.Routes)) // index of managed[i] among its kind's routes
+	managedHTTP := map[int]bool{}
 	finder := newRouteFinder(vs)
-	for _, ref := range st.Routes {
-		route, err := finder.findManaged(ref, st.StableSubset, st.CanarySubset)
+	for i, ref := range st.Routes {
+		j, route, err := finder.findManaged(ref, st.StableSubset, st.CanarySubset)
 		if err != nil {
 			return fmt.Errorf("%v in %s: someone changed it; set its destinations back to the canary's subsets by hand (kubectl edit virtualservice %s -n %s), then run the command again", err, vs.ref(), vs.desired.GetName(), vs.desired.GetNamespace())
 		}
-		managed = append(managed, route)
+		managed[i], at[i] = route, j
+		if ref.Kind == "http" {
+			managedHTTP[j] = true
+		}
 	}
-	if err := p.shapeMatchRoutes(vs, st, managed); err != nil {
+	movedTo, err := p.shapeMatchRoutes(vs, st, managedHTTP)
+	if err != nil {
 		return err
 	}
 	for i, ref := range st.Routes {
@@ -44,28 +48,22 @@ func (p *planner) shapeExtras(vs *object, st *State) error {
 			}
 		}
 	}
-	// Indices may have shifted: record where each managed route is now,
-	// indexing each kind's routes once (a VirtualService may have hundreds).
-	where := map[string]map[uintptr]int{}
 	for i, ref := range st.Routes {
-		index, ok := where[ref.Kind]
-		if !ok {
-			index = map[uintptr]int{}
-			for j, raw := range routesOf(spec, ref.Kind) {
-				index[reflect.ValueOf(raw).Pointer()] = j
+		j := at[i]
+		if ref.Kind == "http" {
+			if j = movedTo[j]; j < 0 {
+				continue
 			}
-			where[ref.Kind] = index
 		}
-		if j, ok := index[reflect.ValueOf(managed[i]).Pointer()]; ok {
-			st.Routes[i] = routeRefFor(ref.Kind, j, managed[i])
-		}
+		st.Routes[i] = routeRefFor(ref.Kind, j, managed[i])
 	}
 	return nil
 }
 
-// shapeMatchRoutes puts, before each managed HTTP route, a copy of it that
-// sends the requests matching the canary's rules 100% to the canary.
-func (p *planner) shapeMatchRoutes(vs *object, st *State, managed []map[string]interface{}) error {
+// shapeMatchRoutes puts, before each managed HTTP route (by index), a copy of
+// it that sends the requests matching the canary's rules 100% to the canary.
+// It returns where each HTTP route went, -1 for the added routes it dropped.
+func (p *planner) shapeMatchRoutes(vs *object, st *State, managed map[int]bool) ([]int, error) {
 	spec := vs.spec()
 	added := map[string]bool{}
 	for _, name := range st.AddedRoutes {
@@ -79,31 +77,30 @@ func (p *planner) shapeMatchRoutes(vs *object, st *State, managed []map[string]i
 	if st.Sticky {
 		rules = append(rules, []MatchRule{{Cookie: true, Name: StickyCookie(p.svc.name), Op: "exact", Value: st.Canary}})
 	}
-	isManaged := make(map[uintptr]bool, len(managed))
-	for _, m := range managed {
-		isManaged[reflect.ValueOf(m).Pointer()] = true
-	}
-	taken := make(map[string]bool, len(routesOf(spec, "http")))
-	for _, raw := range routesOf(spec, "http") {
+	routes := routesOf(spec, "http")
+	taken := make(map[string]bool, len(routes))
+	for _, raw := range routes {
 		if name := asString(asMap(raw)["name"]); !added[name] {
 			taken[name] = true
 		}
 	}
+	movedTo := make([]int, len(routes))
 	var out []interface{}
-	for _, raw := range routesOf(spec, "http") {
+	for j, raw := range routes {
 		route := asMap(raw)
 		if added[asString(route["name"])] {
+			movedTo[j] = -1
 			continue
 		}
-		if isManaged[reflect.ValueOf(route).Pointer()] {
+		if managed[j] {
 			for i, set := range rules {
 				conditions, err := headerConditions(set)
 				if err != nil {
-					return err
+					return nil, err
 				}
 				extra, err := p.matchRoute(route, conditions, st)
 				if err != nil {
-					return fmt.Errorf("cannot add the canary's match rules before %s in %s: %v", describeRoute(route), vs.ref(), err)
+					return nil, fmt.Errorf("cannot add the canary's match rules before %s in %s: %v", describeRoute(route), vs.ref(), err)
 				}
 				base := "canary-match"
 				if st.Sticky && i == len(rules)-1 {
@@ -122,12 +119,13 @@ func (p *planner) shapeMatchRoutes(vs *object, st *State, managed []map[string]i
 				out = append(out, extra)
 			}
 		}
+		movedTo[j] = len(out)
 		out = append(out, route)
 	}
 	if len(out) > 0 || spec["http"] != nil {
 		spec["http"] = out
 	}
-	return nil
+	return movedTo, nil
 }
 
 // matchRoute copies a managed route (its retries, timeouts, rewrites and

@@ -225,14 +225,6 @@ func newRouteFinder(o *object) *routeFinder {
 	return &routeFinder{o: o, named: map[string]map[string]int{}}
 }
 
-func (f *routeFinder) find(ref RouteRef) (map[string]interface{}, error) {
-	i, err := f.index(ref)
-	if err != nil {
-		return nil, err
-	}
-	return asMap(routesOf(f.o.spec(), ref.Kind)[i]), nil
-}
-
 func (f *routeFinder) index(ref RouteRef) (int, error) {
 	if ref.Name == "" {
 		return locateRoute(f.o.spec(), ref)
@@ -256,21 +248,23 @@ func (f *routeFinder) index(ref RouteRef) (int, error) {
 	return 0, fmt.Errorf("managed %s is gone", ref)
 }
 
-// findManaged finds a managed route and checks that it still sends traffic
-// to the canary's subsets: a route someone pointed elsewhere in the meantime
-// is theirs now, and its destinations cannot be set from ours.
-func (f *routeFinder) findManaged(ref RouteRef, stableSubset, canarySubset string) (map[string]interface{}, error) {
-	route, err := f.find(ref)
+// findManaged finds a managed route, and its index among the object's routes
+// of its kind, and checks that it still sends traffic to the canary's
+// subsets: a route someone pointed elsewhere in the meantime is theirs now,
+// and its destinations cannot be set from ours.
+func (f *routeFinder) findManaged(ref RouteRef, stableSubset, canarySubset string) (int, map[string]interface{}, error) {
+	i, err := f.index(ref)
 	if err != nil {
-		return nil, err
+		return 0, nil, err
 	}
+	route := asMap(routesOf(f.o.spec(), ref.Kind)[i])
 	for _, raw := range destinationsOf(route) {
 		switch destinationSubset(asMap(raw)) {
 		case "", stableSubset, canarySubset:
-			return route, nil
+			return i, route, nil
 		}
 	}
-	return nil, fmt.Errorf("managed %s sends no traffic to subset %s or %s any more", ref, stableSubset, canarySubset)
+	return 0, nil, fmt.Errorf("managed %s sends no traffic to subset %s or %s any more", ref, stableSubset, canarySubset)
 }
 
 // locateRoute finds the index of a recorded route: by name when it has one,

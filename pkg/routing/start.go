@@ -279,7 +279,7 @@ func chooseManagedRoutes(vs *object, svc serviceRef, stableSubset, canarySubset 
 func splitRoutes(vs *object, refs []RouteRef, stableSubset, canarySubset string, weight int64) error {
 	finder := newRouteFinder(vs)
 	for _, ref := range refs {
-		route, err := finder.findManaged(ref, stableSubset, canarySubset)
+		_, route, err := finder.findManaged(ref, stableSubset, canarySubset)
 		if err != nil {
 			return fmt.Errorf("%v in %s: someone changed it; set its destinations back to the canary's subsets by hand (kubectl edit virtualservice %s -n %s), then run the command again", err, vs.ref(), vs.desired.GetName(), vs.desired.GetNamespace())
 		}
