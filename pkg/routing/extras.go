@@ -22,7 +22,7 @@ func (p *planner) shapeExtras(vs *object, st *State) error {
 	for i, ref := range st.Routes {
 		j, route, err := finder.findManaged(ref, st.StableSubset, st.CanarySubset)
 		if err != nil {
-			return fmt.Errorf("%v in %s: someone changed it; set its destinations back to the canary's subsets by hand (kubectl edit virtualservice %s -n %s), then run the command again", err, vs.ref(), vs.desired.GetName(), vs.desired.GetNamespace())
+			return err
 		}
 		managed[i], at[i] = route, j
 		if ref.Kind == "http" {

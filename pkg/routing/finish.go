@@ -84,7 +84,7 @@ func (p *planner) finishRoutes(vs *object, st *State, phase Phase) error {
 		for _, ref := range st.Routes {
 			_, route, err := finder.findManaged(ref, st.StableSubset, st.CanarySubset)
 			if err != nil {
-				return fmt.Errorf("%v in %s; set its destinations by hand (kubectl edit virtualservice %s -n %s)", err, vs.ref(), vs.desired.GetName(), vs.desired.GetNamespace())
+				return err
 			}
 			route["route"] = soleDestination(route, st.StableSubset, st.CanarySubset, target, true)
 		}

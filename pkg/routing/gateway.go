@@ -118,7 +118,7 @@ func (p *planner) gatewayRoutes(base State) error {
 	name := p.svc.name + "-gateway"
 	for _, vs := range p.vss {
 		if vs.desired.GetName() == name && vs.desired.GetNamespace() == p.svc.namespace {
-			if st, _ := p.recorded(vs); st != nil && st.Phase == PhaseProgressing {
+			if p.progressingState(vs) != nil {
 				return fmt.Errorf("VirtualService %s/%s, created for a gateway, does not serve host(s) %s; abort the canary and start it again with every --host", p.svc.namespace, name, strings.Join(uncovered, ", "))
 			}
 			return fmt.Errorf("VirtualService %s/%s exists but does not serve host(s) %s at gateway %s; add them to it, or rename it", p.svc.namespace, name, strings.Join(uncovered, ", "), g.ref())

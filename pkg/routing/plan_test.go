@@ -578,6 +578,8 @@ func TestManagedRoutePointedElsewhereIsRefused(t *testing.T) {
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), "VirtualService shop/reviews")
 			assert.Contains(t, err.Error(), "sends no traffic to subset v1 or v2")
+			// The same way out from every command.
+			assert.Contains(t, err.Error(), "in VirtualService shop/reviews: someone changed it; set its destinations back to the canary's subsets by hand (kubectl edit virtualservice reviews -n shop), then run the command again")
 		})
 	}
 }

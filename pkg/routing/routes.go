@@ -255,7 +255,7 @@ func (f *routeFinder) index(ref RouteRef) (int, error) {
 func (f *routeFinder) findManaged(ref RouteRef, stableSubset, canarySubset string) (int, map[string]interface{}, error) {
 	i, err := f.index(ref)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, f.changedByOthers(err)
 	}
 	route := asMap(routesOf(f.o.spec(), ref.Kind)[i])
 	for _, raw := range destinationsOf(route) {
@@ -264,7 +264,14 @@ func (f *routeFinder) findManaged(ref RouteRef, stableSubset, canarySubset strin
 			return i, route, nil
 		}
 	}
-	return 0, nil, fmt.Errorf("managed %s sends no traffic to subset %s or %s any more", ref, stableSubset, canarySubset)
+	return 0, nil, f.changedByOthers(fmt.Errorf("managed %s sends no traffic to subset %s or %s any more", ref, stableSubset, canarySubset))
+}
+
+// changedByOthers says what to do about a managed route that is gone or
+// pointed elsewhere.
+func (f *routeFinder) changedByOthers(err error) error {
+	vs := f.o.desired
+	return fmt.Errorf("%v in %s: someone changed it; set its destinations back to the canary's subsets by hand (kubectl edit virtualservice %s -n %s), then run the command again", err, f.o.ref(), vs.GetName(), vs.GetNamespace())
 }
 
 // locateRoute finds the index of a recorded route: by name when it has one,

@@ -103,8 +103,8 @@ func (p *planner) restoreSubsets(active *State) error {
 		return nil
 	}
 	p.warnings = append(p.warnings, fmt.Sprintf("%s had lost subset(s) %s of the running canary; they are added back", dr.ref(), strings.Join(restored, ", ")))
-	st, _ := p.recorded(dr)
-	if st == nil || st.Phase != PhaseProgressing {
+	st := p.progressingState(dr)
+	if st == nil {
 		copied := *active
 		st = &copied
 		st.Weight, st.Routes, st.PreStartSpec = 0, nil, nil

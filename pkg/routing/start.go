@@ -281,7 +281,7 @@ func splitRoutes(vs *object, refs []RouteRef, stableSubset, canarySubset string,
 	for _, ref := range refs {
 		_, route, err := finder.findManaged(ref, stableSubset, canarySubset)
 		if err != nil {
-			return fmt.Errorf("%v in %s: someone changed it; set its destinations back to the canary's subsets by hand (kubectl edit virtualservice %s -n %s), then run the command again", err, vs.ref(), vs.desired.GetName(), vs.desired.GetNamespace())
+			return err
 		}
 		route["route"] = splitDestinations(route, stableSubset, canarySubset, weight)
 	}
