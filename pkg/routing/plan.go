@@ -144,6 +144,15 @@ func (o *object) liveSpec() map[string]interface{} {
 	return asMap(o.live.Object["spec"])
 }
 
+// liveSpecJSON is the live spec as State.PreStartSpec records it.
+func (o *object) liveSpecJSON() (json.RawMessage, error) {
+	data, err := json.Marshal(o.liveSpec())
+	if err != nil {
+		return nil, fmt.Errorf("cannot record the spec of %s for abort to restore: %v", o.ref(), err)
+	}
+	return data, nil
+}
+
 func (o *object) ref() string {
 	return fmt.Sprintf("%s %s/%s", o.desired.GetKind(), o.desired.GetNamespace(), o.desired.GetName())
 }

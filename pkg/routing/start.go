@@ -91,7 +91,9 @@ func (p *planner) start() (*State, error) {
 		drState.AddedSubsets = prev.AddedSubsets
 		drState.PreStartSpec = prev.PreStartSpec
 	} else if dr.live != nil {
-		drState.PreStartSpec = rawSpec(dr.liveSpec())
+		if drState.PreStartSpec, err = dr.liveSpecJSON(); err != nil {
+			return nil, err
+		}
 	}
 	drState.Created = dr.live == nil || (prev != nil && prev.Created) || isCreatedByUs(dr.live)
 	if addedStable {
@@ -150,7 +152,9 @@ func (p *planner) startRoutes(base State) (*State, error) {
 			st.Created = prev.Created
 			st.AddedRoutes = prev.AddedRoutes
 		} else if !st.Created {
-			st.PreStartSpec = rawSpec(vs.liveSpec())
+			if st.PreStartSpec, err = vs.liveSpecJSON(); err != nil {
+				return nil, err
+			}
 		}
 		if err := p.shapeExtras(vs, &st); err != nil {
 			return nil, err

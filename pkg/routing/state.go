@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"hash"
 	"slices"
 	"strconv"
 	"strings"
@@ -206,89 +205,11 @@ func writeState(obj *unstructured.Unstructured, st *State) {
 	}
 	annotations[StateKey(st.Service)] = string(data)
 	if st.PreStartSpec != nil {
-		// Unchanged specs keep their string: no copy of hundreds of routes.
-		if prev, ok := annotations[PreStartKey(st.Service)]; !ok || prev != string(st.PreStartSpec) {
-			annotations[PreStartKey(st.Service)] = string(st.PreStartSpec)
-		}
+		annotations[PreStartKey(st.Service)] = string(st.PreStartSpec)
 	} else {
 		delete(annotations, PreStartKey(st.Service))
 	}
 	obj.SetAnnotations(annotations)
-}
-
-// rawSpec records a spec for PreStartSpec, as encoding/json would write it
-// (recorded states are compared byte for byte) but without reflection for
-// the types decoded JSON holds: specs can hold hundreds of routes.
-func rawSpec(spec map[string]interface{}) json.RawMessage {
-	return appendJSON(make([]byte, 0, 64<<10), spec)
-}
-
-func appendJSON(b []byte, v interface{}) []byte {
-	switch t := v.(type) {
-	case map[string]interface{}:
-		if t == nil {
-			return append(b, "null"...)
-		}
-		keys := sortedKeys(make([]string, 0, 8), t)
-		b = append(b, '{')
-		for i, k := range keys {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONString(b, k)
-			b = append(b, ':')
-			b = appendJSON(b, t[k])
-		}
-		return append(b, '}')
-	case []interface{}:
-		if t == nil {
-			return append(b, "null"...)
-		}
-		b = append(b, '[')
-		for i, x := range t {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSON(b, x)
-		}
-		return append(b, ']')
-	case string:
-		return appendJSONString(b, t)
-	case int64:
-		return strconv.AppendInt(b, t, 10)
-	case bool:
-		return strconv.AppendBool(b, t)
-	case nil:
-		return append(b, "null"...)
-	default:
-		// float64 and anything rarer: encoding/json's own rules.
-		data, _ := json.Marshal(t)
-		return append(b, data...)
-	}
-}
-
-// appendJSONString writes plain ASCII directly; anything encoding/json
-// escapes (quotes, control characters, <, >, &, non-ASCII) goes through it.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < ' ' || c > '~' || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			data, _ := json.Marshal(s)
-			return append(b, data...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
-}
-
-// sortedKeys appends m's keys to keys and sorts them. Callers pass a small
-// buffer that stays on the stack for the small maps specs are made of.
-func sortedKeys(keys []string, m map[string]interface{}) []string {
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // preStartSpec decodes PreStartSpec with numbers as the API machinery reads
@@ -299,83 +220,64 @@ func (st *State) preStartSpec() (map[string]interface{}, error) {
 	return spec, err
 }
 
-// specHash fingerprints a spec; map keys are sorted, so equal specs hash
-// equally whatever order their fields were read in.
+// specHash fingerprints a spec for State.SpecHash, which abort compares
+// with the live spec to tell whether anyone changed the object since the
+// plugin last wrote it. Running canaries carry these hashes, so the form
+// hashed must never change: map keys sorted, strings quoted as Go quotes
+// them, a comma after every element. It is not JSON; hashing encoding/json's
+// bytes instead would make every running canary look changed to abort.
 func specHash(spec map[string]interface{}) string {
-	w := canonicalWriter{hash: sha256.New(), buf: make([]byte, 0, 8<<10)}
-	w.write(spec)
-	w.hash.Write(w.buf)
-	return hex.EncodeToString(w.hash.Sum(nil)[:8])
+	sum := sha256.Sum256(appendSpecHashForm(make([]byte, 0, 64<<10), spec))
+	return hex.EncodeToString(sum[:8])
 }
 
-// canonicalWriter writes a decoded JSON value in a canonical form (map keys
-// sorted, numbers as JSON writes them) without reflection: the plan hashes
-// every spec it writes, and specs can hold hundreds of routes. With a hash
-// it feeds it a few kilobytes at a time instead of building the whole form;
-// without one, buf collects the form.
-type canonicalWriter struct {
-	hash hash.Hash
-	buf  []byte
-}
-
-func (w *canonicalWriter) write(v interface{}) {
+func appendSpecHashForm(b []byte, v interface{}) []byte {
 	switch t := v.(type) {
 	case map[string]interface{}:
-		w.buf = append(w.buf, '{')
-		for _, k := range sortedKeys(make([]string, 0, 8), t) {
-			w.buf = appendQuoted(w.buf, k)
-			w.buf = append(w.buf, ':')
-			w.write(t[k])
-			w.buf = append(w.buf, ',')
+		keys := make([]string, 0, len(t))
+		for k := range t {
+			keys = append(keys, k)
 		}
-		w.buf = append(w.buf, '}')
+		slices.Sort(keys)
+		b = append(b, '{')
+		for _, k := range keys {
+			b = strconv.AppendQuote(b, k)
+			b = append(b, ':')
+			b = appendSpecHashForm(b, t[k])
+			b = append(b, ',')
+		}
+		return append(b, '}')
 	case []interface{}:
-		w.buf = append(w.buf, '[')
+		b = append(b, '[')
 		for _, x := range t {
-			w.write(x)
-			w.buf = append(w.buf, ',')
+			b = appendSpecHashForm(b, x)
+			b = append(b, ',')
 		}
-		w.buf = append(w.buf, ']')
+		return append(b, ']')
 	case string:
-		w.buf = appendQuoted(w.buf, t)
+		return strconv.AppendQuote(b, t)
 	case int64:
-		w.buf = strconv.AppendInt(w.buf, t, 10)
+		return strconv.AppendInt(b, t, 10)
 	case float64:
-		w.buf = strconv.AppendFloat(w.buf, t, 'g', -1, 64)
+		return strconv.AppendFloat(b, t, 'g', -1, 64)
 	case bool:
-		w.buf = strconv.AppendBool(w.buf, t)
+		return strconv.AppendBool(b, t)
 	case nil:
-		w.buf = append(w.buf, "null"...)
+		return append(b, "null"...)
 	default:
-		w.buf = fmt.Appendf(w.buf, "%v", t)
-	}
-	if w.hash != nil && len(w.buf) >= cap(w.buf)/2 {
-		w.hash.Write(w.buf)
-		w.buf = w.buf[:0]
+		return fmt.Appendf(b, "%v", t)
 	}
 }
 
-// appendQuoted is strconv.AppendQuote, byte for byte (recorded hashes must
-// not change), with a fast path for the plain ASCII of almost every key and
-// value: the general one checks each rune for printability.
-func appendQuoted(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < ' ' || c > '~' || c == '"' || c == '\\' {
-			return strconv.AppendQuote(b, s)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
-}
-
+// matchFingerprint identifies an unnamed managed route by its match
+// conditions (RouteRef.Match): the hash of their encoding/json form.
 func matchFingerprint(route map[string]interface{}) string {
 	match, ok := route["match"]
 	if !ok {
 		return ""
 	}
-	// appendJSON writes what json.Marshal writes (fingerprints are
-	// recorded), without reflection: start fingerprints every managed route.
-	sum := sha256.Sum256(appendJSON(make([]byte, 0, 256), match))
+	// Decoded JSON always encodes.
+	data, _ := json.Marshal(match)
+	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:6])
 }
