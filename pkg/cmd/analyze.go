@@ -2,7 +2,6 @@ package cmd
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -236,7 +235,8 @@ type AnalyzeOptions struct {
 	analysisFlags
 	namespace string
 	service   string
-	output    string
+	output    *outputFlag
+	printer   printers.ResourcePrinter
 	now       func() time.Time
 }
 
@@ -264,27 +264,27 @@ func newCmdAnalyze(g *globalOptions) *cobra.Command {
 		RunE: runVerb(o),
 	}
 	o.analysisFlags.addFlags(cmd)
-	cmd.Flags().StringVarP(&o.output, "output", "o", "", "Output format: json (default: a table).")
+	o.output = addOutputFlag(cmd, "a table")
 	return cmd
 }
 
-// Complete reads SERVICE and the namespace.
+// Complete reads SERVICE, the namespace and the output format.
 func (o *AnalyzeOptions) Complete(_ *cobra.Command, args []string) error {
 	o.service = args[0]
 	var err error
+	if o.printer, err = o.output.printer(); err != nil {
+		return err
+	}
 	o.namespace, err = o.factory.Namespace()
 	return err
 }
 
 // Validate checks the flags before anything is read.
 func (o *AnalyzeOptions) Validate() error {
-	if o.output != "" && o.output != "json" {
-		return fmt.Errorf("--output %q is not supported; use json, or leave it out for a table", o.output)
-	}
 	return o.analysisFlags.validate()
 }
 
-// analysisReport is what -o json prints.
+// analysisReport is what -o json and -o yaml print.
 type analysisReport struct {
 	Namespace  string                 `json:"namespace"`
 	Service    string                 `json:"service"`
@@ -324,14 +324,12 @@ func (o *AnalyzeOptions) Run(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	if o.output == "json" {
+	if o.printer != nil {
 		report := analysisReport{Namespace: o.namespace, Service: o.service, Stable: st.Stable, Canary: st.Canary, Weight: st.Weight,
 			Window: o.window.String(), SelectedBy: result.By, Metrics: map[string]any{"stable": result.Stable, "canary": result.Canary}, Checks: result.Checks, Decision: decision}
-		b, err := json.MarshalIndent(report, "", "  ")
-		if err != nil {
+		if err := printReport(o.printer, report, o.Out); err != nil {
 			return err
 		}
-		fmt.Fprintln(o.Out, string(b))
 	} else if err := printAnalysis(o.Out, st, result, decision); err != nil {
 		return err
 	}

@@ -12,7 +12,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/printers"
 	"k8s.io/client-go/util/retry"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
@@ -29,13 +28,12 @@ var conflictBackoff = wait.Backoff{Steps: 8, Duration: 20 * time.Millisecond, Fa
 // plan the intent, then diff, print or write the plan.
 type changeOptions struct {
 	*globalOptions
-	namespace  string
-	service    string
-	intent     routing.Intent
-	dryRun     cmdutil.DryRunStrategy
-	printFlags *genericclioptions.JSONYamlPrintFlags
-	output     string
-	printer    printers.ResourcePrinter
+	namespace string
+	service   string
+	intent    routing.Intent
+	dryRun    cmdutil.DryRunStrategy
+	output    *outputFlag
+	printer   printers.ResourcePrinter
 	// force and minAvailable tune the preflight check.
 	force        bool
 	minAvailable int32
@@ -69,13 +67,14 @@ func runVerb(o verb) func(*cobra.Command, []string) error {
 }
 
 func newChangeOptions(g *globalOptions, action routing.Action) *changeOptions {
-	return &changeOptions{globalOptions: g, intent: routing.Intent{Action: action}, printFlags: genericclioptions.NewJSONYamlPrintFlags()}
+	return &changeOptions{globalOptions: g, intent: routing.Intent{Action: action}}
 }
 
 func (o *changeOptions) addFlags(cmd *cobra.Command) {
 	cmdutil.AddDryRunFlag(cmd)
 	cmd.Flags().Lookup("dry-run").Usage = `"client" (or no value) prints a diff of what would change and writes nothing; "server" also sends the writes with dryRun=All so that the API server validates them.`
-	cmd.Flags().StringVarP(&o.output, "output", "o", "", "Print the objects as they must become (with --dry-run) or as written, in this format: yaml or json.")
+	o.output = addOutputFlag(cmd, "a summary")
+	cmd.Flags().Lookup("output").Usage = "Print the objects as they must become (with --dry-run) or as written, in this format: yaml or json."
 	if o.intent.Action != routing.ActionAbort {
 		// Abort is the way back and must always work: it is never checked.
 		cmd.Flags().BoolVar(&o.force, "force", false, "Write even when the preflight check finds errors (an unready canary, objects another tool manages, broken routes).")
@@ -98,10 +97,8 @@ func (o *changeOptions) Complete(cmd *cobra.Command, args []string) error {
 	if o.dryRun, err = dryRunStrategy(cmd); err != nil {
 		return err
 	}
-	if o.output != "" {
-		if o.printer, err = o.printFlags.ToPrinter(o.output); err != nil {
-			return fmt.Errorf("--output %q is not supported; use yaml or json", o.output)
-		}
+	if o.printer, err = o.output.printer(); err != nil {
+		return err
 	}
 	return o.wait.validate(o.dryRun != cmdutil.DryRunNone)
 }

@@ -2,7 +2,6 @@ package cmd
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -20,7 +19,8 @@ type CheckOptions struct {
 	service      string
 	versionLabel string
 	minAvailable int32
-	output       string
+	output       *outputFlag
+	printer      printers.ResourcePrinter
 }
 
 func newCmdCheck(g *globalOptions) *cobra.Command {
@@ -57,25 +57,23 @@ func newCmdCheck(g *globalOptions) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&o.versionLabel, "version-label", "", "Pod label that tells the versions apart, instead of inferring it.")
 	cmd.Flags().Int32Var(&o.minAvailable, "min-available", 1, "Fewest available canary replicas that may take traffic.")
-	cmd.Flags().StringVarP(&o.output, "output", "o", "", "Output format: json (default: a table).")
+	o.output = addOutputFlag(cmd, "a table")
 	return cmd
 }
 
-// Complete reads SERVICE and the namespace.
+// Complete reads SERVICE, the namespace and the output format.
 func (o *CheckOptions) Complete(args []string) error {
 	o.service = args[0]
 	var err error
+	if o.printer, err = o.output.printer(); err != nil {
+		return err
+	}
 	o.namespace, err = o.factory.Namespace()
 	return err
 }
 
-// Validate checks the output format.
-func (o *CheckOptions) Validate() error {
-	if o.output != "" && o.output != "json" {
-		return fmt.Errorf("--output %q is not supported; use json, or leave it out for a table", o.output)
-	}
-	return nil
-}
+// Validate has nothing to check that Complete has not.
+func (o *CheckOptions) Validate() error { return nil }
 
 // Run checks the Service and prints the findings.
 func (o *CheckOptions) Run(ctx context.Context) error {
@@ -88,12 +86,10 @@ func (o *CheckOptions) Run(ctx context.Context) error {
 		return err
 	}
 	findings := routing.Check(*snap, routing.Intent{VersionLabel: o.versionLabel, ClusterDomain: o.clusterDomain}, routing.CheckOptions{MinAvailable: o.minAvailable})
-	if o.output == "json" {
-		data, err := json.MarshalIndent(map[string]interface{}{"service": o.namespace + "/" + o.service, "findings": findings}, "", "    ")
-		if err != nil {
+	if o.printer != nil {
+		if err := printReport(o.printer, map[string]any{"service": o.namespace + "/" + o.service, "findings": findings}, o.Out); err != nil {
 			return err
 		}
-		fmt.Fprintln(o.Out, string(data))
 	} else if len(findings) == 0 {
 		fmt.Fprintf(o.Out, "service %s/%s: no findings, ready for a canary\n", o.namespace, o.service)
 	} else {

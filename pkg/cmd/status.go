@@ -2,7 +2,6 @@ package cmd
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -12,7 +11,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/duration"
 	"k8s.io/cli-runtime/pkg/printers"
 	"k8s.io/kubectl/pkg/util/templates"
-	"sigs.k8s.io/yaml"
 
 	"github.com/kubectl-canary/kubectl-canary/pkg/routing"
 )
@@ -23,7 +21,8 @@ type StatusOptions struct {
 	service       string
 	namespace     string
 	allNamespaces bool
-	output        string
+	output        *outputFlag
+	printer       printers.ResourcePrinter
 	watch         bool
 	interval      time.Duration
 	now           func() time.Time
@@ -60,7 +59,7 @@ func newCmdStatus(g *globalOptions) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&o.allNamespaces, "all-namespaces", "A", false, "Show canaries in every namespace.")
-	cmd.Flags().StringVarP(&o.output, "output", "o", "", "Output format: yaml or json (default: a table).")
+	o.output = addOutputFlag(cmd, "a table")
 	cmd.Flags().BoolVarP(&o.watch, "watch", "w", false, "Keep watching and print a row again whenever a canary changes.")
 	cmd.Flags().DurationVar(&o.interval, "interval", 2*time.Second, "How often --watch reads the cluster.")
 	return cmd
@@ -72,21 +71,19 @@ func (o *StatusOptions) Complete(args []string) error {
 		o.service = args[0]
 	}
 	var err error
+	if o.printer, err = o.output.printer(); err != nil {
+		return err
+	}
 	o.namespace, err = o.factory.Namespace()
 	return err
 }
 
 // Validate rejects flag combinations that cannot be honoured.
 func (o *StatusOptions) Validate() error {
-	switch o.output {
-	case "", "json", "yaml":
-	default:
-		return fmt.Errorf("--output %q is not supported; use yaml or json, or leave it out for a table", o.output)
-	}
 	if o.service != "" && o.allNamespaces {
 		return fmt.Errorf("a SERVICE and --all-namespaces cannot go together; pick the namespace with -n instead")
 	}
-	if o.watch && o.output != "" {
+	if o.watch && o.printer != nil {
 		return fmt.Errorf("--watch prints a table; leave out --output")
 	}
 	if o.interval <= 0 {
@@ -101,7 +98,7 @@ func (o *StatusOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if o.output != "" {
+	if o.printer != nil {
 		return o.printStructured(statuses)
 	}
 	if !o.watch {
@@ -178,23 +175,11 @@ func (o *StatusOptions) read(ctx context.Context) ([]routing.CanaryStatus, error
 }
 
 func (o *StatusOptions) printStructured(statuses []routing.CanaryStatus) error {
-	var value interface{} = map[string]interface{}{"items": statuses}
+	var report any = map[string]any{"items": statuses}
 	if o.service != "" {
-		value = statuses[0]
+		report = statuses[0]
 	}
-	data, err := json.MarshalIndent(value, "", "    ")
-	if err != nil {
-		return err
-	}
-	if o.output == "yaml" {
-		if data, err = yaml.JSONToYAML(data); err != nil {
-			return err
-		}
-	} else {
-		data = append(data, '\n')
-	}
-	_, err = o.Out.Write(data)
-	return err
+	return printReport(o.printer, report, o.Out)
 }
 
 func (o *StatusOptions) printTable(out io.Writer, statuses []routing.CanaryStatus, header bool) error {

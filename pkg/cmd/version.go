@@ -1,10 +1,10 @@
 package cmd
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/printers"
 
 	"github.com/kubectl-canary/kubectl-canary/pkg/version"
 )
@@ -12,7 +12,8 @@ import (
 // VersionOptions holds the flags of `kubectl canary version`.
 type VersionOptions struct {
 	*globalOptions
-	output string
+	output  *outputFlag
+	printer printers.ResourcePrinter
 }
 
 func newCmdVersion(g *globalOptions) *cobra.Command {
@@ -22,28 +23,29 @@ func newCmdVersion(g *globalOptions) *cobra.Command {
 		Short: "Print the plugin's version, commit and Go version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Complete(); err != nil {
+				return err
+			}
 			return o.Run()
 		},
 	}
-	cmd.Flags().StringVarP(&o.output, "output", "o", "", "Output format: json (default: one line).")
+	o.output = addOutputFlag(cmd, "one line")
 	return cmd
+}
+
+// Complete reads the output format.
+func (o *VersionOptions) Complete() error {
+	var err error
+	o.printer, err = o.output.printer()
+	return err
 }
 
 // Run prints the build identity; it never contacts a cluster.
 func (o *VersionOptions) Run() error {
 	info := version.Get()
-	switch o.output {
-	case "json":
-		data, err := json.MarshalIndent(info, "", "  ")
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintln(o.Out, string(data))
-		return err
-	case "":
-		_, err := fmt.Fprintf(o.Out, "kubectl-canary %s (commit %s, %s, %s)\n", info.Version, info.Commit, info.GoVersion, info.Platform)
-		return err
-	default:
-		return fmt.Errorf("--output %q is not supported; use json, or leave it out", o.output)
+	if o.printer != nil {
+		return printReport(o.printer, info, o.Out)
 	}
+	_, err := fmt.Fprintf(o.Out, "kubectl-canary %s (commit %s, %s, %s)\n", info.Version, info.Commit, info.GoVersion, info.Platform)
+	return err
 }

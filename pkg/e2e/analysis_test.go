@@ -13,6 +13,15 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// keysOf lists a document's top-level fields.
+func keysOf(doc map[string]any) []string {
+	var keys []string
+	for k := range doc {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
 func exitCode(r result) int {
 	var exitErr *exec.ExitError
 	if errors.As(r.err, &exitErr) {
@@ -111,6 +120,21 @@ func TestAnalyzeWithRealPrometheus(t *testing.T) {
 		assert.Contains(t, table, "stable v1")
 		assert.Contains(t, table, "canary v2")
 		assert.Contains(t, table, "verdict: pass")
+
+		// -o yaml holds what -o json does; the figures move with the
+		// window between the two runs, so the fields are compared by name.
+		code, fromJSON, fromYAML := c.jsonAndYAML(t, nil, append([]string{"analyze", "reviews", "-n", ns}, flags...)...)
+		assert.Equal(t, 0, code)
+		var asYAML analyzeJSON
+		decodeDocument(t, fromYAML, &asYAML)
+		assert.Equal(t, "pass", asYAML.Decision.Verdict)
+		assert.Equal(t, out.Stable, asYAML.Stable)
+		assert.Equal(t, out.Weight, asYAML.Weight)
+		require.NotNil(t, asYAML.Metrics["canary"].RPS)
+		assert.InDelta(t, 10, *asYAML.Metrics["canary"].RPS, 3)
+		for _, doc := range []map[string]any{fromJSON, fromYAML} {
+			assert.ElementsMatch(t, []string{"namespace", "service", "stable", "canary", "weight", "window", "selectedBy", "metrics", "decision"}, keysOf(doc))
+		}
 
 		// Custom checks: the Service's labels fill the template; --min and
 		// --max bound the query before them.

@@ -296,6 +296,14 @@ spec:
 	r := c.failCanary(t, "check", "reviews", "-n", ns)
 	requireExitCode(t, r, 1)
 	assertFindings(t, []checkFinding{{"error", vsRef, "is managed by Flagger (annotation flagger.kubernetes.io/original-configuration"}}, rowsOf(t, r.stdout))
+	// -o json and -o yaml: the same findings, and the same exit code.
+	code, fromJSON, fromYAML := c.jsonAndYAML(t, nil, "check", "reviews", "-n", ns)
+	assert.Equal(t, 1, code)
+	assert.Equal(t, fromJSON, fromYAML, "check -o json and -o yaml differ")
+	var out checkOutput
+	decodeDocument(t, fromYAML, &out)
+	assert.Equal(t, ns+"/reviews", out.Service)
+	assertFindings(t, []checkFinding{{"error", vsRef, "is managed by Flagger (annotation flagger.kubernetes.io/original-configuration"}}, out.Findings)
 
 	r = c.failCanary(t, "start", "reviews", "-n", ns)
 	assert.Contains(t, r.stderr, "preflight check of service "+ns+"/reviews failed, nothing was changed")

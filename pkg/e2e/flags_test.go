@@ -71,6 +71,13 @@ func TestNamespaceContextKubeconfigFlags(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &st), "%s", r)
 	assert.Equal(t, nsB, st.Namespace)
 	assert.Equal(t, 10, st.Weight)
+	// -o yaml is the same document.
+	code, fromJSON, fromYAML := c.jsonAndYAML(t, []string{"KUBECONFIG=" + inB}, "status", "reviews")
+	require.Equal(t, 0, code)
+	assert.Equal(t, fromJSON, fromYAML, "status -o json and -o yaml differ")
+	var fromYAMLStatus statusJSON
+	decodeDocument(t, fromYAML, &fromYAMLStatus)
+	assert.Equal(t, st, fromYAMLStatus)
 	// -n still wins over the context's namespace.
 	r = c.canary(t, []string{"KUBECONFIG=" + inB}, "weight", "reviews", "60", "-n", nsA)
 	require.NoError(t, r.err, "%s", r)
@@ -85,6 +92,42 @@ func TestNamespaceContextKubeconfigFlags(t *testing.T) {
 		}
 	}
 	assert.Equal(t, map[string]string{nsA: "60%", nsB: "10%"}, weightIn)
+}
+
+// TestOutputFormats: status -A and version print the same document with
+// -o json and -o yaml (through kubectl's printers), and refuse any other
+// format alike. (status SERVICE, check and analyze: next to their tests.)
+func TestOutputFormats(t *testing.T) {
+	t.Parallel()
+	c := shared
+	ns := c.newNamespace(t)
+	c.deployVersions(t, ns, "reviews", "v1", "v2")
+	c.mustCanary(t, "start", "reviews", "-n", ns, "--weight", "20")
+
+	code, fromJSON, fromYAML := c.jsonAndYAML(t, nil, "status", "-n", ns)
+	require.Equal(t, 0, code)
+	assert.Equal(t, fromJSON, fromYAML, "status -o json and -o yaml differ")
+	var list struct{ Items []statusJSON }
+	decodeDocument(t, fromYAML, &list)
+	require.Len(t, list.Items, 1)
+	assert.Equal(t, "reviews", list.Items[0].Service)
+	assert.Equal(t, 20, list.Items[0].Weight)
+
+	code, fromJSON, fromYAML = c.jsonAndYAML(t, nil, "version")
+	require.Equal(t, 0, code)
+	assert.Equal(t, fromJSON, fromYAML, "version -o json and -o yaml differ")
+	line := c.mustCanary(t, "version")
+	for _, field := range []string{"version", "commit", "goVersion", "platform"} {
+		value, _ := fromYAML[field].(string)
+		require.NotEmpty(t, value, "version -o yaml has no %s:\n%v", field, fromYAML)
+		assert.Contains(t, line, value, "the one line and -o yaml disagree on %s", field)
+	}
+
+	for _, args := range [][]string{{"status", "-n", ns}, {"status", "reviews", "-n", ns}, {"check", "reviews", "-n", ns}, {"analyze", "reviews", "-n", ns}, {"version"}} {
+		r := c.canary(t, nil, append(args, "-o", "wide")...)
+		require.Error(t, r.err, "%s", r)
+		assert.Contains(t, r.stderr, `--output "wide" is not supported; use yaml or json, or leave it out for`, "%s", r)
+	}
 }
 
 // editKubeconfig writes a copy of a kubeconfig, changed by edit, into the

@@ -29,6 +29,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/yaml"
 )
 
 // commandTimeout bounds every kubectl run, so a hung command fails its test
@@ -611,4 +612,27 @@ func table(t *testing.T, out string) []map[string]string {
 		rows = append(rows, row)
 	}
 	return rows
+}
+
+// jsonAndYAML runs `kubectl canary ARGS -o json` and again with -o yaml
+// (extraEnv as for canary), requires both to end alike and to print one
+// document each, and returns the exit code of the YAML run and both
+// documents, parsed.
+func (c *cluster) jsonAndYAML(t *testing.T, extraEnv []string, args ...string) (code int, fromJSON, fromYAML map[string]any) {
+	t.Helper()
+	rJSON := c.canary(t, extraEnv, append(args, "-o", "json")...)
+	rYAML := c.canary(t, extraEnv, append(args, "-o", "yaml")...)
+	require.Equal(t, exitCode(rJSON), exitCode(rYAML), "-o json and -o yaml end differently:\n%s\n%s", rJSON, rYAML)
+	require.NoError(t, json.Unmarshal([]byte(rJSON.stdout), &fromJSON), "-o json printed:\n%s", rJSON)
+	require.NoError(t, yaml.UnmarshalStrict([]byte(rYAML.stdout), &fromYAML), "-o yaml printed:\n%s", rYAML)
+	require.False(t, strings.HasPrefix(strings.TrimSpace(rYAML.stdout), "{"), "-o yaml printed JSON:\n%s", rYAML)
+	return exitCode(rYAML), fromJSON, fromYAML
+}
+
+// decodeDocument turns a parsed document into out, as encoding/json would.
+func decodeDocument(t *testing.T, doc map[string]any, out any) {
+	t.Helper()
+	data, err := json.Marshal(doc)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(data, out), "%s", data)
 }

@@ -1,0 +1,107 @@
+package cmd
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kubectl-canary/kubectl-canary/pkg/testutil"
+)
+
+// healthyPrometheus is a fake Prometheus, scraping every second, whose
+// every analysis query of shop/reviews finds v1 and v2 alike and healthy.
+func healthyPrometheus(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/api/v1/targets":
+			fmt.Fprint(w, `{"status":"success","data":{"activeTargets":[{"labels":{"job":"istio-sidecars","instance":"10.244.0.5:15020"},"scrapePool":"istio-sidecars","scrapeInterval":"1s","health":"up"}],"droppedTargets":[]}}`)
+		case "/api/v1/query":
+			_ = r.ParseForm()
+			q := r.Form.Get("query")
+			value := "1"
+			switch {
+			case strings.HasPrefix(q, "count by (job, instance)"):
+				value = "4"
+			case strings.HasPrefix(q, "count by"):
+				fmt.Fprint(w, `{"status":"success","data":{"resultType":"vector","result":[`+
+					`{"metric":{"destination_version":"v1","destination_workload":"reviews-v1"},"value":[1700000000,"3"]},`+
+					`{"metric":{"destination_version":"v2","destination_workload":"reviews-v2"},"value":[1700000000,"3"]}]}}`)
+				return
+			case strings.HasPrefix(q, "sum(increase"):
+				value = "600"
+			case strings.HasPrefix(q, "histogram_quantile"):
+				value = "20"
+			}
+			fmt.Fprintf(w, `{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000,%q]}]}}`, value)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// Every command that takes -o prints through kubectl's printers: -o json
+// and -o yaml hold the same document, and any other format is refused with
+// the same message.
+func TestOutputIsTheSameEverywhere(t *testing.T) {
+	f := newFakeCluster(t, "no-istio", "shop")
+	_, _, err := f.run("start", "reviews")
+	require.NoError(t, err)
+	prom := healthyPrometheus(t)
+	for _, tc := range []struct {
+		args      []string
+		otherwise string
+		field     string // a top-level field of the document
+	}{
+		{[]string{"status"}, "a table", "items"},
+		{[]string{"status", "reviews"}, "a table", "weight"},
+		{[]string{"check", "reviews"}, "a table", "findings"},
+		{[]string{"analyze", "reviews", "--window", "10s", "--prometheus-url", prom}, "a table", "decision"},
+		{[]string{"version"}, "one line", "goVersion"},
+		{[]string{"weight", "reviews", "30", "--dry-run"}, "a summary", "items"},
+	} {
+		t.Run(strings.Join(tc.args[:min(2, len(tc.args))], " "), func(t *testing.T) {
+			jsonOut, _, err := f.run(append(tc.args, "-o", "json")...)
+			require.NoError(t, err)
+			var fromJSON map[string]any
+			require.NoError(t, json.Unmarshal([]byte(jsonOut), &fromJSON), "-o json printed:\n%s", jsonOut)
+			assert.Contains(t, fromJSON, tc.field)
+			assert.True(t, strings.HasPrefix(jsonOut, "{\n    \""), "kubectl's JSON printer indents by 4 spaces:\n%s", jsonOut)
+
+			yamlOut, _, err := f.run(append(tc.args, "-o", "yaml")...)
+			require.NoError(t, err)
+			var fromYAML map[string]any
+			require.NoError(t, yaml.Unmarshal([]byte(yamlOut), &fromYAML), "-o yaml printed:\n%s", yamlOut)
+			assert.Equal(t, fromJSON, fromYAML, "-o json and -o yaml differ")
+
+			_, _, err = f.run(append(tc.args, "-o", "wide")...)
+			assert.EqualError(t, err, `--output "wide" is not supported; use yaml or json, or leave it out for `+tc.otherwise)
+		})
+	}
+	assert.Equal(t, []string{"create destinationrules", "create virtualservices"}, f.writes(), "only start wrote")
+}
+
+// check -o json and -o yaml print every finding in a document of their own.
+func TestCheckOutputGolden(t *testing.T) {
+	f := newFakeCluster(t, "no-istio", "shop")
+	d, err := f.core.AppsV1().Deployments("shop").Get(context.Background(), "reviews-v2", metav1GetOptions)
+	require.NoError(t, err)
+	d.Status.AvailableReplicas = 0
+	_, err = f.core.AppsV1().Deployments("shop").UpdateStatus(context.Background(), d, metav1UpdateOptions)
+	require.NoError(t, err)
+	for _, format := range []string{"json", "yaml"} {
+		out, _, err := f.run("check", "reviews", "-o", format)
+		require.EqualError(t, err, "service shop/reviews: 1 error(s) found", "the exit status is the same with -o")
+		testutil.Golden(t, testutil.Testdata("cmd", "check-unready."+format), []byte(out))
+	}
+}
