@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
 	"k8s.io/kubectl/pkg/util/term"
 
@@ -28,7 +29,7 @@ type RunOptions struct {
 	interval        time.Duration
 	maxInconclusive int
 	noPromote       bool
-	dryRun          bool
+	dryRun          cmdutil.DryRunStrategy
 	force           bool
 	minAvailable    int32
 	now             func() time.Time
@@ -65,7 +66,10 @@ func newCmdRun(g *globalOptions) *cobra.Command {
 			kubectl canary run reviews --steps 10,50,100 --interval 1m --max-p99 300ms --no-promote
 
 			# The plan only
-			kubectl canary run reviews --dry-run`),
+			kubectl canary run reviews --dry-run
+
+			# The plan, with its first step validated by the API server
+			kubectl canary run reviews --dry-run=server`),
 		Args: exactlyOneService,
 		RunE: runVerb(o),
 	}
@@ -75,19 +79,24 @@ func newCmdRun(g *globalOptions) *cobra.Command {
 	cmd.Flags().DurationVar(&o.interval, "interval", 2*time.Minute, "How long each step runs before it is analysed. At least "+minimumText+".")
 	cmd.Flags().IntVar(&o.maxInconclusive, "max-inconclusive", 3, "How many inconclusive analyses a step may hold for; one more stops the run (the canary stays where it is).")
 	cmd.Flags().BoolVar(&o.noPromote, "no-promote", false, "Stop after the last step passes instead of promoting.")
-	cmd.Flags().BoolVar(&o.dryRun, "dry-run", false, "Print the plan and write nothing.")
+	cmdutil.AddDryRunFlag(cmd)
+	cmd.Flags().Lookup("dry-run").Usage = `"client" (or no value) prints the plan and writes nothing; "server" also sends the first step's writes with dryRun=All so that the API server validates them.`
 	cmd.Flags().BoolVar(&o.force, "force", false, "Write even when the preflight check finds errors.")
 	cmd.Flags().Int32Var(&o.minAvailable, "min-available", 1, "Fewest available canary replicas that may take traffic.")
 	return cmd
 }
 
-// Complete reads SERVICE and the namespace; the window defaults to the interval.
+// Complete reads SERVICE, the namespace and --dry-run; the window defaults
+// to the interval.
 func (o *RunOptions) Complete(cmd *cobra.Command, args []string) error {
 	o.service = args[0]
 	if !cmd.Flags().Changed("window") {
 		o.window = o.interval
 	}
 	var err error
+	if o.dryRun, err = dryRunStrategy(cmd); err != nil {
+		return err
+	}
 	o.namespace, err = o.factory.Namespace()
 	return err
 }
@@ -142,9 +151,8 @@ func (o *RunOptions) Run(cmd *cobra.Command) error {
 	if err := longEnough("window", o.window, "in it", minimum); err != nil {
 		return err
 	}
-	if o.dryRun {
-		o.printPlan(state, minimum)
-		return nil
+	if o.dryRun != cmdutil.DryRunNone {
+		return o.dryRunPlan(ctx, state, minimum)
 	}
 	run, err := o.begin(ctx, state)
 	if err != nil {
@@ -221,22 +229,33 @@ func progressingState(snap *routing.Snapshot, service string) (*routing.State, e
 	return nil, nil
 }
 
-// begin starts the canary at the first step, resumes a recorded run, or
-// takes over a canary started by hand at the first step not below its weight.
-func (o *RunOptions) begin(ctx context.Context, st *routing.State) (*routing.RunState, error) {
+// firstStep is what a run does before its first wait: the change to make
+// (none when a resumed canary is already at its step) and the run state to
+// record with it.
+type firstStep struct {
+	action routing.Action // empty: nothing to change
+	weight int
+	run    *routing.RunState
+	// says is what the run prints as it begins.
+	says string
+}
+
+// planFirstStep starts the canary at the first step, resumes a recorded
+// run, or takes over a canary started by hand at the first step not below
+// its weight.
+func (o *RunOptions) planFirstStep(st *routing.State) firstStep {
 	now := o.now().UTC().Truncate(time.Second)
 	switch {
 	case st == nil:
-		run := &routing.RunState{Steps: o.steps, StepStartedAt: now}
-		fmt.Fprintf(o.Out, "starting the canary at step 1/%d (%d%%)\n", len(o.steps), o.steps[0])
-		return run, o.change(ctx, routing.ActionStart, o.steps[0], run)
+		return firstStep{action: routing.ActionStart, weight: o.steps[0], run: &routing.RunState{Steps: o.steps, StepStartedAt: now},
+			says: fmt.Sprintf("starting the canary at step 1/%d (%d%%)", len(o.steps), o.steps[0])}
 	case st.Run != nil && slices.Equal(st.Run.Steps, o.steps) && st.Run.Step < len(o.steps):
 		run := st.Run
-		fmt.Fprintf(o.Out, "resuming at step %d/%d (%d%%), begun %s ago\n", run.Step+1, len(run.Steps), run.Steps[run.Step], now.Sub(run.StepStartedAt).Round(time.Second))
+		first := firstStep{run: run, says: fmt.Sprintf("resuming at step %d/%d (%d%%), begun %s ago", run.Step+1, len(run.Steps), run.Steps[run.Step], now.Sub(run.StepStartedAt).Round(time.Second))}
 		if st.Weight != run.Steps[run.Step] {
-			return run, o.change(ctx, routing.ActionWeight, run.Steps[run.Step], run)
+			first.action, first.weight = routing.ActionWeight, run.Steps[run.Step]
 		}
-		return run, nil
+		return first
 	default:
 		step := len(o.steps) - 1
 		for i, w := range o.steps {
@@ -245,17 +264,45 @@ func (o *RunOptions) begin(ctx context.Context, st *routing.State) (*routing.Run
 				break
 			}
 		}
-		run := &routing.RunState{Steps: o.steps, Step: step, StepStartedAt: now}
-		fmt.Fprintf(o.Out, "taking over the running canary (%d%%) at step %d/%d (%d%%)\n", st.Weight, step+1, len(o.steps), o.steps[step])
-		return run, o.change(ctx, routing.ActionWeight, o.steps[step], run)
+		return firstStep{action: routing.ActionWeight, weight: o.steps[step], run: &routing.RunState{Steps: o.steps, Step: step, StepStartedAt: now},
+			says: fmt.Sprintf("taking over the running canary (%d%%) at step %d/%d (%d%%)", st.Weight, step+1, len(o.steps), o.steps[step])}
 	}
+}
+
+// begin makes the first step's change and returns the run it records.
+func (o *RunOptions) begin(ctx context.Context, st *routing.State) (*routing.RunState, error) {
+	first := o.planFirstStep(st)
+	fmt.Fprintln(o.Out, first.says)
+	if first.action == "" {
+		return first.run, nil
+	}
+	return first.run, o.change(ctx, first.action, first.weight, first.run)
+}
+
+// dryRunPlan prints the plan of the run and writes nothing. A server dry run
+// first sends the first step's writes with dryRun=All, so the API server
+// validates and authorises them, and prints their diff.
+func (o *RunOptions) dryRunPlan(ctx context.Context, st *routing.State, minimum analysis.ScrapeMinimum) error {
+	if first := o.planFirstStep(st); o.dryRun == cmdutil.DryRunServer && first.action != "" {
+		if err := o.changeWith(ctx, first.action, first.weight, first.run, cmdutil.DryRunServer); err != nil {
+			return err
+		}
+	}
+	o.printPlan(st, minimum)
+	return nil
 }
 
 // change carries out one routing intent with the run's progress recorded in
 // the state, through the same read-plan-write path as the other verbs. It is
 // not cancelled by Ctrl-C: a write in flight completes.
 func (o *RunOptions) change(ctx context.Context, action routing.Action, weight int, run *routing.RunState) error {
+	return o.changeWith(ctx, action, weight, run, cmdutil.DryRunNone)
+}
+
+// changeWith is change, or its server dry run.
+func (o *RunOptions) changeWith(ctx context.Context, action routing.Action, weight int, run *routing.RunState, dryRun cmdutil.DryRunStrategy) error {
 	c := newChangeOptions(o.globalOptions, action)
+	c.dryRun = dryRun
 	c.namespace, c.service = o.namespace, o.service
 	c.intent.Weight = weight
 	c.intent.ClusterDomain = o.clusterDomain
@@ -329,6 +376,10 @@ func (o *RunOptions) printPlan(st *routing.State, minimum analysis.ScrapeMinimum
 	fmt.Fprintf(o.Out, "pass: next step (after the last: %s); inconclusive: hold the step, up to %d times; fail: abort\n", last, o.maxInconclusive)
 	fmt.Fprintf(o.Out, "thresholds: max error rate %s, max error rate increase %s, max p99 %s, max latency ratio %g, min requests %g\n",
 		formatMetric(t.MaxErrorRate*100, "%g%%"), formatMetric(t.MaxErrorRateIncrease*100, "%g points"), t.MaxP99, t.MaxLatencyRatio, t.MinRequests)
+	if o.dryRun == cmdutil.DryRunServer {
+		fmt.Fprintln(o.Out, "(server dry run: the API server accepted the first step; nothing was written)")
+		return
+	}
 	fmt.Fprintln(o.Out, "(dry run: nothing was written)")
 }
 

@@ -13,7 +13,11 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	clienttesting "k8s.io/client-go/testing"
 
 	"github.com/kubectl-canary/kubectl-canary/pkg/routing"
 )
@@ -130,4 +134,66 @@ func TestRunIntervalFollowsTheScrapeInterval(t *testing.T) {
 	assert.Contains(t, out, "shortest interval and window: 10s, the default minimum, as the scrape interval is unknown: the targets API of Prometheus at "+gone.URL+" is not readable")
 
 	assert.Empty(t, f.writes(), "refused runs and dry runs write nothing")
+}
+
+// run --dry-run takes client or server like the other verbs: client prints
+// the plan alone; server also sends the first step's writes with
+// dryRun=All and prints their diff; neither stores anything.
+func TestRunDryRunClientAndServer(t *testing.T) {
+	t.Setenv("KUBECTL_EXTERNAL_DIFF", "")
+	f := newFakeCluster(t, "no-istio", "shop")
+	prom := scrapingPrometheus(t, "1s")
+	dryRunWrites := func() []string {
+		var out []string
+		for _, a := range f.dynamic.Actions() {
+			if isDryRun(a) {
+				out = append(out, a.GetVerb()+" "+a.GetResource().Resource)
+			}
+		}
+		return out
+	}
+	for _, flag := range []string{"--dry-run", "--dry-run=client"} {
+		out, _, err := f.run("run", "reviews", "--interval", "5s", flag, "--prometheus-url", prom)
+		require.NoError(t, err, flag)
+		assert.Contains(t, out, "would start the canary of shop/reviews\n", flag)
+		assert.True(t, strings.HasSuffix(out, "(dry run: nothing was written)\n"), "%s:\n%s", flag, out)
+		assert.NotContains(t, out, "+++", "%s prints no diff", flag)
+		assert.Empty(t, dryRunWrites(), "%s sends nothing", flag)
+	}
+
+	out, _, err := f.run("run", "reviews", "--interval", "5s", "--steps", "20,100", "--dry-run=server", "--prometheus-url", prom)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"create destinationrules", "create virtualservices"}, dryRunWrites(), "the first step is sent as a server dry run")
+	assert.Regexp(t, `\+\s+weight: 20\n`, out, "the diff of the first step")
+	assert.Contains(t, out, "canary shop/reviews started: canary version=v2 gets 20%, stable version=v1 gets 80% (server dry run)\n")
+	assert.Contains(t, out, "would start the canary of shop/reviews\n")
+	assert.True(t, strings.HasSuffix(out, "(server dry run: the API server accepted the first step; nothing was written)\n"), out)
+	assert.Empty(t, f.writes())
+
+	// A canary at 30%: the run would take it over at 50%.
+	_, _, err = f.run("start", "reviews", "--weight", "30")
+	require.NoError(t, err)
+	writes := len(f.writes())
+	out, _, err = f.run("run", "reviews", "--interval", "5s", "--steps", "10,50,100", "--dry-run=server", "--prometheus-url", prom)
+	require.NoError(t, err)
+	assert.Contains(t, out, "canary shop/reviews reweighted: canary version=v2 gets 50%, stable version=v1 gets 50% (server dry run)\n")
+	assert.Contains(t, out, "would take over the canary of shop/reviews, now at 30%\n")
+	assert.Len(t, f.writes(), writes, "a server dry run stores nothing")
+
+	_, _, err = f.run("run", "reviews", "--dry-run=maybe", "--prometheus-url", prom)
+	assert.ErrorContains(t, err, `--dry-run "maybe" is not supported; use "client" or "server"`)
+}
+
+// A first step the API server would reject fails the server dry run,
+// naming the object, before the plan is printed.
+func TestRunServerDryRunReportsARejectedFirstStep(t *testing.T) {
+	f := newFakeCluster(t, "no-istio", "shop")
+	f.dynamic.PrependReactor("create", "virtualservices", func(action clienttesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewInvalid(schema.GroupKind{Group: "networking.istio.io", Kind: "VirtualService"}, "reviews", nil)
+	})
+	out, _, err := f.run("run", "reviews", "--interval", "5s", "--dry-run=server", "--prometheus-url", scrapingPrometheus(t, "1s"))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "the API server would reject the create of VirtualService shop/reviews (found by a server dry run; nothing was written)")
+	assert.NotContains(t, out, "would start")
+	assert.Empty(t, f.writes())
 }

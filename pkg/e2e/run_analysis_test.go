@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/url"
 	"os/exec"
 	"syscall"
 	"testing"
@@ -163,9 +164,28 @@ func TestRunGatedByRealPrometheus(t *testing.T) {
 	t.Run("dry run writes nothing", func(t *testing.T) {
 		t.Parallel()
 		ns := service(t, 10, 0)
-		out := c.mustCanary(t, append([]string{"run", "reviews", "-n", ns, "--dry-run"}, flags...)...)
-		assert.Contains(t, out, "would start the canary of "+ns+"/reviews")
-		assert.Contains(t, out, "step 3/3: canary at 100% for 10s")
+		for _, mode := range dryRunModes {
+			out := c.mustCanary(t, append([]string{"run", "reviews", "-n", ns, mode.flag}, flags...)...)
+			assert.Contains(t, out, "would start the canary of "+ns+"/reviews", mode.flag)
+			assert.Contains(t, out, "step 3/3: canary at 100% for 10s", mode.flag)
+			assert.Empty(t, c.versionsOf(t, ns), "run %s wrote", mode.flag)
+		}
+		// The server dry run alone sent the first step, with dryRun=All,
+		// and printed its diff.
+		var sent []string
+		for _, e := range c.audit(t, ns) {
+			if e.ObjectRef.APIGroup == "networking.istio.io" && (e.Verb == "create" || e.Verb == "update") {
+				uri, err := url.Parse(e.RequestURI)
+				require.NoError(t, err)
+				sent = append(sent, e.Verb+" "+e.ObjectRef.Resource+" dryRun="+uri.Query().Get("dryRun"))
+			}
+		}
+		assert.ElementsMatch(t, []string{"create destinationrules dryRun=All", "create virtualservices dryRun=All"}, sent)
+		out := c.mustCanary(t, append([]string{"run", "reviews", "-n", ns, "--dry-run=server"}, flags...)...)
+		vs := diffFor(t, parseDiff(t, out), "VirtualService", ns, "reviews")
+		assert.Contains(t, vs.Added, "      weight: 20", "run --dry-run=server:\n%s", out)
+		assert.Contains(t, out, "canary "+ns+"/reviews started: canary version=v2 gets 20%, stable version=v1 gets 80% (server dry run)")
+		assert.Contains(t, out, "(server dry run: the API server accepted the first step; nothing was written)")
 		assert.Empty(t, c.versionsOf(t, ns))
 	})
 }
