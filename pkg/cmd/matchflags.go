@@ -1,8 +1,6 @@
 package cmd
 
 import (
-	"fmt"
-
 	"github.com/spf13/cobra"
 
 	"github.com/kubectl-canary/kubectl-canary/pkg/routing"
@@ -49,8 +47,8 @@ func (m *mirrorFlag) intent(cmd *cobra.Command) (*int, error) {
 	if !cmd.Flags().Changed("mirror") {
 		return nil, nil
 	}
-	if m.percent < 0 || m.percent > 100 {
-		return nil, fmt.Errorf("--mirror %d is out of range; give the share of traffic to shadow as a whole number from 0 to 100", m.percent)
+	if err := checkPercent("--mirror", m.percent, "the share of traffic to shadow"); err != nil {
+		return nil, err
 	}
 	p := m.percent
 	return &p, nil

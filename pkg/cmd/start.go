@@ -110,10 +110,7 @@ func (o *StartOptions) Complete(cmd *cobra.Command, args []string) error {
 
 // Validate checks the flags before the cluster is read.
 func (o *StartOptions) Validate() error {
-	if o.intent.Weight < 0 || o.intent.Weight > 100 {
-		return fmt.Errorf("--weight %d is out of range; give the canary's share as a whole number from 0 to 100", o.intent.Weight)
-	}
-	return nil
+	return checkPercent("--weight", o.intent.Weight, "the canary's share")
 }
 
 func exactlyOneService(cmd *cobra.Command, args []string) error {

@@ -65,8 +65,16 @@ func (o *WeightOptions) Complete(cmd *cobra.Command, args []string) error {
 
 // Validate checks the weight before the cluster is read.
 func (o *WeightOptions) Validate() error {
-	if o.intent.Weight < 0 || o.intent.Weight > 100 {
-		return fmt.Errorf("weight %d is out of range; give the canary's share as a whole number from 0 to 100", o.intent.Weight)
+	return checkPercent("weight", o.intent.Weight, "the canary's share")
+}
+
+// checkPercent is the one range check of a share of traffic given on the
+// command line (a weight, a mirror): a whole number from 0 to 100. given
+// is how the user gave it ("--weight", "weight" for the argument); share
+// says what it is a share of.
+func checkPercent(given string, percent int, share string) error {
+	if percent < 0 || percent > 100 {
+		return fmt.Errorf("%s %d is out of range; give %s as a whole number from 0 to 100", given, percent, share)
 	}
 	return nil
 }
