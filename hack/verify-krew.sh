@@ -196,6 +196,9 @@ for _ in $(seq 50); do
 done
 repo=$work/index-repo
 git clone -q --depth 1 "file://$root" "$repo"
+# krew updates an index by resetting its branch: the clone needs one even
+# when this checkout is on a detached HEAD.
+git -C "$repo" checkout -q -B main
 sed "s#uri: .*/$version/#uri: http://127.0.0.1:$port/#" "$manifest" >"$repo/plugins/canary.yaml"
 moved=$(grep -c "uri: http://127.0.0.1:$port/" "$repo/plugins/canary.yaml" || true)
 [[ $moved == "$(wc -l <"${checksums[0]}")" ]] || die "moved $moved archive URLs of $manifest to 127.0.0.1, want one per platform"
