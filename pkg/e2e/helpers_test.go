@@ -285,23 +285,31 @@ spec:
   selector: {app: %[1]s}
   ports: [{name: http, port: 9080}]
 `, svc)
+	b.WriteString(deploymentsYAML(svc, 2, versions...))
+	c.create(t, ns, b.String())
+	for _, v := range versions {
+		c.setAvailable(t, ns, svc+"-"+v, 2)
+	}
+}
+
+// deploymentsYAML is one Deployment per version behind Service svc:
+// svc-VERSION, pods labelled app=svc and version=VERSION, with replicas.
+func deploymentsYAML(svc string, replicas int, versions ...string) string {
+	var b strings.Builder
 	for _, v := range versions {
 		fmt.Fprintf(&b, `---
 apiVersion: apps/v1
 kind: Deployment
 metadata: {name: %[1]s-%[2]s, labels: {app: %[1]s}}
 spec:
-  replicas: 2
+  replicas: %[3]d
   selector: {matchLabels: {app: %[1]s, version: %[2]s}}
   template:
     metadata: {labels: {app: %[1]s, version: %[2]s}}
     spec: {containers: [{name: %[1]s, image: "%[1]s:%[2]s"}]}
-`, svc, v)
+`, svc, v, replicas)
 	}
-	c.create(t, ns, b.String())
-	for _, v := range versions {
-		c.setAvailable(t, ns, svc+"-"+v, 2)
-	}
+	return b.String()
 }
 
 // setAvailable writes a Deployment's status as a controller would.

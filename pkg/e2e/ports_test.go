@@ -27,21 +27,7 @@ import (
 // analyzers.
 func deployVersionsBehind(t *testing.T, ns, svc string, versions ...string) {
 	t.Helper()
-	var b strings.Builder
-	for _, v := range versions {
-		fmt.Fprintf(&b, `---
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: %[1]s-%[2]s, labels: {app: %[1]s}}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: %[1]s, version: %[2]s}}
-  template:
-    metadata: {labels: {app: %[1]s, version: %[2]s}}
-    spec: {containers: [{name: %[1]s, image: "%[1]s:%[2]s"}]}
-`, svc, v)
-	}
-	shared.create(t, ns, b.String())
+	shared.create(t, ns, deploymentsYAML(svc, 1, versions...))
 	for _, v := range versions {
 		shared.setAvailable(t, ns, svc+"-"+v, 1)
 	}
