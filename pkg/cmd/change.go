@@ -46,26 +46,6 @@ type changeOptions struct {
 	written []string
 }
 
-// verb is the Complete, Validate, Run shape every command's Options have.
-type verb interface {
-	Complete(cmd *cobra.Command, args []string) error
-	Validate() error
-	Run(cmd *cobra.Command) error
-}
-
-// runVerb is the RunE of every mutating command.
-func runVerb(o verb) func(*cobra.Command, []string) error {
-	return func(cmd *cobra.Command, args []string) error {
-		if err := o.Complete(cmd, args); err != nil {
-			return err
-		}
-		if err := o.Validate(); err != nil {
-			return err
-		}
-		return o.Run(cmd)
-	}
-}
-
 func newChangeOptions(g *globalOptions, action routing.Action) *changeOptions {
 	return &changeOptions{globalOptions: g, intent: routing.Intent{Action: action}}
 }
