@@ -94,7 +94,7 @@ func (o *StartOptions) Complete(cmd *cobra.Command, args []string) error {
 	case o.gateway == "" && len(o.hosts) > 0:
 		return fmt.Errorf("--host needs --gateway NAMESPACE/NAME: the Istio ingress gateway the host enters through")
 	case o.gateway != "":
-		namespace, name, err := routing.ParseGatewayRef(o.gateway)
+		namespace, name, err := parseGatewayRef(o.gateway)
 		if err != nil {
 			return err
 		}

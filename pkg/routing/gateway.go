@@ -16,15 +16,6 @@ type GatewayIntent struct {
 	Hosts           []string
 }
 
-// ParseGatewayRef reads --gateway NAMESPACE/NAME.
-func ParseGatewayRef(s string) (namespace, name string, err error) {
-	namespace, name, ok := strings.Cut(s, "/")
-	if !ok || namespace == "" || name == "" || strings.Contains(name, "/") {
-		return "", "", fmt.Errorf("--gateway %q: write NAMESPACE/NAME of the Istio Gateway, for example --gateway istio-system/public-gateway", s)
-	}
-	return namespace, name, nil
-}
-
 func (g GatewayIntent) ref() string { return g.Namespace + "/" + g.Name }
 
 // bindsGateway reports whether a VirtualService in vsNamespace lists the

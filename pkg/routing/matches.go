@@ -28,41 +28,6 @@ func (m MatchRule) String() string {
 	return fmt.Sprintf("header %s%s%s", m.Name, op, m.Value)
 }
 
-var headerName = regexp.MustCompile(`^[a-z0-9!#$%&'*+.^_|~-]+$`)
-var cookieName = regexp.MustCompile(`^[A-Za-z0-9!#$%&'*+.^_|~-]+$`)
-
-// ParseHeaderRule reads --header NAME=VALUE (exact), NAME~REGEX or
-// NAME^PREFIX. Istio matches header names in lower case.
-func ParseHeaderRule(s string) (MatchRule, error) {
-	i := strings.IndexAny(s, "=~^")
-	if i <= 0 || i == len(s)-1 {
-		return MatchRule{}, fmt.Errorf("--header %q: write NAME=VALUE (exact), NAME~REGEX or NAME^PREFIX, for example --header x-canary=true", s)
-	}
-	rule := MatchRule{Name: strings.ToLower(strings.TrimSpace(s[:i])), Op: map[byte]string{'=': "exact", '~': "regex", '^': "prefix"}[s[i]], Value: s[i+1:]}
-	if !headerName.MatchString(rule.Name) {
-		return MatchRule{}, fmt.Errorf("--header %q: %q is not a valid HTTP header name", s, rule.Name)
-	}
-	if rule.Op == "regex" {
-		// Envoy uses RE2, which is what Go's regexp implements.
-		if _, err := regexp.Compile(rule.Value); err != nil {
-			return MatchRule{}, fmt.Errorf("--header %q: the regular expression does not compile (%v); Istio uses RE2 syntax", s, err)
-		}
-	}
-	return rule, nil
-}
-
-// ParseCookieRule reads --cookie NAME=VALUE.
-func ParseCookieRule(s string) (MatchRule, error) {
-	name, value, ok := strings.Cut(s, "=")
-	if !ok || name == "" || value == "" {
-		return MatchRule{}, fmt.Errorf("--cookie %q: write NAME=VALUE, for example --cookie tester=yes", s)
-	}
-	if !cookieName.MatchString(name) || strings.ContainsAny(value, "; ,\"\\") {
-		return MatchRule{}, fmt.Errorf("--cookie %q: cookie names are tokens and values may not hold spaces, commas, semicolons, quotes or backslashes", s)
-	}
-	return MatchRule{Cookie: true, Name: name, Op: "exact", Value: value}, nil
-}
-
 // maxCookies bounds the cookies one rule may AND together: Istio matches the
 // whole Cookie header with one RE2 expression, and RE2 has no lookahead, so
 // every order of the cookies is spelled out.

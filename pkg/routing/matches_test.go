@@ -10,34 +10,6 @@ import (
 	"github.com/kubectl-canary/kubectl-canary/pkg/testutil"
 )
 
-func TestParseRules(t *testing.T) {
-	cases := []struct {
-		in   string
-		want MatchRule
-	}{
-		{"x-canary=true", MatchRule{Name: "x-canary", Op: "exact", Value: "true"}},
-		{"X-User~^(alice|bob)$", MatchRule{Name: "x-user", Op: "regex", Value: "^(alice|bob)$"}},
-		{"user-agent^Mozilla", MatchRule{Name: "user-agent", Op: "prefix", Value: "Mozilla"}},
-		{"x-a=b=c", MatchRule{Name: "x-a", Op: "exact", Value: "b=c"}},
-	}
-	for _, c := range cases {
-		got, err := ParseHeaderRule(c.in)
-		require.NoError(t, err, c.in)
-		assert.Equal(t, c.want, got, c.in)
-	}
-	for _, bad := range []string{"novalue", "=x", "x=", "bad name=1", "x~(unclosed"} {
-		_, err := ParseHeaderRule(bad)
-		assert.Error(t, err, bad)
-	}
-	got, err := ParseCookieRule("beta=on")
-	require.NoError(t, err)
-	assert.Equal(t, MatchRule{Cookie: true, Name: "beta", Op: "exact", Value: "on"}, got)
-	for _, bad := range []string{"beta", "=on", "beta=", "beta=o n", "be ta=on", "beta=a;b"} {
-		_, err := ParseCookieRule(bad)
-		assert.Error(t, err, bad)
-	}
-}
-
 // The cookie expression is RE2, which Go's regexp implements: check it the
 // way Envoy will evaluate it against whole Cookie headers.
 func TestCookieRulesMatchTheCookieHeader(t *testing.T) {
