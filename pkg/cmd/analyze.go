@@ -1,26 +1,20 @@
 package cmd
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"math"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
-	promapi "github.com/prometheus/client_golang/api"
-	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
 	"github.com/spf13/cobra"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/cli-runtime/pkg/printers"
-	"k8s.io/client-go/rest"
 	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/kubectl-canary/kubectl-canary/pkg/analysis"
-	"github.com/kubectl-canary/kubectl-canary/pkg/kube"
+	"github.com/kubectl-canary/kubectl-canary/pkg/canary"
 	"github.com/kubectl-canary/kubectl-canary/pkg/routing"
 )
 
@@ -142,52 +136,14 @@ func (f *analysisFlags) thresholds() analysis.Thresholds {
 var minimumText = fmt.Sprintf("%d scrape intervals of the Prometheus targets that report the Service (%s when Prometheus's targets API cannot be read)",
 	analysis.MinScrapes, model.Duration(analysis.DefaultMinInterval))
 
-// prometheus is the API client and a name for it in messages.
-func (f *analysisFlags) prometheus(factory kube.Factory) (*prometheusAPI, error) {
-	if f.prometheusURL != "" {
-		return newPrometheusAPI(f.prometheusURL, nil, f.prometheusURL)
-	}
-	source, ok := factory.(kube.RESTConfigSource)
-	if !ok {
-		return nil, fmt.Errorf("no kubeconfig to reach Prometheus through the API server; pass --prometheus-url")
-	}
-	config, err := source.RESTConfig()
-	if err != nil {
-		return nil, err
-	}
-	httpClient, err := rest.HTTPClientFor(config)
-	if err != nil {
-		return nil, err
-	}
-	return proxiedPrometheus(config.Host, httpClient, f.prometheusNamespace, f.prometheusService, f.prometheusPort)
+// prometheus connects to the Prometheus the flags name.
+func (f *analysisFlags) prometheus(conn *canary.Connection) (*canary.Prometheus, error) {
+	return conn.Prometheus(canary.PrometheusAt{URL: f.prometheusURL, Namespace: f.prometheusNamespace, Service: f.prometheusService, Port: f.prometheusPort})
 }
 
-// proxiedPrometheus reaches Prometheus through the API server's service
-// proxy at host (which may carry a path prefix).
-func proxiedPrometheus(host string, httpClient *http.Client, namespace, service string, port int) (*prometheusAPI, error) {
-	where := fmt.Sprintf("service %s/%s:%d (through the API server's proxy)", namespace, service, port)
-	return newPrometheusAPI(strings.TrimSuffix(host, "/")+analysis.ServiceProxyPath(namespace, service, port), httpClient, where)
-}
-
-func newPrometheusAPI(address string, httpClient *http.Client, where string) (*prometheusAPI, error) {
-	client, err := analysis.NewClient(address, httpClient)
-	if err != nil {
-		return nil, err
-	}
-	return &prometheusAPI{client: client, api: promv1.NewAPI(client), where: where}, nil
-}
-
-type prometheusAPI struct {
-	// client is the HTTP client of api, for the targets API.
-	client promapi.Client
-	api    analysis.API
-	where  string
-}
-
-// scrapeMinimum is the shortest window (and run step) for the Service that
-// Prometheus's scrape interval allows, read once per command.
-func (p *prometheusAPI) scrapeMinimum(ctx context.Context, namespace, service string, now time.Time) analysis.ScrapeMinimum {
-	return analysis.ReadScrapeMinimum(ctx, p.client, namespace, service, now, p.where)
+// judgement is how the flags say to judge a canary.
+func (f *analysisFlags) judgement() canary.Judgement {
+	return canary.Judgement{Window: f.window, Thresholds: f.thresholds(), Checks: f.checks}
 }
 
 // longEnough refuses a --window or --interval (flag) shorter than the
@@ -202,31 +158,6 @@ func longEnough(flag string, d time.Duration, spans string, m analysis.ScrapeMin
 		needs = fmt.Sprintf("%d scrapes", analysis.MinScrapes)
 	}
 	return fmt.Errorf("--%s %s is too short; Prometheus needs %s %s, give %s or more (%s)", flag, d, needs, spans, model.Duration(m.Min), m.Source())
-}
-
-// canaryTarget finds the running canary of the Service and the Deployments
-// of its two versions.
-func canaryTarget(snap *routing.Snapshot, namespace, service string) (analysis.Target, routing.CanaryStatus, error) {
-	statuses := routing.Summarize([]corev1.Service{*snap.Service}, snap.Deployments, snap.VirtualServices, snap.DestinationRules)
-	for _, st := range statuses {
-		if st.Service != service || st.Namespace != namespace {
-			continue
-		}
-		if st.Phase != routing.PhaseProgressing || st.Canary == "" {
-			return analysis.Target{}, st, fmt.Errorf("service %s/%s has no running canary (phase %s); start one with kubectl canary start %s", namespace, service, st.Phase, service)
-		}
-		t := analysis.Target{Namespace: namespace, Service: service, Stable: st.Stable, Canary: st.Canary}
-		for _, d := range snap.Deployments {
-			switch d.Spec.Template.Labels[st.VersionLabel] {
-			case st.Stable:
-				t.StableWorkloads = append(t.StableWorkloads, d.Name)
-			case st.Canary:
-				t.CanaryWorkloads = append(t.CanaryWorkloads, d.Name)
-			}
-		}
-		return t, st, nil
-	}
-	return analysis.Target{}, routing.CanaryStatus{}, fmt.Errorf("service %s/%s has no canary; start one with kubectl canary start %s", namespace, service, service)
 }
 
 // AnalyzeOptions holds the flags of `kubectl canary analyze`.
@@ -275,7 +206,7 @@ func (o *AnalyzeOptions) Complete(_ *cobra.Command, args []string) error {
 	if o.printer, err = o.output.printer(); err != nil {
 		return err
 	}
-	o.namespace, err = o.factory.Namespace()
+	o.namespace, err = o.conn.Namespace()
 	return err
 }
 
@@ -301,26 +232,22 @@ type analysisReport struct {
 // Run reads the canary, queries Prometheus and prints the verdict.
 func (o *AnalyzeOptions) Run(cmd *cobra.Command) error {
 	ctx := cmd.Context()
-	clients, err := o.factory.Clients()
+	cluster, err := o.conn.Cluster()
 	if err != nil {
 		return err
 	}
-	snap, err := clients.ReadSnapshot(ctx, o.namespace, o.service, kube.SnapshotOptions{ClusterDomain: o.clusterDomain})
+	target, st, err := canary.RunningCanary(ctx, cluster, o.namespace, o.service, o.clusterDomain)
 	if err != nil {
 		return err
 	}
-	target, st, err := canaryTarget(snap, o.namespace, o.service)
+	prom, err := o.prometheus(o.conn)
 	if err != nil {
 		return err
 	}
-	prom, err := o.prometheus(o.factory)
-	if err != nil {
+	if err := longEnough("window", o.window, "in it", prom.ScrapeMinimum(ctx, o.namespace, o.service, o.now())); err != nil {
 		return err
 	}
-	if err := longEnough("window", o.window, "in it", prom.scrapeMinimum(ctx, o.namespace, o.service, o.now())); err != nil {
-		return err
-	}
-	result, decision, err := fetchAndJudge(ctx, prom, target, o.analysisFlags, o.now())
+	result, decision, err := prom.Judge(ctx, target, o.judgement(), o.now())
 	if err != nil {
 		return err
 	}
@@ -333,20 +260,7 @@ func (o *AnalyzeOptions) Run(cmd *cobra.Command) error {
 	} else if err := printAnalysis(o.Out, st, result, decision); err != nil {
 		return err
 	}
-	return verdictError(o.namespace, o.service, decision)
-}
-
-// fetchAndJudge fetches the canary's metrics and custom checks and judges
-// them against the thresholds.
-func fetchAndJudge(ctx context.Context, prom *prometheusAPI, target analysis.Target, f analysisFlags, now time.Time) (analysis.Result, analysis.Decision, error) {
-	result, err := analysis.Fetch(ctx, prom.api, target, f.window, now, prom.where)
-	if err != nil {
-		return result, analysis.Decision{}, err
-	}
-	if result.Checks, err = analysis.FetchChecks(ctx, prom.api, target, f.window, now, prom.where, f.checks); err != nil {
-		return result, analysis.Decision{}, err
-	}
-	return result, analysis.Judge(result, f.thresholds()), nil
+	return canary.Verdict(o.namespace, o.service, decision)
 }
 
 func printAnalysis(out io.Writer, st routing.CanaryStatus, r analysis.Result, d analysis.Decision) error {
@@ -388,30 +302,4 @@ func formatMetric(v float64, format string) string {
 		return "-"
 	}
 	return fmt.Sprintf(format, v)
-}
-
-// VerdictError carries a verdict other than pass as the command's error,
-// with the exit status main uses for it.
-type VerdictError struct {
-	Decision analysis.Decision
-	subject  string
-}
-
-func (e *VerdictError) Error() string {
-	return fmt.Sprintf("canary of %s: %s: %s", e.subject, e.Decision.Verdict, e.Decision.Reason)
-}
-
-// ExitCode is 1 for fail and 2 for inconclusive.
-func (e *VerdictError) ExitCode() int {
-	if e.Decision.Verdict == analysis.Inconclusive {
-		return 2
-	}
-	return 1
-}
-
-func verdictError(namespace, service string, d analysis.Decision) error {
-	if d.Verdict == analysis.Pass {
-		return nil
-	}
-	return &VerdictError{Decision: d, subject: namespace + "/" + service}
 }

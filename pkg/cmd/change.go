@@ -3,29 +3,20 @@ package cmd
 import (
 	"context"
 	"fmt"
-	"slices"
+	"io"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/cli-runtime/pkg/printers"
-	"k8s.io/client-go/util/retry"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 
-	"github.com/kubectl-canary/kubectl-canary/pkg/kube"
+	"github.com/kubectl-canary/kubectl-canary/pkg/canary"
 	"github.com/kubectl-canary/kubectl-canary/pkg/routing"
 )
 
-// conflictBackoff bounds how often a command re-reads and re-plans after
-// losing a race with another writer (about 5 s in all).
-var conflictBackoff = wait.Backoff{Steps: 8, Duration: 20 * time.Millisecond, Factor: 2, Jitter: 0.2}
-
-// changeOptions is the part every mutating verb shares: read the cluster,
-// plan the intent, then diff, print or write the plan.
+// changeOptions is the part every mutating verb shares: the flags of a
+// change, given to the engine, and the report of what it did.
 type changeOptions struct {
 	*globalOptions
 	namespace string
@@ -37,13 +28,7 @@ type changeOptions struct {
 	// force and minAvailable tune the preflight check.
 	force        bool
 	minAvailable int32
-	// amend, when set, changes a computed plan before it is checked and
-	// written (run records its progress in the state this way).
-	amend func(*routing.Plan) error
-	wait  syncWaiter
-	// written names the objects this run has written, across the retries
-	// that follow a conflict, for the error of a refused later write.
-	written []string
+	wait         waitFlags
 }
 
 func newChangeOptions(g *globalOptions, action routing.Action) *changeOptions {
@@ -61,9 +46,6 @@ func (o *changeOptions) addFlags(cmd *cobra.Command) {
 		cmd.Flags().Int32Var(&o.minAvailable, "min-available", 1, "Fewest available canary replicas that may take traffic.")
 	}
 	o.wait.addFlags(cmd)
-	if o.portForward != nil {
-		o.wait.forward = o.portForward
-	}
 }
 
 // Complete reads SERVICE, the namespace and the output flags.
@@ -71,7 +53,7 @@ func (o *changeOptions) Complete(cmd *cobra.Command, args []string) error {
 	o.service = args[0]
 	o.intent.ClusterDomain = o.clusterDomain
 	var err error
-	if o.namespace, err = o.factory.Namespace(); err != nil {
+	if o.namespace, err = o.conn.Namespace(); err != nil {
 		return err
 	}
 	if o.dryRun, err = dryRunStrategy(cmd); err != nil {
@@ -98,233 +80,107 @@ func dryRunStrategy(cmd *cobra.Command) (cmdutil.DryRunStrategy, error) {
 	}
 }
 
-// outcome is one object of a plan once the command has acted on it.
-type outcome struct {
-	change routing.Change
-	// result is the object as written (or as the server would write it).
-	result *unstructured.Unstructured
-}
-
 // Validate has nothing to check for verbs whose only argument is SERVICE.
 func (o *changeOptions) Validate() error { return nil }
 
-// Run carries out the intent against the cluster.
-func (o *changeOptions) Run(cmd *cobra.Command) error { return o.run(cmd.Context()) }
-
-// run reads, plans and writes, starting over when another writer changed an
-// object in between, so neither that writer's change nor the intent is lost.
-func (o *changeOptions) run(ctx context.Context) error {
-	o.written = nil
-	clients, err := o.factory.Clients()
+// Run has the engine carry out the intent, the report and --wait watching.
+func (o *changeOptions) Run(cmd *cobra.Command) error {
+	ctx := cmd.Context()
+	cluster, err := o.conn.Cluster()
 	if err != nil {
 		return err
 	}
-	var plan *routing.Plan
-	var outcomes []outcome
-	// istiod, for --wait, with its newest pushes right before the write.
-	var istiod *istiodSource
-	permissionsChecked := false
-	err = retry.OnError(conflictBackoff, kube.IsRetryable, func() error {
-		// Start looks for VirtualServices of other namespaces that route the
-		// Service and records them; the commands after it read just those.
-		starting := o.intent.Action == routing.ActionStart
-		opts := kube.SnapshotOptions{OtherNamespaces: starting, ClusterDomain: o.clusterDomain, WarnIfNotAllowed: starting}
-		if g := o.intent.Gateway; g != nil {
-			opts.Gateways = append(opts.Gateways, types.NamespacedName{Namespace: g.Namespace, Name: g.Name})
-		}
-		snap, err := clients.ReadSnapshot(ctx, o.namespace, o.service, opts)
-		if err != nil {
-			return err
-		}
-		if plan, err = routing.Compute(*snap, o.intent); err != nil {
-			return err
-		}
-		if o.amend != nil {
-			if err := o.amend(plan); err != nil {
-				return err
-			}
-		}
-		if err := o.preflight(snap, plan); err != nil {
-			return err
-		}
-		if o.dryRun == cmdutil.DryRunClient {
-			outcomes = plannedOutcomes(plan)
-			return nil
-		}
-		// Asking first matters only when a refusal could come after another
-		// write; a lone write that is refused has changed nothing. start
-		// runs every write as a server dry run first, which the API server
-		// authorises like the real one, so it needs no question either.
-		if !permissionsChecked && changedCount(plan) > 1 && o.dryRun == cmdutil.DryRunNone && o.intent.Action != routing.ActionStart {
-			if err := clients.CheckPermissions(ctx, plan.Changes); err != nil {
-				return err
-			}
-			permissionsChecked = true
-		}
-		// Read once, as late as possible: after start's server dry run,
-		// right before the first write. A retry after a conflict may follow
-		// a write, and the first baseline stays a lower bound for it.
-		beforeWrites := func() error {
-			if !o.wait.enabled || o.dryRun != cmdutil.DryRunNone || istiod != nil {
-				return nil
-			}
-			istiod, err = o.wait.baseline(ctx, clients, plan, o.ErrOut)
-			return err
-		}
-		outcomes, err = o.write(ctx, clients, plan, beforeWrites)
-		return err
-	})
-	if err != nil && istiod != nil {
-		istiod.stop() // no wait follows
+	observers := []canary.Observer{&reportPrinter{o}}
+	if o.wait.enabled {
+		observers = append(observers, o.wait.observer(cluster, o.globalOptions, o.waitOut()))
 	}
-	if kube.IsRetryable(err) {
-		return fmt.Errorf("other writers kept changing the routing objects of service %s/%s; nothing more was written, run the command again: %w", o.namespace, o.service, err)
-	}
-	if err != nil {
-		return err
-	}
-	if err := o.report(plan, outcomes); err != nil || !o.wait.enabled {
-		return err
-	}
-	out := o.Out
-	if o.printer != nil {
-		out = o.ErrOut // keep -o yaml|json parseable
-	}
-	return o.wait.forProxies(ctx, clients, istiod, plan, out)
+	_, err = o.engine(cluster).Change(ctx, o.request(), observers...)
+	return err
 }
 
-// preflight runs the checks before a change is written: errors stop the
-// command unless --force, warnings are printed. Abort is never stopped, and
-// a plan that writes nothing needs no check.
-func (o *changeOptions) preflight(snap *routing.Snapshot, plan *routing.Plan) error {
-	if o.intent.Action == routing.ActionAbort || !plan.Changed() {
+// engine is the engine writing to cluster, warning on ErrOut.
+func (o *changeOptions) engine(store canary.Store) *canary.Engine {
+	return &canary.Engine{Store: store, Warn: func(object, message string) {
+		fmt.Fprintf(o.ErrOut, "Warning: %s: %s\n", object, message)
+	}}
+}
+
+// request is the change the flags ask for.
+func (o *changeOptions) request() canary.Request {
+	return canary.Request{
+		Namespace: o.namespace, Service: o.service, Intent: o.intent, DryRun: dryRunOf(o.dryRun),
+		Force: o.force, MinAvailable: o.minAvailable,
+	}
+}
+
+// waitOut is where --wait reports: stdout, unless -o yaml|json keeps it
+// parseable.
+func (o *changeOptions) waitOut() io.Writer {
+	if o.printer != nil {
+		return o.ErrOut
+	}
+	return o.Out
+}
+
+func dryRunOf(s cmdutil.DryRunStrategy) canary.DryRun {
+	switch s {
+	case cmdutil.DryRunClient:
+		return canary.ClientDryRun
+	case cmdutil.DryRunServer:
+		return canary.ServerDryRun
+	}
+	return canary.NoDryRun
+}
+
+// reportPrinter prints what a change did, once it is done.
+type reportPrinter struct{ o *changeOptions }
+
+func (r *reportPrinter) BeforeWrite(context.Context, *routing.Plan) error { return nil }
+
+func (r *reportPrinter) AfterWrite(_ context.Context, result *canary.Result, err error) error {
+	if err != nil {
 		return nil
 	}
-	st := plan.State
-	idle := st.Weight == 0 && len(st.Matches) == 0 && st.Mirror == 0 && !st.Sticky && o.intent.Action != routing.ActionPromote
-	findings := routing.Check(*snap, o.intent, routing.CheckOptions{MinAvailable: o.minAvailable, IdleCanary: idle})
-	var errs []string
-	for _, f := range findings {
-		if f.Severity == routing.SeverityError && !o.force {
-			errs = append(errs, fmt.Sprintf("  %s: %s", f.Object, f.Message))
-			continue
-		}
-		fmt.Fprintf(o.ErrOut, "Warning: %s: %s\n", f.Object, f.Message)
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("preflight check of service %s/%s failed, nothing was changed:\n%s\nFix these, or pass --force to go ahead anyway (kubectl canary check %s shows every finding)", o.namespace, o.service, strings.Join(errs, "\n"), o.service)
-	}
-	return nil
+	return r.o.report(result)
 }
 
-func plannedOutcomes(plan *routing.Plan) []outcome {
-	out := make([]outcome, 0, len(plan.Changes))
-	for _, c := range plan.Changes {
-		out = append(out, outcome{change: c, result: c.Desired})
-	}
-	return out
-}
-
-// write applies a plan in its order: subsets, then routes, then pruning.
-// A start that writes several objects first sends them all as a server dry
-// run, so a change the API server would reject (schema, admission) is
-// refused before anything is stored, not halfway.
-// beforeWrites runs between that dry run and the first write.
-func (o *changeOptions) write(ctx context.Context, clients *kube.Clients, plan *routing.Plan, beforeWrites func() error) ([]outcome, error) {
-	serverDryRun := o.dryRun == cmdutil.DryRunServer
-	if !serverDryRun && o.intent.Action == routing.ActionStart && changedCount(plan) > 1 {
-		if _, err := o.writeAll(ctx, clients, plan, true); err != nil {
-			return nil, err
-		}
-	}
-	if err := beforeWrites(); err != nil {
-		return nil, err
-	}
-	return o.writeAll(ctx, clients, plan, serverDryRun)
-}
-
-func (o *changeOptions) writeAll(ctx context.Context, clients *kube.Clients, plan *routing.Plan, serverDryRun bool) ([]outcome, error) {
-	var out []outcome
-	for _, c := range plan.Changes {
-		if !c.Changed() {
-			out = append(out, outcome{change: c, result: c.Live})
-			continue
-		}
-		result, err := clients.Write(ctx, c, serverDryRun)
-		if err != nil {
-			if kube.IsRetryable(err) {
-				return nil, err
-			}
-			verb := "update"
-			if c.Live == nil {
-				verb = "create"
-			}
-			if apierrors.IsForbidden(err) && len(o.written) > 0 {
-				// Permissions changed since they were checked. The writes
-				// are ordered so that stopping between two is safe.
-				return nil, fmt.Errorf("not allowed to %s %s in namespace %s, after %s was written (traffic only goes to subsets that exist); ask for this permission (see the RBAC section of the README) and run the same command again to finish: %w", verb, kube.ResourceOf(c.Desired), c.Desired.GetNamespace(), strings.Join(o.written, " and "), err)
-			}
-			if apierrors.IsForbidden(err) {
-				return nil, fmt.Errorf("not allowed to %s %s in namespace %s; nothing was changed. Ask for this permission (see the RBAC section of the README): %w", verb, kube.ResourceOf(c.Desired), c.Desired.GetNamespace(), err)
-			}
-			if serverDryRun {
-				return nil, fmt.Errorf("the API server would reject the %s of %s %s/%s (found by a server dry run; nothing was written): %w", verb, c.Desired.GetKind(), c.Desired.GetNamespace(), c.Desired.GetName(), err)
-			}
-			return nil, fmt.Errorf("cannot %s %s %s/%s: %w", verb, c.Desired.GetKind(), c.Desired.GetNamespace(), c.Desired.GetName(), err)
-		}
-		out = append(out, outcome{change: c, result: result})
-		if name := fmt.Sprintf("%s %s/%s", c.Desired.GetKind(), c.Desired.GetNamespace(), c.Desired.GetName()); !serverDryRun && !slices.Contains(o.written, name) {
-			o.written = append(o.written, name)
-		}
-	}
-	return out, nil
-}
-
-func changedCount(plan *routing.Plan) int {
-	n := 0
-	for _, c := range plan.Changes {
-		if c.Changed() {
-			n++
-		}
-	}
-	return n
-}
-
-func (o *changeOptions) report(plan *routing.Plan, outcomes []outcome) error {
+func (o *changeOptions) report(result *canary.Result) error {
+	plan := result.Plan
 	for _, w := range plan.Warnings {
 		fmt.Fprintf(o.ErrOut, "Warning: %s\n", w)
 	}
 	if o.printer != nil {
 		list := &unstructured.UnstructuredList{Object: map[string]interface{}{"apiVersion": "v1", "kind": "List"}}
-		for _, oc := range outcomes {
-			list.Items = append(list.Items, *oc.result)
+		for _, oc := range result.Outcomes {
+			list.Items = append(list.Items, *oc.Object)
 		}
 		return o.printer.PrintObj(list, o.Out)
 	}
 	suffix := ""
-	switch o.dryRun {
-	case cmdutil.DryRunClient:
+	switch result.Request.DryRun {
+	case canary.ClientDryRun:
 		suffix = " (dry run)"
-	case cmdutil.DryRunServer:
+	case canary.ServerDryRun:
 		suffix = " (server dry run)"
 	}
-	if o.dryRun != cmdutil.DryRunNone {
-		if err := printDiff(o.IOStreams, outcomes); err != nil {
+	if result.Request.DryRun != canary.NoDryRun {
+		if err := printDiff(o.IOStreams, result.Outcomes); err != nil {
 			return err
 		}
 	} else {
-		for _, oc := range outcomes {
+		for _, oc := range result.Outcomes {
 			verb := "configured"
 			switch {
-			case oc.change.Live == nil:
+			case oc.Change.Live == nil:
 				verb = "created"
-			case !oc.change.Changed():
+			case !oc.Change.Changed():
 				verb = "unchanged"
 			}
-			fmt.Fprintf(o.Out, "%s.%s/%s %s\n", strings.ToLower(oc.change.Desired.GetKind()), kube.IstioNetworkingGroup, oc.change.Desired.GetName(), verb)
+			desired := oc.Change.Desired
+			fmt.Fprintf(o.Out, "%s.%s/%s %s\n", strings.ToLower(desired.GetKind()), desired.GroupVersionKind().Group, desired.GetName(), verb)
 		}
 	}
-	fmt.Fprintf(o.Out, "%s%s\n", summary(plan, o.intent.Action), suffix)
+	fmt.Fprintf(o.Out, "%s%s\n", summary(plan, result.Request.Intent.Action), suffix)
 	return nil
 }
 

@@ -8,7 +8,6 @@ import (
 	"k8s.io/cli-runtime/pkg/printers"
 	"k8s.io/kubectl/pkg/util/templates"
 
-	"github.com/kubectl-canary/kubectl-canary/pkg/kube"
 	"github.com/kubectl-canary/kubectl-canary/pkg/routing"
 )
 
@@ -68,7 +67,7 @@ func (o *CheckOptions) Complete(args []string) error {
 	if o.printer, err = o.output.printer(); err != nil {
 		return err
 	}
-	o.namespace, err = o.factory.Namespace()
+	o.namespace, err = o.conn.Namespace()
 	return err
 }
 
@@ -77,15 +76,15 @@ func (o *CheckOptions) Validate() error { return nil }
 
 // Run checks the Service and prints the findings.
 func (o *CheckOptions) Run(ctx context.Context) error {
-	clients, err := o.factory.Clients()
+	cluster, err := o.conn.Cluster()
 	if err != nil {
 		return err
 	}
-	snap, err := clients.ReadSnapshot(ctx, o.namespace, o.service, kube.SnapshotOptions{OtherNamespaces: true, Services: true, ClusterDomain: o.clusterDomain})
+	intent := routing.Intent{VersionLabel: o.versionLabel, ClusterDomain: o.clusterDomain}
+	findings, err := cluster.CheckService(ctx, o.namespace, o.service, intent, routing.CheckOptions{MinAvailable: o.minAvailable})
 	if err != nil {
 		return err
 	}
-	findings := routing.Check(*snap, routing.Intent{VersionLabel: o.versionLabel, ClusterDomain: o.clusterDomain}, routing.CheckOptions{MinAvailable: o.minAvailable})
 	if o.printer != nil {
 		if err := printReport(o.printer, map[string]any{"service": o.namespace + "/" + o.service, "findings": findings}, o.Out); err != nil {
 			return err

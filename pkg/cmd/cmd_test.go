@@ -26,6 +26,7 @@ import (
 	clienttesting "k8s.io/client-go/testing"
 	"sigs.k8s.io/yaml"
 
+	"github.com/kubectl-canary/kubectl-canary/pkg/canary"
 	"github.com/kubectl-canary/kubectl-canary/pkg/kube"
 	"github.com/kubectl-canary/kubectl-canary/pkg/testutil"
 )
@@ -117,7 +118,7 @@ func newFakeCluster(t *testing.T, fixture, namespace string) *fakeCluster {
 // run executes `kubectl canary ARGS...` against the fake cluster.
 func (f *fakeCluster) run(args ...string) (stdout, stderr string, err error) {
 	var out, errOut bytes.Buffer
-	cmd := newCmdCanary(&globalOptions{factory: f, IOStreams: genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}})
+	cmd := newCmdCanary(&globalOptions{conn: canary.ConnectWith(f), IOStreams: genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}})
 	cmd.SetArgs(args)
 	err = cmd.ExecuteContext(context.Background())
 	return out.String(), errOut.String(), err
@@ -377,7 +378,7 @@ func TestStatusTable(t *testing.T) {
 	_, _, err := f.run("start", "reviews", "--weight", "25")
 	require.NoError(t, err)
 	var out bytes.Buffer
-	g := &globalOptions{factory: f, IOStreams: genericiooptions.IOStreams{Out: &out, ErrOut: &out}}
+	g := &globalOptions{conn: canary.ConnectWith(f), IOStreams: genericiooptions.IOStreams{Out: &out, ErrOut: &out}}
 	o := &StatusOptions{globalOptions: g, namespace: "shop", allNamespaces: true, interval: time.Second, now: func() time.Time { return time.Now().Add(90 * time.Minute) }}
 	require.NoError(t, o.Run(context.Background()))
 	assert.Regexp(t, `NAMESPACE\s+SERVICE\s+STABLE\s+CANARY\s+WEIGHT\s+PHASE\s+STABLE READY\s+CANARY READY\s+AGE\s+ROUTING\n`+

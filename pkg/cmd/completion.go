@@ -8,10 +8,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/kubectl/pkg/util/templates"
 
-	"github.com/kubectl-canary/kubectl-canary/pkg/kube"
+	"github.com/kubectl-canary/kubectl-canary/pkg/canary"
 )
 
 // pluginBinary is the executable's name, which the completion scripts
@@ -150,20 +149,12 @@ func completeService(g *globalOptions) cobra.CompletionFunc {
 		if len(args) > 0 {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
-		return g.completeFromCluster(cmd, toComplete, func(ctx context.Context, c *kube.Clients) ([]string, error) {
-			namespace, err := g.factory.Namespace()
+		return g.completeFromCluster(cmd, toComplete, func(ctx context.Context, c *canary.Cluster) ([]string, error) {
+			namespace, err := g.conn.Namespace()
 			if err != nil {
 				return nil, err
 			}
-			list, err := c.Core.CoreV1().Services(namespace).List(ctx, metav1.ListOptions{})
-			if err != nil {
-				return nil, err
-			}
-			names := make([]string, 0, len(list.Items))
-			for _, svc := range list.Items {
-				names = append(names, svc.Name)
-			}
-			return names, nil
+			return c.ServiceNames(ctx, namespace)
 		})
 	}
 }
@@ -171,16 +162,8 @@ func completeService(g *globalOptions) cobra.CompletionFunc {
 // completeNamespace completes -n/--namespace, for users allowed to list them.
 func completeNamespace(g *globalOptions) cobra.CompletionFunc {
 	return func(cmd *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
-		return g.completeFromCluster(cmd, toComplete, func(ctx context.Context, c *kube.Clients) ([]string, error) {
-			list, err := c.Core.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
-			if err != nil {
-				return nil, err
-			}
-			names := make([]string, 0, len(list.Items))
-			for _, ns := range list.Items {
-				names = append(names, ns.Name)
-			}
-			return names, nil
+		return g.completeFromCluster(cmd, toComplete, func(ctx context.Context, c *canary.Cluster) ([]string, error) {
+			return c.NamespaceNames(ctx)
 		})
 	}
 }
@@ -188,17 +171,17 @@ func completeNamespace(g *globalOptions) cobra.CompletionFunc {
 // completeFromCluster returns the names list gives that start with
 // toComplete. A cluster that cannot be read gives no choices rather than an
 // error: the reason goes to cobra's completion log (BASH_COMP_DEBUG_FILE).
-func (g *globalOptions) completeFromCluster(cmd *cobra.Command, toComplete string, list func(context.Context, *kube.Clients) ([]string, error)) ([]cobra.Completion, cobra.ShellCompDirective) {
+func (g *globalOptions) completeFromCluster(cmd *cobra.Command, toComplete string, list func(context.Context, *canary.Cluster) ([]string, error)) ([]cobra.Completion, cobra.ShellCompDirective) {
 	ctx := cmd.Context()
 	if ctx == nil {
 		ctx = context.Background()
 	}
 	ctx, cancel := context.WithTimeout(ctx, completionTimeout)
 	defer cancel()
-	clients, err := g.factory.Clients()
+	cluster, err := g.conn.Cluster()
 	var names []string
 	if err == nil {
-		names, err = list(ctx, clients)
+		names, err = list(ctx, cluster)
 	}
 	if err != nil {
 		cobra.CompErrorln(err.Error())

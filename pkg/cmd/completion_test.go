@@ -15,6 +15,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/kubectl-canary/kubectl-canary/pkg/canary"
 	"github.com/kubectl-canary/kubectl-canary/pkg/kube"
 )
 
@@ -55,7 +56,7 @@ func servicesCluster(t *testing.T) *fakeCluster {
 const noFiles = ":4" // cobra.ShellCompDirectiveNoFileComp
 
 func TestVerbsComplete(t *testing.T) {
-	choices, directive := completions(t, &globalOptions{factory: servicesCluster(t)}, "")
+	choices, directive := completions(t, &globalOptions{conn: canary.ConnectWith(servicesCluster(t))}, "")
 	for _, verb := range []string{"start", "weight", "route", "promote", "abort", "status", "check", "version", "completion"} {
 		assert.Contains(t, choices, verb)
 	}
@@ -66,18 +67,18 @@ func TestServiceArgumentCompletesTheNamespacesServices(t *testing.T) {
 	f := servicesCluster(t)
 	for _, verb := range []string{"start", "weight", "route", "promote", "abort", "status", "check"} {
 		t.Run(verb, func(t *testing.T) {
-			choices, directive := completions(t, &globalOptions{factory: f}, verb, "r")
+			choices, directive := completions(t, &globalOptions{conn: canary.ConnectWith(f)}, verb, "r")
 			assert.Equal(t, []string{"ratings", "reviews"}, choices)
 			assert.Equal(t, noFiles, directive)
 
-			choices, _ = completions(t, &globalOptions{factory: f}, verb, "")
+			choices, _ = completions(t, &globalOptions{conn: canary.ConnectWith(f)}, verb, "")
 			assert.Equal(t, []string{"details", "productpage", "ratings", "reviews"}, choices)
 		})
 	}
 }
 
 func TestOnlyTheFirstArgumentIsAService(t *testing.T) {
-	choices, directive := completions(t, &globalOptions{factory: servicesCluster(t)}, "weight", "reviews", "")
+	choices, directive := completions(t, &globalOptions{conn: canary.ConnectWith(servicesCluster(t))}, "weight", "reviews", "")
 	assert.Empty(t, choices, "PERCENT is not a Service")
 	assert.Equal(t, noFiles, directive)
 }
@@ -89,7 +90,7 @@ func TestNamespaceFlagCompletesNamespaces(t *testing.T) {
 			&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
 		require.NoError(t, err)
 	}
-	o := &globalOptions{configFlags: genericclioptions.NewConfigFlags(false), factory: f}
+	o := &globalOptions{configFlags: genericclioptions.NewConfigFlags(false), conn: canary.ConnectWith(f)}
 	choices, directive := completions(t, o, "status", "-n", "")
 	assert.Equal(t, []string{"bookinfo", "istio-system", "shop"}, choices)
 	assert.Equal(t, noFiles, directive)
@@ -107,7 +108,7 @@ func (unreachable) Clients() (*kube.Clients, error) {
 func (unreachable) Namespace() (string, error) { return "default", nil }
 
 func TestUnreachableClusterCompletesNothingAndNoFiles(t *testing.T) {
-	choices, directive := completions(t, &globalOptions{factory: unreachable{}}, "start", "")
+	choices, directive := completions(t, &globalOptions{conn: canary.ConnectWith(unreachable{})}, "start", "")
 	assert.Empty(t, choices)
 	assert.Equal(t, noFiles, directive)
 }
@@ -132,7 +133,7 @@ func TestCompletionScriptsCompleteThePluginBinary(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, stdout, "complete -o default -F __start_kubectl-canary kubectl-canary")
 
-	choices, _ := completions(t, &globalOptions{factory: f}, "completion", "")
+	choices, _ := completions(t, &globalOptions{conn: canary.ConnectWith(f)}, "completion", "")
 	assert.Equal(t, completionShells, choices)
 }
 

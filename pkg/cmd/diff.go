@@ -11,32 +11,34 @@ import (
 	"k8s.io/kubectl/pkg/cmd/diff"
 	"k8s.io/kubectl/pkg/util/term"
 	kexec "k8s.io/utils/exec"
+
+	"github.com/kubectl-canary/kubectl-canary/pkg/canary"
 )
 
 // diffObject adapts an outcome to kubectl diff's Object, so dry-run output
 // is written, named and compared exactly as `kubectl diff` does it.
-type diffObject struct{ oc outcome }
+type diffObject struct{ oc canary.Outcome }
 
 func (d diffObject) Live() runtime.Object {
-	if d.oc.change.Live == nil {
+	if d.oc.Change.Live == nil {
 		return nil
 	}
-	return d.oc.change.Live
+	return d.oc.Change.Live
 }
 
-func (d diffObject) Merged() (runtime.Object, error) { return d.oc.result, nil }
+func (d diffObject) Merged() (runtime.Object, error) { return d.oc.Object, nil }
 
 // Name is group.version.kind.namespace.name, the file name kubectl diff uses,
 // so the diff headers say which object each hunk belongs to.
 func (d diffObject) Name() string {
-	u := d.oc.result
+	u := d.oc.Object
 	gvk := u.GroupVersionKind()
 	return fmt.Sprintf("%s.%s.%s.%s.%s", gvk.Group, gvk.Version, gvk.Kind, u.GetNamespace(), u.GetName())
 }
 
 // printDiff prints a unified diff of live against intended for every object
 // that would change, with KUBECTL_EXTERNAL_DIFF honoured like kubectl diff.
-func printDiff(streams genericiooptions.IOStreams, outcomes []outcome) error {
+func printDiff(streams genericiooptions.IOStreams, outcomes []canary.Outcome) error {
 	differ, err := diff.NewDiffer("LIVE", "MERGED")
 	if err != nil {
 		return err
@@ -44,7 +46,7 @@ func printDiff(streams genericiooptions.IOStreams, outcomes []outcome) error {
 	defer differ.TearDown()
 	changed := 0
 	for _, oc := range outcomes {
-		if oc.change.Live != nil && !oc.change.Changed() {
+		if oc.Change.Live != nil && !oc.Change.Changed() {
 			continue
 		}
 		if err := differ.Diff(diffObject{oc}, diff.Printer{}, false, false); err != nil {

@@ -1,17 +1,15 @@
 // Package cmd holds one thin command per verb of `kubectl canary`. Each has
 // its own Options with Complete, Validate and Run; the routing decisions
-// live in pkg/routing and the cluster access in pkg/kube.
+// live in pkg/routing, and pkg/canary carries them out.
 package cmd
 
 import (
-	"context"
-
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/kubectl/pkg/util/templates"
 
-	"github.com/kubectl-canary/kubectl-canary/pkg/kube"
+	"github.com/kubectl-canary/kubectl-canary/pkg/canary"
 	// Before kubectl's packages initialise: see the package's comment.
 	_ "github.com/kubectl-canary/kubectl-canary/pkg/kubectltext"
 	"github.com/kubectl-canary/kubectl-canary/pkg/routing"
@@ -45,26 +43,26 @@ var rootExample = templates.Examples(`
 // the streams to write to.
 type globalOptions struct {
 	configFlags     *genericclioptions.ConfigFlags
-	factory         kube.Factory
+	conn            *canary.Connection
 	clusterDomain   string
 	istioAPIVersion string
 	genericiooptions.IOStreams
 	// portForward, when set, replaces the API server's port forwarding
 	// (tests without a kubelet).
-	portForward func(ctx context.Context, clients *kube.Clients, namespace, pod string, port int32) (string, error)
+	portForward canary.PortForwarder
 }
 
 // NewCmdCanary builds `kubectl canary` and its verbs.
 func NewCmdCanary(streams genericiooptions.IOStreams) *cobra.Command {
 	configFlags := genericclioptions.NewConfigFlags(true)
-	timeout := kube.DefaultRequestTimeout
+	timeout := canary.DefaultRequestTimeout
 	configFlags.Timeout = &timeout
 	o := &globalOptions{configFlags: configFlags, IOStreams: streams}
-	o.factory = kube.NewFactory(configFlags, &o.istioAPIVersion)
+	o.conn = canary.Connect(configFlags, &o.istioAPIVersion)
 	return newCmdCanary(o)
 }
 
-// newCmdCanary lets tests inject a factory of fake clients.
+// newCmdCanary lets tests inject a connection to fake clients.
 func newCmdCanary(o *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:          "canary",

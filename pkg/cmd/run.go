@@ -1,21 +1,20 @@
 package cmd
 
 import (
-	"context"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/prometheus/common/model"
 	"github.com/spf13/cobra"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
 	"k8s.io/kubectl/pkg/util/term"
 
 	"github.com/kubectl-canary/kubectl-canary/pkg/analysis"
-	"github.com/kubectl-canary/kubectl-canary/pkg/kube"
+	"github.com/kubectl-canary/kubectl-canary/pkg/canary"
 	"github.com/kubectl-canary/kubectl-canary/pkg/routing"
 )
 
@@ -36,8 +35,6 @@ type RunOptions struct {
 	// onTerminal tells whether Out is a terminal (an updating progress line)
 	// or not (log lines); tests set it.
 	onTerminal func() bool
-	// lastMetrics is the latest analysis in one line, for the progress line.
-	lastMetrics string
 }
 
 func newCmdRun(g *globalOptions) *cobra.Command {
@@ -97,7 +94,7 @@ func (o *RunOptions) Complete(cmd *cobra.Command, args []string) error {
 	if o.dryRun, err = dryRunStrategy(cmd); err != nil {
 		return err
 	}
-	o.namespace, err = o.factory.Namespace()
+	o.namespace, err = o.conn.Namespace()
 	return err
 }
 
@@ -125,234 +122,111 @@ func (o *RunOptions) Validate() error {
 	return o.analysisFlags.validate()
 }
 
-// Run steps the canary until it is promoted, aborted or stopped.
+// Run steps the canary until it is promoted, aborted or stopped; with
+// --dry-run it prints the plan of the run instead.
 func (o *RunOptions) Run(cmd *cobra.Command) error {
 	ctx := cmd.Context()
-	clients, err := o.factory.Clients()
+	runner, err := o.runner()
 	if err != nil {
 		return err
 	}
-	snap, err := clients.ReadSnapshot(ctx, o.namespace, o.service, kube.SnapshotOptions{ClusterDomain: o.clusterDomain})
+	state, err := runner.RunningState(ctx)
 	if err != nil {
 		return err
 	}
-	state, err := progressingState(snap, o.service)
-	if err != nil {
-		return err
-	}
-	prom, err := o.prometheus(o.factory)
-	if err != nil {
-		return err
-	}
-	minimum := prom.scrapeMinimum(ctx, o.namespace, o.service, o.now())
+	minimum := runner.Prometheus.ScrapeMinimum(ctx, o.namespace, o.service, o.now())
 	if err := longEnough("interval", o.interval, "of each step", minimum); err != nil {
 		return err
 	}
 	if err := longEnough("window", o.window, "in it", minimum); err != nil {
 		return err
 	}
-	if o.dryRun != cmdutil.DryRunNone {
-		return o.dryRunPlan(ctx, state, minimum)
-	}
-	run, err := o.begin(ctx, state)
-	if err != nil {
-		return err
-	}
-	// The versions do not change during a run: read them once, after start.
-	if snap, err = clients.ReadSnapshot(ctx, o.namespace, o.service, kube.SnapshotOptions{ClusterDomain: o.clusterDomain}); err != nil {
-		return err
-	}
-	target, _, err := canaryTarget(snap, o.namespace, o.service)
-	if err != nil {
-		return err
-	}
-	for {
-		if err := o.wait(ctx, run); err != nil {
+	switch o.dryRun {
+	case cmdutil.DryRunServer:
+		if err := runner.DryRunFirstStep(ctx, state); err != nil {
 			return err
 		}
-		result, decision, err := fetchAndJudge(ctx, prom, target, o.analysisFlags, o.now())
-		if err != nil {
-			return fmt.Errorf("%w\nThe canary stays at step %d/%d (%d%%); kubectl canary run %s resumes from it", err, run.Step+1, len(run.Steps), run.Steps[run.Step], o.service)
-		}
-		o.lastMetrics = metricsLine(result)
-		next := *run
-		analyzedAt := o.now().UTC().Truncate(time.Second)
-		next.AnalyzedAt, next.LastVerdict, next.LastReason = &analyzedAt, string(decision.Verdict), decision.Reason
-		fmt.Fprintf(o.Out, "step %d/%d (%d%%): %s: %s; %s\n", run.Step+1, len(run.Steps), run.Steps[run.Step], decision.Verdict, decision.Reason, o.lastMetrics)
-		switch decision.Verdict {
-		case analysis.Fail:
-			if err := o.change(ctx, routing.ActionAbort, 0, &next); err != nil {
-				return err
-			}
-			return &VerdictError{Decision: decision, subject: fmt.Sprintf("%s/%s failed its analysis at step %d/%d (%d%%) on %s and was aborted, all traffic is back on stable", o.namespace, o.service, run.Step+1, len(run.Steps), run.Steps[run.Step], decision.Metric)}
-		case analysis.Inconclusive:
-			next.Inconclusive++
-			if err := o.change(ctx, routing.ActionWeight, run.Steps[run.Step], &next); err != nil {
-				return err
-			}
-			if next.Inconclusive > o.maxInconclusive {
-				return &VerdictError{Decision: decision, subject: fmt.Sprintf("%s/%s stays at step %d/%d (%d%%) after %d inconclusive analyses (--max-inconclusive %d); run again to keep waiting, or abort it", o.namespace, o.service, run.Step+1, len(run.Steps), run.Steps[run.Step], next.Inconclusive, o.maxInconclusive)}
-			}
-		case analysis.Pass:
-			if run.Step == len(run.Steps)-1 {
-				if o.noPromote {
-					if err := o.change(ctx, routing.ActionWeight, run.Steps[run.Step], &next); err != nil {
-						return err
-					}
-					fmt.Fprintf(o.Out, "every step passed; not promoted (--no-promote): kubectl canary promote %s when ready\n", o.service)
-					return nil
-				}
-				return o.change(ctx, routing.ActionPromote, 0, &next)
-			}
-			next.Step++
-			next.Inconclusive = 0
-			next.StepStartedAt = analyzedAt
-			if err := o.change(ctx, routing.ActionWeight, run.Steps[next.Step], &next); err != nil {
-				return err
-			}
-		}
-		run = &next
+		fallthrough
+	case cmdutil.DryRunClient:
+		o.printPlan(state, minimum)
+		return nil
 	}
+	return runner.Run(ctx, state)
 }
 
-// progressingState is the Service's running canary, nil when none runs.
-func progressingState(snap *routing.Snapshot, service string) (*routing.State, error) {
-	for _, vs := range append(append([]*unstructured.Unstructured{}, snap.VirtualServices...), snap.DestinationRules...) {
-		st, err := routing.ReadState(vs, service)
-		if err != nil {
-			return nil, err
-		}
-		if st != nil && st.Phase == routing.PhaseProgressing {
-			return st, nil
-		}
+// runner is the run the flags ask for, reporting as every change does.
+func (o *RunOptions) runner() (*canary.Runner, error) {
+	cluster, err := o.conn.Cluster()
+	if err != nil {
+		return nil, err
 	}
-	return nil, nil
-}
-
-// firstStep is what a run does before its first wait: the change to make
-// (none when a resumed canary is already at its step) and the run state to
-// record with it.
-type firstStep struct {
-	action routing.Action // empty: nothing to change
-	weight int
-	run    *routing.RunState
-	// says is what the run prints as it begins.
-	says string
-}
-
-// planFirstStep starts the canary at the first step, resumes a recorded
-// run, or takes over a canary started by hand at the first step not below
-// its weight.
-func (o *RunOptions) planFirstStep(st *routing.State) firstStep {
-	now := o.now().UTC().Truncate(time.Second)
-	switch {
-	case st == nil:
-		return firstStep{action: routing.ActionStart, weight: o.steps[0], run: &routing.RunState{Steps: o.steps, StepStartedAt: now},
-			says: fmt.Sprintf("starting the canary at step 1/%d (%d%%)", len(o.steps), o.steps[0])}
-	case st.Run != nil && slices.Equal(st.Run.Steps, o.steps) && st.Run.Step < len(o.steps):
-		run := st.Run
-		first := firstStep{run: run, says: fmt.Sprintf("resuming at step %d/%d (%d%%), begun %s ago", run.Step+1, len(run.Steps), run.Steps[run.Step], now.Sub(run.StepStartedAt).Round(time.Second))}
-		if st.Weight != run.Steps[run.Step] {
-			first.action, first.weight = routing.ActionWeight, run.Steps[run.Step]
-		}
-		return first
-	default:
-		step := len(o.steps) - 1
-		for i, w := range o.steps {
-			if w >= st.Weight {
-				step = i
-				break
-			}
-		}
-		return firstStep{action: routing.ActionWeight, weight: o.steps[step], run: &routing.RunState{Steps: o.steps, Step: step, StepStartedAt: now},
-			says: fmt.Sprintf("taking over the running canary (%d%%) at step %d/%d (%d%%)", st.Weight, step+1, len(o.steps), o.steps[step])}
+	prom, err := o.prometheus(o.conn)
+	if err != nil {
+		return nil, err
 	}
+	change := newChangeOptions(o.globalOptions, "")
+	change.namespace, change.service = o.namespace, o.service
+	change.intent.ClusterDomain = o.clusterDomain
+	change.force, change.minAvailable = o.force, o.minAvailable
+	return &canary.Runner{
+		Engine:     change.engine(cluster),
+		Prometheus: prom,
+		Plan:       canary.RunPlan{Steps: o.steps, Interval: o.interval, MaxInconclusive: o.maxInconclusive, NoPromote: o.noPromote},
+		Judgement:  o.judgement(),
+		Request:    change.request(),
+		Observers:  []canary.Observer{&reportPrinter{change}},
+		Progress:   &runProgress{out: o.Out, terminal: o.onTerminal()},
+		Now:        o.now,
+	}, nil
 }
 
-// begin makes the first step's change and returns the run it records.
-func (o *RunOptions) begin(ctx context.Context, st *routing.State) (*routing.RunState, error) {
-	first := o.planFirstStep(st)
-	fmt.Fprintln(o.Out, first.says)
-	if first.action == "" {
-		return first.run, nil
-	}
-	return first.run, o.change(ctx, first.action, first.weight, first.run)
+// runProgress prints a run as it goes: on a terminal the wait is one line
+// rewritten in place, elsewhere one log line per wait.
+type runProgress struct {
+	out      io.Writer
+	terminal bool
+	// lastMetrics is the latest analysis in one line, for the progress line.
+	lastMetrics string
+	// waiting is set while a wait is shown.
+	waiting bool
 }
 
-// dryRunPlan prints the plan of the run and writes nothing. A server dry run
-// first sends the first step's writes with dryRun=All, so the API server
-// validates and authorises them, and prints their diff.
-func (o *RunOptions) dryRunPlan(ctx context.Context, st *routing.State, minimum analysis.ScrapeMinimum) error {
-	if first := o.planFirstStep(st); o.dryRun == cmdutil.DryRunServer && first.action != "" {
-		if err := o.changeWith(ctx, first.action, first.weight, first.run, cmdutil.DryRunServer); err != nil {
-			return err
-		}
-	}
-	o.printPlan(st, minimum)
-	return nil
-}
+func (p *runProgress) Began(says string) { fmt.Fprintln(p.out, says) }
 
-// change carries out one routing intent with the run's progress recorded in
-// the state, through the same read-plan-write path as the other verbs. It is
-// not cancelled by Ctrl-C: a write in flight completes.
-func (o *RunOptions) change(ctx context.Context, action routing.Action, weight int, run *routing.RunState) error {
-	return o.changeWith(ctx, action, weight, run, cmdutil.DryRunNone)
-}
-
-// changeWith is change, or its server dry run.
-func (o *RunOptions) changeWith(ctx context.Context, action routing.Action, weight int, run *routing.RunState, dryRun cmdutil.DryRunStrategy) error {
-	c := newChangeOptions(o.globalOptions, action)
-	c.dryRun = dryRun
-	c.namespace, c.service = o.namespace, o.service
-	c.intent.Weight = weight
-	c.intent.ClusterDomain = o.clusterDomain
-	c.force, c.minAvailable = o.force, o.minAvailable
-	c.amend = func(plan *routing.Plan) error { return routing.RecordRun(plan, run) }
-	return c.run(context.WithoutCancel(ctx))
-}
-
-// wait sleeps until the step (or the hold after an inconclusive analysis)
-// has run its interval, showing the progress.
-func (o *RunOptions) wait(ctx context.Context, run *routing.RunState) error {
-	from := run.StepStartedAt
-	if run.AnalyzedAt != nil && run.AnalyzedAt.After(from) {
-		from = *run.AnalyzedAt
-	}
-	until := from.Add(o.interval)
+func (p *runProgress) Waiting(run routing.RunState, left time.Duration) {
 	label := fmt.Sprintf("step %d/%d: canary at %d%%", run.Step+1, len(run.Steps), run.Steps[run.Step])
 	if run.Inconclusive > 0 {
 		label += fmt.Sprintf(" (held, %d inconclusive)", run.Inconclusive)
 	}
-	interactive := o.onTerminal()
-	if !interactive {
-		fmt.Fprintf(o.Out, "%s: analysing in %s\n", label, time.Until(until).Round(time.Second).String())
+	first := !p.waiting
+	p.waiting = true
+	if !p.terminal {
+		if first {
+			fmt.Fprintf(p.out, "%s: analysing in %s\n", label, left.Round(time.Second))
+		}
+		return
 	}
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	for {
-		left := until.Sub(o.now())
-		if left <= 0 {
-			if interactive {
-				fmt.Fprint(o.Out, "\r\033[K")
-			}
-			return nil
-		}
-		if interactive {
-			line := fmt.Sprintf("%s, analysing in %s", label, left.Round(time.Second))
-			if o.lastMetrics != "" {
-				line += "; last: " + o.lastMetrics
-			}
-			fmt.Fprintf(o.Out, "\r\033[K%s", line)
-		}
-		select {
-		case <-ctx.Done():
-			if interactive {
-				fmt.Fprintln(o.Out)
-			}
-			return fmt.Errorf("interrupted at step %d/%d with the canary at %d%%; it stays there, and kubectl canary run %s resumes from this step", run.Step+1, len(run.Steps), run.Steps[run.Step], o.service)
-		case <-tick.C:
-		}
+	line := fmt.Sprintf("%s, analysing in %s", label, left.Round(time.Second))
+	if p.lastMetrics != "" {
+		line += "; last: " + p.lastMetrics
 	}
+	fmt.Fprintf(p.out, "\r\033[K%s", line)
+}
+
+func (p *runProgress) WaitOver(interrupted bool) {
+	p.waiting = false
+	switch {
+	case !p.terminal:
+	case interrupted:
+		fmt.Fprintln(p.out)
+	default:
+		fmt.Fprint(p.out, "\r\033[K")
+	}
+}
+
+func (p *runProgress) Analysed(run routing.RunState, d analysis.Decision, r analysis.Result) {
+	p.lastMetrics = metricsLine(r)
+	fmt.Fprintf(p.out, "step %d/%d (%d%%): %s: %s; %s\n", run.Step+1, len(run.Steps), run.Steps[run.Step], d.Verdict, d.Reason, p.lastMetrics)
 }
 
 func (o *RunOptions) printPlan(st *routing.State, minimum analysis.ScrapeMinimum) {

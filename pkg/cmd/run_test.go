@@ -2,7 +2,6 @@ package cmd
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -16,7 +15,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/cli-runtime/pkg/genericiooptions"
 	clienttesting "k8s.io/client-go/testing"
 
 	"github.com/kubectl-canary/kubectl-canary/pkg/routing"
@@ -55,32 +53,26 @@ func TestRunValidate(t *testing.T) {
 }
 
 // On a terminal the wait is one line rewritten in place; elsewhere, one log
-// line per wait. An interrupted wait says where the canary stays.
+// line per wait. An interrupted wait ends its line before the error.
 func TestRunProgressOnATerminalAndInALog(t *testing.T) {
+	run := routing.RunState{Steps: []int{10, 50}, Step: 1}
 	for _, terminal := range []bool{true, false} {
-		run := &routing.RunState{Steps: []int{10, 50}, Step: 1, StepStartedAt: time.Now()}
 		var out bytes.Buffer
-		o := &RunOptions{globalOptions: &globalOptions{IOStreams: genericiooptions.IOStreams{Out: &out}}, service: "reviews", interval: 1500 * time.Millisecond, now: time.Now}
-		o.onTerminal = func() bool { return terminal }
-		o.lastMetrics = "canary 1.0 rps"
-		require.NoError(t, o.wait(context.Background(), run))
+		p := &runProgress{out: &out, terminal: terminal, lastMetrics: "canary 1.0 rps"}
+		p.Waiting(run, 2*time.Second)
+		p.Waiting(run, time.Second)
+		p.WaitOver(false)
 		if terminal {
-			assert.Contains(t, out.String(), "\r\033[Kstep 2/2: canary at 50%, analysing in ")
-			assert.Contains(t, out.String(), "; last: canary 1.0 rps")
-			assert.NotContains(t, out.String(), "\n", "a terminal gets one line, rewritten")
+			assert.Equal(t, "\r\033[Kstep 2/2: canary at 50%, analysing in 2s; last: canary 1.0 rps\r\033[Kstep 2/2: canary at 50%, analysing in 1s; last: canary 1.0 rps\r\033[K", out.String())
 		} else {
-			assert.Regexp(t, `^step 2/2: canary at 50%: analysing in \d+s\n$`, out.String())
+			assert.Equal(t, "step 2/2: canary at 50%: analysing in 2s\n", out.String())
 		}
 	}
 	var out bytes.Buffer
-	o := &RunOptions{globalOptions: &globalOptions{IOStreams: genericiooptions.IOStreams{Out: &out}}, service: "reviews", interval: time.Hour, now: time.Now}
-	o.onTerminal = func() bool { return true }
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	err := o.wait(ctx, &routing.RunState{Steps: []int{10, 50}, StepStartedAt: time.Now()})
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "interrupted at step 1/2 with the canary at 10%; it stays there, and kubectl canary run reviews resumes from this step")
-	assert.True(t, strings.HasSuffix(out.String(), "\n"), "the progress line is ended before the error")
+	p := &runProgress{out: &out, terminal: true}
+	p.Waiting(routing.RunState{Steps: []int{10, 50}, Inconclusive: 1}, time.Hour)
+	p.WaitOver(true)
+	assert.Equal(t, "\r\033[Kstep 1/2: canary at 10% (held, 1 inconclusive), analysing in 1h0m0s\n", out.String())
 }
 
 // scrapingPrometheus is a fake Prometheus with one active target, which

@@ -74,7 +74,7 @@ func (o *StatusOptions) Complete(args []string) error {
 	if o.printer, err = o.output.printer(); err != nil {
 		return err
 	}
-	o.namespace, err = o.factory.Namespace()
+	o.namespace, err = o.conn.Namespace()
 	return err
 }
 
@@ -136,7 +136,7 @@ func (o *StatusOptions) Run(ctx context.Context) error {
 }
 
 func (o *StatusOptions) read(ctx context.Context) ([]routing.CanaryStatus, error) {
-	clients, err := o.factory.Clients()
+	cluster, err := o.conn.Cluster()
 	if err != nil {
 		return nil, err
 	}
@@ -144,34 +144,7 @@ func (o *StatusOptions) read(ctx context.Context) ([]routing.CanaryStatus, error
 	if o.allNamespaces {
 		namespace = ""
 	}
-	inv, err := clients.ReadInventory(ctx, namespace)
-	if err != nil {
-		return nil, err
-	}
-	statuses := routing.Summarize(inv.Services, inv.Deployments, inv.VirtualServices, inv.DestinationRules)
-	if !o.allNamespaces {
-		kept := statuses[:0]
-		for _, st := range statuses {
-			if st.Namespace == o.namespace {
-				kept = append(kept, st)
-			}
-		}
-		statuses = kept
-	}
-	if o.service == "" {
-		return statuses, nil
-	}
-	for _, st := range statuses {
-		if st.Service == o.service {
-			return []routing.CanaryStatus{st}, nil
-		}
-	}
-	for _, svc := range inv.Services {
-		if svc.Name == o.service {
-			return nil, fmt.Errorf("service %s/%s has no canary recorded; start one with kubectl canary start %s", o.namespace, o.service, o.service)
-		}
-	}
-	return nil, fmt.Errorf("service %q not found in namespace %q; check the name, or pass -n with the namespace it lives in", o.service, o.namespace)
+	return cluster.Statuses(ctx, namespace, o.service)
 }
 
 func (o *StatusOptions) printStructured(statuses []routing.CanaryStatus) error {

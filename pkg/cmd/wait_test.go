@@ -26,7 +26,7 @@ import (
 	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
 
-	"github.com/kubectl-canary/kubectl-canary/pkg/kube"
+	"github.com/kubectl-canary/kubectl-canary/pkg/canary"
 )
 
 // fakeIstiod plays istiod behind the fake API server: its Service and
@@ -124,8 +124,8 @@ func newFakeIstiodReplicas(f *fakeCluster, at istiodAt, replicas ...*fakeReplica
 
 // forward plays the API server's port forwarding to a replica's pod: a
 // local server that answers /debug/syncz as that replica.
-func (i *fakeIstiod) forward(t *testing.T) func(context.Context, *kube.Clients, string, string, int32) (string, error) {
-	return func(_ context.Context, _ *kube.Clients, namespace, pod string, port int32) (string, error) {
+func (i *fakeIstiod) forward(t *testing.T) canary.PortForwarder {
+	return func(_ context.Context, namespace, pod string, port int32) (string, error) {
 		i.mu.Lock()
 		defer i.mu.Unlock()
 		i.reads = append(i.reads, fmt.Sprintf("%s portforward %s:%d", namespace, pod, port))
@@ -182,7 +182,7 @@ func sidecar(id string, counter, ackAfter int) *fakeReplica {
 // runForwarding is fakeCluster.run with the fake istiod's port forwarding.
 func (f *fakeCluster) runForwarding(istiod *fakeIstiod, args ...string) (stdout, stderr string, err error) {
 	var out, errOut bytes.Buffer
-	cmd := newCmdCanary(&globalOptions{factory: f, portForward: istiod.forward(f.t), IOStreams: genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}})
+	cmd := newCmdCanary(&globalOptions{conn: canary.ConnectWith(f), portForward: istiod.forward(f.t), IOStreams: genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}})
 	cmd.SetArgs(args)
 	err = cmd.ExecuteContext(context.Background())
 	return out.String(), errOut.String(), err
@@ -425,7 +425,7 @@ func TestWaitFlagsAreChecked(t *testing.T) {
 	assert.Contains(t, err.Error(), `--istiod-via "ssh" is not one of auto, proxy, port-forward`)
 	assert.Empty(t, f.writes())
 	for _, verb := range []string{"start", "weight", "route", "promote", "abort"} {
-		cmd, _, err := newCmdCanary(&globalOptions{factory: f}).Find([]string{verb})
+		cmd, _, err := newCmdCanary(&globalOptions{conn: canary.ConnectWith(f)}).Find([]string{verb})
 		require.NoError(t, err)
 		for _, flag := range []string{"wait", "wait-timeout", "istiod-namespace", "istiod-service", "istiod-port", "istiod-via"} {
 			assert.NotNil(t, cmd.Flags().Lookup(flag), "%s --%s", verb, flag)

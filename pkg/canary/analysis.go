@@ -1,0 +1,155 @@
+package canary
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	promapi "github.com/prometheus/client_golang/api"
+	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/rest"
+
+	"github.com/kubectl-canary/kubectl-canary/pkg/analysis"
+	"github.com/kubectl-canary/kubectl-canary/pkg/routing"
+)
+
+// PrometheusAt says where Prometheus is: at URL, or else behind the
+// Service Namespace/Service:Port, reached through the API server's proxy.
+type PrometheusAt struct {
+	URL       string
+	Namespace string
+	Service   string
+	Port      int
+}
+
+// Prometheus is the Prometheus a canary is judged by, and a name for it in
+// messages.
+type Prometheus struct {
+	// client is the HTTP client of api, for the targets API.
+	client promapi.Client
+	api    analysis.API
+	where  string
+}
+
+// Prometheus connects to Prometheus, directly or through the API server.
+func (c *Connection) Prometheus(at PrometheusAt) (*Prometheus, error) {
+	if at.URL != "" {
+		return newPrometheus(at.URL, nil, at.URL)
+	}
+	config, ok, err := c.restConfig()
+	switch {
+	case err != nil:
+		return nil, err
+	case !ok:
+		return nil, fmt.Errorf("no kubeconfig to reach Prometheus through the API server; pass --prometheus-url")
+	}
+	httpClient, err := rest.HTTPClientFor(config)
+	if err != nil {
+		return nil, err
+	}
+	return ProxiedPrometheus(config.Host, httpClient, at)
+}
+
+// ProxiedPrometheus reaches Prometheus through the API server's service
+// proxy at host (which may carry a path prefix).
+func ProxiedPrometheus(host string, httpClient *http.Client, at PrometheusAt) (*Prometheus, error) {
+	where := fmt.Sprintf("service %s/%s:%d (through the API server's proxy)", at.Namespace, at.Service, at.Port)
+	return newPrometheus(strings.TrimSuffix(host, "/")+analysis.ServiceProxyPath(at.Namespace, at.Service, at.Port), httpClient, where)
+}
+
+func newPrometheus(address string, httpClient *http.Client, where string) (*Prometheus, error) {
+	client, err := analysis.NewClient(address, httpClient)
+	if err != nil {
+		return nil, err
+	}
+	return &Prometheus{client: client, api: promv1.NewAPI(client), where: where}, nil
+}
+
+// ScrapeMinimum is the shortest window (and run step) for the Service that
+// Prometheus's scrape interval allows, read once per command.
+func (p *Prometheus) ScrapeMinimum(ctx context.Context, namespace, service string, now time.Time) analysis.ScrapeMinimum {
+	return analysis.ReadScrapeMinimum(ctx, p.client, namespace, service, now, p.where)
+}
+
+// Judgement is how a canary is judged: over which window of its traffic,
+// against which thresholds and custom checks.
+type Judgement struct {
+	Window     time.Duration
+	Thresholds analysis.Thresholds
+	Checks     []analysis.Check
+}
+
+// Judge fetches the canary's metrics and custom checks and judges them.
+func (p *Prometheus) Judge(ctx context.Context, target analysis.Target, j Judgement, now time.Time) (analysis.Result, analysis.Decision, error) {
+	result, err := analysis.Fetch(ctx, p.api, target, j.Window, now, p.where)
+	if err != nil {
+		return result, analysis.Decision{}, err
+	}
+	if result.Checks, err = analysis.FetchChecks(ctx, p.api, target, j.Window, now, p.where, j.Checks); err != nil {
+		return result, analysis.Decision{}, err
+	}
+	return result, analysis.Judge(result, j.Thresholds), nil
+}
+
+// RunningCanary reads the running canary of a Service and the Deployments
+// of its two versions: what analyze and run judge.
+func RunningCanary(ctx context.Context, store Store, namespace, service, clusterDomain string) (analysis.Target, routing.CanaryStatus, error) {
+	snap, err := store.Read(ctx, Query{Namespace: namespace, Service: service, ClusterDomain: clusterDomain})
+	if err != nil {
+		return analysis.Target{}, routing.CanaryStatus{}, err
+	}
+	return canaryTarget(snap, namespace, service)
+}
+
+func canaryTarget(snap *routing.Snapshot, namespace, service string) (analysis.Target, routing.CanaryStatus, error) {
+	statuses := routing.Summarize([]corev1.Service{*snap.Service}, snap.Deployments, snap.VirtualServices, snap.DestinationRules)
+	for _, st := range statuses {
+		if st.Service != service || st.Namespace != namespace {
+			continue
+		}
+		if st.Phase != routing.PhaseProgressing || st.Canary == "" {
+			return analysis.Target{}, st, fmt.Errorf("service %s/%s has no running canary (phase %s); start one with kubectl canary start %s", namespace, service, st.Phase, service)
+		}
+		t := analysis.Target{Namespace: namespace, Service: service, Stable: st.Stable, Canary: st.Canary}
+		for _, d := range snap.Deployments {
+			switch d.Spec.Template.Labels[st.VersionLabel] {
+			case st.Stable:
+				t.StableWorkloads = append(t.StableWorkloads, d.Name)
+			case st.Canary:
+				t.CanaryWorkloads = append(t.CanaryWorkloads, d.Name)
+			}
+		}
+		return t, st, nil
+	}
+	return analysis.Target{}, routing.CanaryStatus{}, fmt.Errorf("service %s/%s has no canary; start one with kubectl canary start %s", namespace, service, service)
+}
+
+// VerdictError is an analysis that did not pass: fail or inconclusive.
+type VerdictError struct {
+	Decision analysis.Decision
+	// Subject says whose canary, and what came of it.
+	Subject string
+}
+
+func (e *VerdictError) Error() string {
+	return fmt.Sprintf("canary of %s: %s: %s", e.Subject, e.Decision.Verdict, e.Decision.Reason)
+}
+
+// ExitCode is 1 for fail and 2 for inconclusive.
+func (e *VerdictError) ExitCode() int {
+	if e.Decision.Verdict == analysis.Inconclusive {
+		return 2
+	}
+	return 1
+}
+
+// Verdict is nil for a pass, else the VerdictError of the Service's canary.
+func Verdict(namespace, service string, d analysis.Decision) error {
+	if d.Verdict == analysis.Pass {
+		return nil
+	}
+	return &VerdictError{Decision: d, Subject: namespace + "/" + service}
+}

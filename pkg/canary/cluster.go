@@ -1,0 +1,39 @@
+package canary
+
+import (
+	"context"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/kubectl-canary/kubectl-canary/pkg/kube"
+	"github.com/kubectl-canary/kubectl-canary/pkg/routing"
+)
+
+// Cluster is the live cluster: the Store of the live mode, and the source of
+// the read-only views (status, completion) and of istiod's sync status.
+type Cluster struct {
+	clients *kube.Clients
+}
+
+var _ Store = (*Cluster)(nil)
+
+// Read reads the Service, its Deployments and the routing objects.
+func (c *Cluster) Read(ctx context.Context, q Query) (*routing.Snapshot, error) {
+	return c.clients.ReadSnapshot(ctx, q.Namespace, q.Service, kube.SnapshotOptions{
+		Gateways:         q.Gateways,
+		OtherNamespaces:  q.OtherNamespaces,
+		WarnIfNotAllowed: q.WarnIfNotAllowed,
+		ClusterDomain:    q.ClusterDomain,
+		Services:         q.Services,
+	})
+}
+
+// Authorise asks the API server about every write at once.
+func (c *Cluster) Authorise(ctx context.Context, changes []routing.Change) error {
+	return c.clients.CheckPermissions(ctx, changes)
+}
+
+// Write sends one write to the API server.
+func (c *Cluster) Write(ctx context.Context, change routing.Change, dryRun bool) (*unstructured.Unstructured, error) {
+	return c.clients.Write(ctx, change, dryRun)
+}
