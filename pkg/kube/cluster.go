@@ -79,37 +79,52 @@ func (c *Clients) ReadSnapshot(ctx context.Context, namespace, service string, o
 	}
 	wg.Wait()
 
-	// Errors in the order that helps: the Service the user named first.
-	switch {
-	case apierrors.IsNotFound(svcErr):
-		return nil, fmt.Errorf("service %q not found in namespace %q; check the name, or pass -n with the namespace it lives in", service, namespace)
-	case svcErr != nil:
-		return nil, fmt.Errorf("cannot read service %s/%s: %w", namespace, service, svcErr)
-	case deploymentsErr != nil:
-		return nil, deploymentsErr
-	case servicesErr != nil:
-		return nil, servicesErr
-	case routingErr != nil:
-		return nil, routingErr
+	if err := firstReadError(namespace, service, svcErr, deploymentsErr, servicesErr, routingErr); err != nil {
+		return nil, err
 	}
 	snap.Warnings = append(snap.Warnings, warnings...)
+	var err error
 	if !opts.OtherNamespaces {
-		var err error
 		if snap.VirtualServices, err = c.withRecordedElsewhere(ctx, snap.VirtualServices, snap.DestinationRules, service); err != nil {
 			return nil, err
 		}
 	}
-	for i, g := range opts.Gateways {
-		switch err := gatewayErrs[i]; {
+	if snap.Gateways, err = foundGateways(opts.Gateways, gateways, gatewayErrs); err != nil {
+		return nil, err
+	}
+	return snap, nil
+}
+
+// firstReadError is the error of a snapshot's reads that helps most: the
+// Service the user named first.
+func firstReadError(namespace, service string, svcErr, deploymentsErr, servicesErr, routingErr error) error {
+	switch {
+	case apierrors.IsNotFound(svcErr):
+		return fmt.Errorf("service %q not found in namespace %q; check the name, or pass -n with the namespace it lives in", service, namespace)
+	case svcErr != nil:
+		return fmt.Errorf("cannot read service %s/%s: %w", namespace, service, svcErr)
+	case deploymentsErr != nil:
+		return deploymentsErr
+	case servicesErr != nil:
+		return servicesErr
+	}
+	return routingErr
+}
+
+// foundGateways keeps the Gateways that were read; a missing one is left
+// for the core to explain.
+func foundGateways(names []types.NamespacedName, gateways []*unstructured.Unstructured, errs []error) ([]*unstructured.Unstructured, error) {
+	var found []*unstructured.Unstructured
+	for i, g := range names {
+		switch err := errs[i]; {
 		case apierrors.IsNotFound(err):
-			// The core says which gateway is missing and what to do.
 		case err != nil:
 			return nil, fmt.Errorf("cannot read gateway %s: %w", g, err)
 		default:
-			snap.Gateways = append(snap.Gateways, gateways[i])
+			found = append(found, gateways[i])
 		}
 	}
-	return snap, nil
+	return found, nil
 }
 
 // virtualServicesRouting lists the VirtualServices of the Service's

@@ -174,23 +174,36 @@ func Dial(ctx context.Context, addr string, p Proxy, opts Options) (*Client, err
 	}
 	firstResponse := c.changed // taken before any response can replace it
 	go c.receive()
+	if err := c.subscribe(); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c.awaitFirstResponse(ctx, firstResponse, addr)
+}
 
-	// Envoy sends the node only on the first request of a stream; istiod reads it from there.
+// subscribe asks for clusters, listeners and the routes of opts.Routes.
+// Envoy sends the node only on the first request of a stream; istiod reads
+// it from there.
+func (c *Client) subscribe() error {
 	first := true
 	for _, typeURL := range []string{ClusterType, ListenerType, RouteType} {
-		if typeURL == RouteType && len(opts.Routes) == 0 {
+		if typeURL == RouteType && len(c.opts.Routes) == 0 {
 			continue // an empty RDS request would mean "unsubscribe"
 		}
 		c.sendMu.Lock()
 		err := c.sendLocked(typeURL, first)
 		c.sendMu.Unlock()
 		if err != nil {
-			c.Close()
-			return nil, err
+			return err
 		}
 		first = false
 	}
+	return nil
+}
 
+// awaitFirstResponse waits for istiod's first answer, closing the client
+// when none comes.
+func (c *Client) awaitFirstResponse(ctx context.Context, firstResponse chan struct{}, addr string) (*Client, error) {
 	select {
 	case <-firstResponse:
 		if err := c.Err(); err != nil {
@@ -204,7 +217,7 @@ func Dial(ctx context.Context, addr string, p Proxy, opts Options) (*Client, err
 		return nil, err
 	case <-ctx.Done():
 		c.Close()
-		return nil, fmt.Errorf("xds: no response from %s as %s: %w", addr, p.NodeID(), ctx.Err())
+		return nil, fmt.Errorf("xds: no response from %s as %s: %w", addr, c.proxy.NodeID(), ctx.Err())
 	}
 }
 
