@@ -1,0 +1,114 @@
+package canary
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/kubectl-canary/kubectl-canary/pkg/analysis"
+	"github.com/kubectl-canary/kubectl-canary/pkg/routing"
+)
+
+var (
+	stepStarted = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	analysedAt  = stepStarted.Add(2*time.Minute + 300*time.Millisecond)
+)
+
+// The step table of run: from the run state and a verdict, the change to
+// make and whether the run goes on.
+func TestNextRunStep(t *testing.T) {
+	plan := RunPlan{Steps: []int{10, 50, 100}, MaxInconclusive: 2}
+	at := func(step, inconclusive int) routing.RunState {
+		return routing.RunState{Steps: plan.Steps, Step: step, Inconclusive: inconclusive, StepStartedAt: stepStarted}
+	}
+	pass := analysis.Decision{Verdict: analysis.Pass, Reason: "healthy"}
+	fail := analysis.Decision{Verdict: analysis.Fail, Reason: "error rate 5%", Metric: "error rate"}
+	unsure := analysis.Decision{Verdict: analysis.Inconclusive, Reason: "too few requests"}
+	noPromote := plan
+	noPromote.NoPromote = true
+	analysed := analysedAt.Truncate(time.Second)
+
+	for name, tc := range map[string]struct {
+		run      routing.RunState
+		decision analysis.Decision
+		plan     RunPlan
+		action   routing.Action
+		weight   int
+		step     int
+		held     int
+		started  time.Time
+		end      RunEnd
+	}{
+		"pass moves to the next step":               {at(0, 0), pass, plan, routing.ActionWeight, 50, 1, 0, analysed, RunGoesOn},
+		"pass after holds starts the count again":   {at(1, 2), pass, plan, routing.ActionWeight, 100, 2, 0, analysed, RunGoesOn},
+		"pass at the last step promotes":            {at(2, 0), pass, plan, routing.ActionPromote, 0, 2, 0, stepStarted, RunPromoted},
+		"pass at the last step without promoting":   {at(2, 0), pass, noPromote, routing.ActionWeight, 100, 2, 0, stepStarted, RunPassedUnpromoted},
+		"inconclusive holds the step":               {at(1, 0), unsure, plan, routing.ActionWeight, 50, 1, 1, stepStarted, RunGoesOn},
+		"inconclusive up to the limit still holds":  {at(1, 1), unsure, plan, routing.ActionWeight, 50, 1, 2, stepStarted, RunGoesOn},
+		"one inconclusive too many stops the run":   {at(1, 2), unsure, plan, routing.ActionWeight, 50, 1, 3, stepStarted, RunHeldTooLong},
+		"fail aborts at once":                       {at(1, 0), fail, plan, routing.ActionAbort, 0, 1, 0, stepStarted, RunAborted},
+		"fail at the last step aborts, not promote": {at(2, 1), fail, plan, routing.ActionAbort, 0, 2, 1, stepStarted, RunAborted},
+	} {
+		t.Run(name, func(t *testing.T) {
+			got := NextRunStep(tc.run, tc.decision, tc.plan, analysedAt)
+			assert.Equal(t, tc.action, got.Action)
+			assert.Equal(t, tc.weight, got.Weight)
+			assert.Equal(t, tc.end, got.End)
+			assert.Equal(t, tc.step, got.Run.Step)
+			assert.Equal(t, tc.held, got.Run.Inconclusive)
+			assert.Equal(t, tc.started, got.Run.StepStartedAt)
+			// Every step records the analysis it acted on.
+			assert.Equal(t, analysed, *got.Run.AnalyzedAt)
+			assert.Equal(t, string(tc.decision.Verdict), got.Run.LastVerdict)
+			assert.Equal(t, tc.decision.Reason, got.Run.LastReason)
+			assert.Nil(t, tc.run.AnalyzedAt, "the given run state is left as it was")
+		})
+	}
+}
+
+// A run starts a canary, resumes its own recorded run, or takes over one
+// started by hand at the first step not below its weight.
+func TestFirstRunStep(t *testing.T) {
+	plan := RunPlan{Steps: []int{5, 25, 50, 100}}
+	progressing := func(weight int, run *routing.RunState) *routing.State {
+		return &routing.State{Phase: routing.PhaseProgressing, Weight: weight, Run: run}
+	}
+	recorded := &routing.RunState{Steps: plan.Steps, Step: 2, StepStartedAt: stepStarted}
+	otherSteps := &routing.RunState{Steps: []int{10, 100}, Step: 1, StepStartedAt: stepStarted}
+	for name, tc := range map[string]struct {
+		state  *routing.State
+		action routing.Action
+		weight int
+		step   int
+		says   string
+	}{
+		"no canary: start at the first step":    {nil, routing.ActionStart, 5, 0, "starting the canary at step 1/4 (5%)"},
+		"own run at its weight: nothing to do":  {progressing(50, recorded), "", 0, 2, "resuming at step 3/4 (50%), begun 2m0s ago"},
+		"own run moved by hand: set it back":    {progressing(30, recorded), routing.ActionWeight, 50, 2, "resuming at step 3/4 (50%)"},
+		"started by hand: the step not below":   {progressing(20, nil), routing.ActionWeight, 25, 1, "taking over the running canary (20%) at step 2/4 (25%)"},
+		"above every step: the last step":       {progressing(100, nil), routing.ActionWeight, 100, 3, "at step 4/4 (100%)"},
+		"a run with other steps is taken over":  {progressing(100, otherSteps), routing.ActionWeight, 100, 3, "taking over the running canary (100%)"},
+		"a weight between steps takes the next": {progressing(26, nil), routing.ActionWeight, 50, 2, "at step 3/4 (50%)"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			got := FirstRunStep(tc.state, plan, stepStarted.Add(2*time.Minute))
+			assert.Equal(t, tc.action, got.Action)
+			assert.Equal(t, tc.weight, got.Weight)
+			assert.Equal(t, tc.step, got.Run.Step)
+			assert.Equal(t, plan.Steps, got.Run.Steps)
+			assert.Contains(t, got.Says, tc.says)
+			assert.Equal(t, RunGoesOn, got.End)
+		})
+	}
+}
+
+// The analysis is due an interval after the step began or, once held, after
+// the last analysis.
+func TestAnalysisDue(t *testing.T) {
+	run := routing.RunState{StepStartedAt: stepStarted}
+	assert.Equal(t, stepStarted.Add(time.Minute), analysisDue(run, time.Minute))
+	later := stepStarted.Add(90 * time.Second)
+	run.AnalyzedAt = &later
+	assert.Equal(t, later.Add(time.Minute), analysisDue(run, time.Minute))
+}
