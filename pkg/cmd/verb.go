@@ -9,7 +9,8 @@ type verb interface {
 	Run(cmd *cobra.Command) error
 }
 
-// runVerb is the RunE of every mutating command.
+// runVerb is the RunE of every mutating command. The routing core's
+// errors name parts of the intent; Run's are reworded to name the flags.
 func runVerb(o verb) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
 		if err := o.Complete(cmd, args); err != nil {
@@ -18,6 +19,6 @@ func runVerb(o verb) func(*cobra.Command, []string) error {
 		if err := o.Validate(); err != nil {
 			return err
 		}
-		return o.Run(cmd)
+		return inFlagTerms(o.Run(cmd))
 	}
 }

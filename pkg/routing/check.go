@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -23,7 +24,30 @@ const (
 type Finding struct {
 	Severity Severity `json:"severity"`
 	Object   string   `json:"object"`
-	Message  string   `json:"message"`
+	// Message says what is wrong and what to do. It names the parts of the
+	// request the way the command line does (--force, --version-label), as
+	// it always has, until every caller words Text itself; then it can hold
+	// Text.String().
+	Message string `json:"message"`
+	// Text is the same message with the parts of the request it names as
+	// placeholders (FieldOverride, FieldVersionLabel), for the caller to
+	// word. The JSON form carries Message alone.
+	Text Text `json:"-"`
+}
+
+// legacyFlags are the flags Message names fields by until every caller
+// words Text itself (pkg/cmd's findingMessage): the only fields a finding
+// names.
+var legacyFlags = map[Field]string{FieldOverride: "--force", FieldVersionLabel: "--version-label"}
+
+func newFinding(sev Severity, object string, text Text) Finding {
+	message := text.Render(func(f Field) string {
+		if flag, ok := legacyFlags[f]; ok {
+			return flag
+		}
+		return f.Word()
+	})
+	return Finding{Severity: sev, Object: object, Message: message, Text: text}
 }
 
 // CheckOptions tune the preflight.
@@ -145,8 +169,20 @@ func newChecker(snap Snapshot, intent Intent) *checker {
 	return c
 }
 
+// add records a finding; format names fields as {Override}.
 func (c *checker) add(sev Severity, object, format string, args ...interface{}) {
-	c.findings = append(c.findings, Finding{Severity: sev, Object: object, Message: fmt.Sprintf(format, args...)})
+	c.findings = append(c.findings, newFinding(sev, object, textf(format, args...)))
+}
+
+// addError records an error as a finding, keeping the fields an
+// IntentError names.
+func (c *checker) addError(object string, err error) {
+	text := textf("%v", err)
+	var intentErr *IntentError
+	if errors.As(err, &intentErr) {
+		text = intentErr.Text
+	}
+	c.findings = append(c.findings, newFinding(SeverityError, object, text))
 }
 
 // Check inspects a Service and its routing before any write (and for
@@ -184,7 +220,7 @@ func (c *checker) checkOwners() {
 			if m.remedy != "" {
 				remedy += ". " + m.remedy
 			}
-			c.add(SeverityError, objectRef(obj), "is managed by %s (%s); a canary run by kubectl canary would fight it. %s, or pass --force if you are sure", owner.tool, m.evidence, remedy)
+			c.add(SeverityError, objectRef(obj), "is managed by %s (%s); a canary run by kubectl canary would fight it. %s, or pass {Override} if you are sure", owner.tool, m.evidence, remedy)
 		}
 	}
 }
@@ -206,10 +242,10 @@ func (c *checker) checkRuleCount() {
 func (c *checker) versions() ([]*appsv1.Deployment, *Versions) {
 	deployments, err := backingDeployments(c.snap.Service, c.snap.Deployments)
 	if err != nil {
-		c.add(SeverityError, c.svcRef, "%v", err)
+		c.addError(c.svcRef, err)
 		return nil, nil
 	}
-	// chooseCanary finds --canary-deployment among them.
+	// chooseCanary finds the intent's canary deployment among them.
 	c.p.deployments = deployments
 	label := c.intent.VersionLabel
 	if label == "" && c.active != nil {
@@ -217,7 +253,7 @@ func (c *checker) versions() ([]*appsv1.Deployment, *Versions) {
 	}
 	versions, err := inferVersions(c.snap.Service, deployments, label)
 	if err != nil {
-		c.add(SeverityError, c.svcRef, "%v", err)
+		c.addError(c.svcRef, err)
 		return deployments, nil
 	}
 	return deployments, versions
@@ -267,7 +303,7 @@ func (c *checker) checkReadiness(versions *Versions, opts CheckOptions) {
 			min = 1
 		}
 		if available < min {
-			c.add(SeverityError, "Deployment "+ns+"/"+joinDeploymentNames(v), "canary %s=%s has %d available replica(s) of %d desired, fewer than %d; traffic sent to it would fail. Wait until it is ready (kubectl rollout status), or pass --force", versions.Label, canary, available, desired, min)
+			c.add(SeverityError, "Deployment "+ns+"/"+joinDeploymentNames(v), "canary %s=%s has %d available replica(s) of %d desired, fewer than %d; traffic sent to it would fail. Wait until it is ready (kubectl rollout status), or pass {Override}", versions.Label, canary, available, desired, min)
 		}
 	}
 	if v := versions.ByName[stable]; v != nil {
@@ -329,16 +365,16 @@ func checkRoutes(virtualServices []*unstructured.Unstructured, svc serviceRef, d
 						weighted = true
 						sum += w
 						if w < 0 {
-							findings = append(findings, Finding{SeverityError, objectRef(vs), fmt.Sprintf("%s has a negative weight (%d); set it from 0 to 100", where, w)})
+							findings = append(findings, newFinding(SeverityError, objectRef(vs), textf("%s has a negative weight (%d); set it from 0 to 100", where, w)))
 						}
 					}
 					subset := destinationSubset(d)
 					if subset != "" && svc.isHost(destinationHost(d), vs.GetNamespace()) && !definedSubsets[subset] {
-						findings = append(findings, Finding{SeverityError, objectRef(vs), fmt.Sprintf("%s sends traffic to subset %q, which no DestinationRule of the Service defines: those requests fail. Define the subset or fix the route", where, subset)})
+						findings = append(findings, newFinding(SeverityError, objectRef(vs), textf("%s sends traffic to subset %q, which no DestinationRule of the Service defines: those requests fail. Define the subset or fix the route", where, subset)))
 					}
 				}
 				if len(dests) > 1 && weighted && sum != 100 {
-					findings = append(findings, Finding{SeverityError, objectRef(vs), fmt.Sprintf("%s has weights summing to %d, not 100; fix the weights", where, sum)})
+					findings = append(findings, newFinding(SeverityError, objectRef(vs), textf("%s has weights summing to %d, not 100; fix the weights", where, sum)))
 				}
 			}
 		}
@@ -366,7 +402,7 @@ func checkBackedHosts(virtualServices []*unstructured.Unstructured, services []c
 					name, ok := serviceOfNamespace(host, svc.namespace, svc.clusterDomain)
 					if ok && !exists[name] && !seen[host] {
 						seen[host] = true
-						findings = append(findings, Finding{SeverityWarning, objectRef(vs), fmt.Sprintf("routes to host %s, but no Service %s exists in namespace %s: those requests fail. Create the Service or fix the host", host, name, svc.namespace)})
+						findings = append(findings, newFinding(SeverityWarning, objectRef(vs), textf("routes to host %s, but no Service %s exists in namespace %s: those requests fail. Create the Service or fix the host", host, name, svc.namespace)))
 					}
 				}
 			}
@@ -414,7 +450,7 @@ func checkHostScopes(virtualServices []*unstructured.Unstructured, svc serviceRe
 	var findings []Finding
 	for gateway, names := range claims {
 		if len(names) > 1 {
-			findings = append(findings, Finding{SeverityWarning, "Service " + svc.namespace + "/" + svc.name, fmt.Sprintf("VirtualServices %s all claim its host for %s; Istio applies only one. Merge them into one", strings.Join(names, ", "), gateway)})
+			findings = append(findings, newFinding(SeverityWarning, "Service "+svc.namespace+"/"+svc.name, textf("VirtualServices %s all claim its host for %s; Istio applies only one. Merge them into one", strings.Join(names, ", "), gateway)))
 		}
 	}
 	sort.Slice(findings, func(i, j int) bool { return findings[i].Message < findings[j].Message })

@@ -157,7 +157,7 @@ func (p *planner) shapeMirror(vs *object, st *State, route map[string]interface{
 		if st.Mirror == 0 {
 			return nil
 		}
-		return fmt.Errorf("%s of %s already mirrors to %s; kubectl canary will not replace a mirror it did not set: remove it, or run without --mirror", ref, vs.ref(), asString(existing["host"]))
+		return intentErrorf("%s of %s already mirrors to %s; kubectl canary will not replace a mirror it did not set: remove it, or run without {Mirror}", ref, vs.ref(), asString(existing["host"]))
 	}
 	if st.Mirror == 0 {
 		delete(route, "mirror")

@@ -82,7 +82,7 @@ func (p *planner) gatewayRoutes(base State) error {
 		}
 	}
 	if gateway == nil {
-		return fmt.Errorf("gateway %s not found; check --gateway NAMESPACE/NAME (kubectl get gateways.networking.istio.io -A)", g.ref())
+		return intentErrorf("gateway %s not found; check {Gateway} NAMESPACE/NAME (kubectl get gateways.networking.istio.io -A)", g.ref())
 	}
 	var uncovered []string
 	for _, host := range g.Hosts {
@@ -110,7 +110,7 @@ func (p *planner) gatewayRoutes(base State) error {
 	for _, vs := range p.vss {
 		if vs.desired.GetName() == name && vs.desired.GetNamespace() == p.svc.namespace {
 			if p.progressingState(vs) != nil {
-				return fmt.Errorf("VirtualService %s/%s, created for a gateway, does not serve host(s) %s; abort the canary and start it again with every --host", p.svc.namespace, name, strings.Join(uncovered, ", "))
+				return intentErrorf("VirtualService %s/%s, created for a gateway, does not serve host(s) %s; abort the canary and start it again with every {Hosts}", p.svc.namespace, name, strings.Join(uncovered, ", "))
 			}
 			return fmt.Errorf("VirtualService %s/%s exists but does not serve host(s) %s at gateway %s; add them to it, or rename it", p.svc.namespace, name, strings.Join(uncovered, ", "), g.ref())
 		}

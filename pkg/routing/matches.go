@@ -48,11 +48,11 @@ func headerConditions(rules []MatchRule) (map[string]interface{}, error) {
 		headers[r.Name] = map[string]interface{}{r.Op: r.Value}
 	}
 	if len(cookies) > maxCookies {
-		return nil, fmt.Errorf("%d --cookie rules given; at most %d can be combined in one match", len(cookies), maxCookies)
+		return nil, intentErrorf("%d {CookieMatches} rules given; at most %d can be combined in one match", len(cookies), maxCookies)
 	}
 	if len(cookies) > 0 {
 		if _, dup := headers["cookie"]; dup {
-			return nil, fmt.Errorf("--header cookie and --cookie cannot be combined; use --cookie for each cookie")
+			return nil, intentErrorf("{HeaderMatches} cookie and {CookieMatches} cannot be combined; use {CookieMatches} for each cookie")
 		}
 		sort.Strings(cookies)
 		var orders []string

@@ -367,33 +367,33 @@ func TestErrorsNameTheObjectAndTheFix(t *testing.T) {
 		{"one version only", "no-istio", func(s *Snapshot) { s.Deployments = s.Deployments[:1] }, start(10),
 			[]string{"service shop/reviews has only one version behind it (deployment reviews-v1)", "deploy the canary"}},
 		{"ambiguous version label", "no-istio", func(s *Snapshot) { s.Deployments = s.Deployments[:2]; twoVersionLabels(s) }, start(10),
-			[]string{"cannot choose the version label of service shop/reviews: candidates are build, flavor", "--version-label"}},
+			[]string{"cannot choose the version label of service shop/reviews: candidates are build, flavor", "pass version label with one of them"}},
 		{"no differing label", "no-istio", func(s *Snapshot) {
 			for i := range s.Deployments {
 				delete(s.Deployments[i].Spec.Template.Labels, "version")
 			}
-		}, start(10), []string{"cannot tell the versions of service shop/reviews apart", "--version-label"}},
+		}, start(10), []string{"cannot tell the versions of service shop/reviews apart", "or pass version label"}},
 		{"version label missing on a deployment", "no-istio", nil, Intent{Action: ActionStart, Weight: 10, VersionLabel: "track"},
 			[]string{`version label "track" is missing from the pod template of deployment(s) reviews-v1, reviews-v2`}},
 		{"several canary candidates", "bookinfo-adopted", nil, start(10),
-			[]string{"service bookinfo/reviews has several versions besides stable version=v1: v2, v3", "pass --canary"}},
+			[]string{"service bookinfo/reviews has several versions besides stable version=v1: v2, v3", "pass canary with one of them"}},
 		{"canary equal to stable", "no-istio", nil, Intent{Action: ActionStart, Weight: 10, Canary: "v1"},
-			[]string{"canary version=v1 is the stable version of service shop/reviews", "--canary"}},
+			[]string{"canary version=v1 is the stable version of service shop/reviews", "pick another version with canary"}},
 		{"unknown canary", "no-istio", nil, Intent{Action: ActionStart, Weight: 10, Canary: "v9"},
-			[]string{"--canary v9: service shop/reviews has no such version (version values: v1, v2)"}},
+			[]string{"canary v9: service shop/reviews has no such version (version values: v1, v2)"}},
 		{"unknown canary deployment", "no-istio", nil, Intent{Action: ActionStart, Weight: 10, CanaryDeployment: "nope"},
-			[]string{"--canary-deployment nope: no such deployment behind service shop/reviews (deployments: reviews-v1, reviews-v2)"}},
+			[]string{"canary deployment nope: no such deployment behind service shop/reviews (deployments: reviews-v1, reviews-v2)"}},
 		{"unknown stable", "no-istio", nil, Intent{Action: ActionStart, Weight: 10, Stable: "v0"},
-			[]string{"--stable v0: service shop/reviews has no such version"}},
+			[]string{"stable v0: service shop/reviews has no such version"}},
 		{"weight above 100", "no-istio", nil, start(101), []string{"weight 101 is out of range", "0 to 100"}},
 		{"negative weight", "no-istio", nil, weight(-5), []string{"weight -5 is out of range"}},
 		{"weight without canary", "no-istio", nil, weight(20), []string{"no canary in progress for service shop/reviews", "kubectl canary start reviews"}},
 		{"promote without canary", "no-istio", nil, promote, []string{"no canary in progress for service shop/reviews"}},
 		{"abort without canary", "no-istio", nil, abort, []string{"no canary in progress for service shop/reviews"}},
 		{"unknown route name", "bookinfo-adopted", nil, Intent{Action: ActionStart, Weight: 10, Canary: "v3", Routes: []string{"nope"}},
-			[]string{"--route nope: no route of that name sends traffic to stable subset v1 of service bookinfo/reviews"}},
+			[]string{"route nope: no route of that name sends traffic to stable subset v1 of service bookinfo/reviews"}},
 		{"pinned route cannot be managed", "bookinfo-adopted", nil, Intent{Action: ActionStart, Weight: 10, Canary: "v3", Routes: []string{"jason"}},
-			[]string{"--route jason"}},
+			[]string{"route jason"}},
 		{"two destination rules", "bookinfo-adopted", func(s *Snapshot) {
 			dup := s.DestinationRules[0].DeepCopy()
 			dup.SetName("reviews-dup")

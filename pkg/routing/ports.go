@@ -166,10 +166,10 @@ func (p *planner) gatewayDestinationPort(g GatewayIntent, hosts []string) (int64
 		case len(found) == 1:
 			return int64(found[0].Port), nil
 		case len(found) > 1:
-			return 0, fmt.Errorf("service %s/%s has several %s ports (%s), and the VirtualService to create for host(s) %s at gateway %s must send to one of them; create it yourself (hosts, gateways, an http route whose destination is the service with the port), then run start with the same --gateway and --host to adopt it", p.svc.namespace, p.svc.name, tier.what, servicePorts(&corev1.Service{Spec: corev1.ServiceSpec{Ports: found}}), strings.Join(hosts, ", "), g.ref())
+			return 0, intentErrorf("service %s/%s has several %s ports (%s), and the VirtualService to create for host(s) %s at gateway %s must send to one of them; create it yourself (hosts, gateways, an http route whose destination is the service with the port), then run start with the same {Gateway} and {Hosts} to adopt it", p.svc.namespace, p.svc.name, tier.what, servicePorts(&corev1.Service{Spec: corev1.ServiceSpec{Ports: found}}), strings.Join(hosts, ", "), g.ref())
 		}
 	}
-	return 0, fmt.Errorf("service %s/%s has no HTTP port (%s), and the VirtualService to create for host(s) %s at gateway %s would send HTTP to it; name the HTTP port http or http-SUFFIX (or set its appProtocol), or create the gateway's VirtualService yourself and run start with the same --gateway and --host to adopt it", p.svc.namespace, p.svc.name, servicePorts(svc), strings.Join(hosts, ", "), g.ref())
+	return 0, intentErrorf("service %s/%s has no HTTP port (%s), and the VirtualService to create for host(s) %s at gateway %s would send HTTP to it; name the HTTP port http or http-SUFFIX (or set its appProtocol), or create the gateway's VirtualService yourself and run start with the same {Gateway} and {Hosts} to adopt it", p.svc.namespace, p.svc.name, servicePorts(svc), strings.Join(hosts, ", "), g.ref())
 }
 
 // servicePorts lists a Service's ports as "name 80/TCP, ..." for messages.

@@ -352,7 +352,7 @@ func stableFromRoutes(specs []objectSpec, svc serviceRef, subsetVersions map[str
 		versions = append(versions, v)
 	}
 	sort.Strings(versions)
-	return "", fmt.Errorf("the routes of service %s/%s already send traffic to several versions (%v); pass --stable with the one that serves users today", svc.namespace, svc.name, versions)
+	return "", intentErrorf("the routes of service %s/%s already send traffic to several versions (%v); pass {Stable} with the one that serves users today", svc.namespace, svc.name, versions)
 }
 
 // objectSpec is a spec with the namespace its short host names resolve in.

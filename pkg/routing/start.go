@@ -172,7 +172,7 @@ func (p *planner) startRoutes(base State) (*State, error) {
 	}
 	if len(missing) > 0 {
 		sort.Strings(missing)
-		return nil, fmt.Errorf("--route %s: no route of that name sends traffic to stable subset %s of service %s/%s (VirtualServices routing it: %s); check the route names", strings.Join(missing, ", "), base.StableSubset, p.svc.namespace, p.svc.name, listOrNone(routing))
+		return nil, intentErrorf("{Routes} %s: no route of that name sends traffic to stable subset %s of service %s/%s (VirtualServices routing it: %s); check the route names", strings.Join(missing, ", "), base.StableSubset, p.svc.namespace, p.svc.name, listOrNone(routing))
 	}
 	if first != nil && (p.meshRouted() || len(wanted) > 0) {
 		return first, nil
@@ -181,7 +181,7 @@ func (p *planner) startRoutes(base State) (*State, error) {
 		return nil, fmt.Errorf("a VirtualService of namespace %s holds the host of service %s but sends none of its traffic to it; add a route to the service to it, then start again", p.svc.namespace, p.svc.name)
 	}
 	if first == nil && len(routing) > 0 {
-		return nil, fmt.Errorf("VirtualService %s routes service %s/%s, but no route sends its traffic to stable %s=%s alone (each is pinned to a subset or mixes other hosts); pass --stable or --route, or add a default route", strings.Join(routing, ", "), p.svc.namespace, p.svc.name, base.VersionLabel, base.Stable)
+		return nil, intentErrorf("VirtualService %s routes service %s/%s, but no route sends its traffic to stable %s=%s alone (each is pinned to a subset or mixes other hosts); pass {Stable} or {Routes}, or add a default route", strings.Join(routing, ", "), p.svc.namespace, p.svc.name, base.VersionLabel, base.Stable)
 	}
 	vs, err := p.newVirtualService()
 	if err != nil {
@@ -371,7 +371,7 @@ func (p *planner) newObject(kind string) *unstructured.Unstructured {
 func (p *planner) chooseStable(versions *Versions, dr *object, active *State) (string, error) {
 	if v := p.intent.Stable; v != "" {
 		if versions.ByName[v] == nil {
-			return "", fmt.Errorf("--stable %s: service %s/%s has no such version (%s values: %s)", v, p.svc.namespace, p.svc.name, versions.Label, strings.Join(versions.Values(), ", "))
+			return "", intentErrorf("{Stable} %s: service %s/%s has no such version (%s values: %s)", v, p.svc.namespace, p.svc.name, versions.Label, strings.Join(versions.Values(), ", "))
 		}
 		return v, nil
 	}
@@ -397,21 +397,21 @@ func (p *planner) chooseCanary(versions *Versions, stable string) (string, error
 			if d.Name == name {
 				value := d.Spec.Template.Labels[versions.Label]
 				if canary != "" && canary != value {
-					return "", fmt.Errorf("--canary %s and --canary-deployment %s disagree: that deployment is %s=%s; pass only one of them", canary, name, versions.Label, value)
+					return "", intentErrorf("{Canary} %s and {CanaryDeployment} %s disagree: that deployment is %s=%s; pass only one of them", canary, name, versions.Label, value)
 				}
 				canary, found = value, true
 			}
 		}
 		if !found {
-			return "", fmt.Errorf("--canary-deployment %s: no such deployment behind service %s/%s (deployments: %s)", name, p.svc.namespace, p.svc.name, deploymentNames(p.deployments))
+			return "", intentErrorf("{CanaryDeployment} %s: no such deployment behind service %s/%s (deployments: %s)", name, p.svc.namespace, p.svc.name, deploymentNames(p.deployments))
 		}
 	}
 	if canary != "" {
 		if versions.ByName[canary] == nil {
-			return "", fmt.Errorf("--canary %s: service %s/%s has no such version (%s values: %s)", canary, p.svc.namespace, p.svc.name, versions.Label, strings.Join(versions.Values(), ", "))
+			return "", intentErrorf("{Canary} %s: service %s/%s has no such version (%s values: %s)", canary, p.svc.namespace, p.svc.name, versions.Label, strings.Join(versions.Values(), ", "))
 		}
 		if canary == stable {
-			return "", fmt.Errorf("canary %s=%s is the stable version of service %s/%s; pick another version with --canary, or set the stable one with --stable", versions.Label, canary, p.svc.namespace, p.svc.name)
+			return "", intentErrorf("canary %s=%s is the stable version of service %s/%s; pick another version with {Canary}, or set the stable one with {Stable}", versions.Label, canary, p.svc.namespace, p.svc.name)
 		}
 		return canary, nil
 	}
@@ -422,7 +422,7 @@ func (p *planner) chooseCanary(versions *Versions, stable string) (string, error
 		}
 	}
 	if len(others) > 1 {
-		return "", fmt.Errorf("service %s/%s has several versions besides stable %s=%s: %s; pass --canary with one of them", p.svc.namespace, p.svc.name, versions.Label, stable, strings.Join(others, ", "))
+		return "", intentErrorf("service %s/%s has several versions besides stable %s=%s: %s; pass {Canary} with one of them", p.svc.namespace, p.svc.name, versions.Label, stable, strings.Join(others, ", "))
 	}
 	return others[0], nil
 }

@@ -74,7 +74,7 @@ func backingDeployments(svc *corev1.Service, deployments []appsv1.Deployment) ([
 }
 
 // inferVersions decides the version label and groups the Deployments by its
-// value. explicitLabel is --version-label; empty means infer.
+// value. explicitLabel is the intent's; empty means infer.
 func inferVersions(svc *corev1.Service, deployments []*appsv1.Deployment, explicitLabel string) (*Versions, error) {
 	key := explicitLabel
 	if key != "" {
@@ -85,7 +85,7 @@ func inferVersions(svc *corev1.Service, deployments []*appsv1.Deployment, explic
 			}
 		}
 		if len(missing) > 0 {
-			return nil, fmt.Errorf("version label %q is missing from the pod template of deployment(s) %s behind service %s/%s; label every version or pick another --version-label", key, strings.Join(missing, ", "), svc.Namespace, svc.Name)
+			return nil, intentErrorf("version label %q is missing from the pod template of deployment(s) %s behind service %s/%s; label every version or pick another {VersionLabel}", key, strings.Join(missing, ", "), svc.Namespace, svc.Name)
 		}
 	} else {
 		if len(deployments) < 2 {
@@ -153,9 +153,9 @@ func inferVersionLabel(svc *corev1.Service, deployments []*appsv1.Deployment) (s
 	case 1:
 		return candidates[0], nil
 	case 0:
-		return "", fmt.Errorf("cannot tell the versions of service %s/%s apart: no pod-template label of its deployments (%s) differs between them; label each version (for example version=v1, version=v2) or pass --version-label", svc.Namespace, svc.Name, deploymentNames(deployments))
+		return "", intentErrorf("cannot tell the versions of service %s/%s apart: no pod-template label of its deployments (%s) differs between them; label each version (for example version=v1, version=v2) or pass {VersionLabel}", svc.Namespace, svc.Name, deploymentNames(deployments))
 	default:
-		return "", fmt.Errorf("cannot choose the version label of service %s/%s: candidates are %s; pass --version-label with one of them", svc.Namespace, svc.Name, strings.Join(candidates, ", "))
+		return "", intentErrorf("cannot choose the version label of service %s/%s: candidates are %s; pass {VersionLabel} with one of them", svc.Namespace, svc.Name, strings.Join(candidates, ", "))
 	}
 }
 
