@@ -322,9 +322,12 @@ func (p *planner) plan(state *State) *Plan {
 	return plan
 }
 
+// validateWeight refuses a weight that is no percentage. Callers check the
+// weights users give (with the words of their flags), so one that gets
+// here comes from a bug or a corrupted recorded state.
 func validateWeight(w int) error {
 	if w < 0 || w > 100 {
-		return fmt.Errorf("weight %d is out of range; give the canary's share as a whole number from 0 to 100", w)
+		return fmt.Errorf("weight %d is outside 0 to 100, so it is no share of traffic; the caller passed it unchecked or read it from a corrupted state", w)
 	}
 	return nil
 }
