@@ -271,6 +271,20 @@ func (p *planner) activeState() (*State, error) {
 	return nil, nil
 }
 
+// RunningCanary is the canary in progress on the Service, as the
+// snapshot's routing objects record it (a VirtualService's record first),
+// nil when none runs. A record that cannot be read is an error.
+func RunningCanary(snap Snapshot, service string) (*State, error) {
+	p := &planner{snap: snap, svc: serviceRef{name: service}}
+	for _, vs := range snap.VirtualServices {
+		p.vss = append(p.vss, &object{live: vs, desired: vs})
+	}
+	for _, dr := range snap.DestinationRules {
+		p.drs = append(p.drs, &object{live: dr, desired: dr})
+	}
+	return p.activeState()
+}
+
 // setState records st on the object. The update time moves only when the
 // object really changes, so running a command twice writes nothing.
 func (p *planner) setState(o *object, st *State) {

@@ -49,3 +49,43 @@ func TestStatusShowsTheRun(t *testing.T) {
 	cs.Run.LastVerdict = ""
 	assert.Equal(t, "mirror 5%, run step 2/3", cs.Routing())
 }
+
+// RunningCanary finds the canary in progress, whichever object records it,
+// and none before start or after promote.
+func TestRunningCanary(t *testing.T) {
+	snap := loadSnapshot(t, "bookinfo-adopted")
+	st, err := RunningCanary(*snap, "reviews")
+	require.NoError(t, err)
+	assert.Nil(t, st, "no canary before start")
+
+	plan, err := Compute(*snap, Intent{Action: ActionStart, Weight: 10, Canary: "v3"})
+	require.NoError(t, err)
+	snap.apply(plan)
+	st, err = RunningCanary(*snap, "reviews")
+	require.NoError(t, err)
+	require.NotNil(t, st)
+	assert.Equal(t, []string{"Progressing", "v1", "v3"}, []string{string(st.Phase), st.Stable, st.Canary})
+	assert.Equal(t, 10, st.Weight, "the VirtualService's record speaks for the canary")
+	other, err := RunningCanary(*snap, "ratings")
+	require.NoError(t, err)
+	assert.Nil(t, other, "another Service's canary")
+
+	// The DestinationRule's record alone is enough.
+	dr := *snap
+	dr.VirtualServices = nil
+	st, err = RunningCanary(dr, "reviews")
+	require.NoError(t, err)
+	require.NotNil(t, st)
+	assert.Equal(t, "v3", st.Canary)
+
+	plan, err = Compute(*snap, promote)
+	require.NoError(t, err)
+	snap.apply(plan)
+	st, err = RunningCanary(*snap, "reviews")
+	require.NoError(t, err)
+	assert.Nil(t, st, "none after promote")
+
+	snap.VirtualServices[0].SetAnnotations(map[string]string{StateKey("reviews"): "{not json"})
+	_, err = RunningCanary(*snap, "reviews")
+	assert.ErrorContains(t, err, "is not valid canary state")
+}
