@@ -1,6 +1,8 @@
 package routing
 
-import "strings"
+import (
+	"strings"
+)
 
 // DefaultClusterDomain is the DNS suffix Kubernetes uses unless told otherwise.
 const DefaultClusterDomain = "cluster.local"
@@ -36,3 +38,14 @@ func ServiceFQDN(svc, namespace, clusterDomain string) string {
 	}
 	return svc + "." + namespace + ".svc." + clusterDomain
 }
+
+// serviceRef names the Service a canary runs on.
+type serviceRef struct {
+	name, namespace, clusterDomain string
+}
+
+func (s serviceRef) isHost(host, objectNamespace string) bool {
+	return hostRefersToService(host, objectNamespace, s.name, s.namespace, s.clusterDomain)
+}
+
+func (s serviceRef) fqdn() string { return ServiceFQDN(s.name, s.namespace, s.clusterDomain) }

@@ -53,6 +53,16 @@ type Intent struct {
 	Gateway *GatewayIntent
 }
 
+// GatewayIntent asks for external traffic entering an Istio ingress gateway
+// for some hosts to get the canary's split too.
+type GatewayIntent struct {
+	// Namespace and Name of the Gateway object.
+	Namespace, Name string
+	Hosts           []string
+}
+
+func (g GatewayIntent) ref() string { return g.Namespace + "/" + g.Name }
+
 // Snapshot is what the core is told about the cluster.
 type Snapshot struct {
 	Service          *corev1.Service

@@ -141,17 +141,6 @@ func (cs CanaryStatus) Routing() string {
 	return strings.Join(parts, ", ")
 }
 
-// boundToAGateway reports whether a VirtualService serves an ingress
-// gateway rather than (only) the mesh.
-func boundToAGateway(vs *unstructured.Unstructured) bool {
-	for _, g := range asSlice(asMap(vs.Object["spec"])["gateways"]) {
-		if asString(g) != "mesh" {
-			return true
-		}
-	}
-	return false
-}
-
 func versionReadiness(deployments []*appsv1.Deployment, selector labels.Selector, label, value string) Ready {
 	v := &Version{Value: value}
 	for _, d := range deployments {

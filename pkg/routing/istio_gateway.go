@@ -8,16 +8,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
-// GatewayIntent asks for external traffic entering an Istio ingress gateway
-// for some hosts to get the canary's split too.
-type GatewayIntent struct {
-	// Namespace and Name of the Gateway object.
-	Namespace, Name string
-	Hosts           []string
-}
-
-func (g GatewayIntent) ref() string { return g.Namespace + "/" + g.Name }
-
 // bindsGateway reports whether a VirtualService in vsNamespace lists the
 // gateway: "ns/name", or a bare "name" when the gateway is in its namespace.
 func bindsGateway(vs *unstructured.Unstructured, g GatewayIntent) bool {
@@ -150,4 +140,15 @@ func (p *planner) gatewayRoutes(base State) error {
 	}
 	p.setState(vs, &st)
 	return nil
+}
+
+// boundToAGateway reports whether a VirtualService serves an ingress
+// gateway rather than (only) the mesh.
+func boundToAGateway(vs *unstructured.Unstructured) bool {
+	for _, g := range asSlice(asMap(vs.Object["spec"])["gateways"]) {
+		if asString(g) != "mesh" {
+			return true
+		}
+	}
+	return false
 }

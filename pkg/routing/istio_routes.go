@@ -12,47 +12,6 @@ import (
 // may split. All three share the shape {match?, route: [{destination, weight}]}.
 var routeKinds = []string{"http", "tls", "tcp"}
 
-// serviceRef names the Service a canary runs on.
-type serviceRef struct {
-	name, namespace, clusterDomain string
-}
-
-func (s serviceRef) isHost(host, objectNamespace string) bool {
-	return hostRefersToService(host, objectNamespace, s.name, s.namespace, s.clusterDomain)
-}
-
-func (s serviceRef) fqdn() string { return ServiceFQDN(s.name, s.namespace, s.clusterDomain) }
-
-func asMap(v interface{}) map[string]interface{} {
-	m, _ := v.(map[string]interface{})
-	return m
-}
-
-func asSlice(v interface{}) []interface{} {
-	s, _ := v.([]interface{})
-	return s
-}
-
-func asString(v interface{}) string {
-	s, _ := v.(string)
-	return s
-}
-
-// asInt reads a JSON number whichever way it was decoded.
-func asInt(v interface{}) (int64, bool) {
-	switch n := v.(type) {
-	case int64:
-		return n, true
-	case int32:
-		return int64(n), true
-	case int:
-		return int64(n), true
-	case float64:
-		return int64(n), n == float64(int64(n))
-	}
-	return 0, false
-}
-
 func routesOf(spec map[string]interface{}, kind string) []interface{} {
 	return asSlice(spec[kind])
 }
