@@ -1,10 +1,12 @@
 package canary
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/kubectl-canary/kubectl-canary/pkg/analysis"
 	"github.com/kubectl-canary/kubectl-canary/pkg/routing"
@@ -111,4 +113,38 @@ func TestAnalysisDue(t *testing.T) {
 	later := stepStarted.Add(90 * time.Second)
 	run.AnalyzedAt = &later
 	assert.Equal(t, later.Add(time.Minute), analysisDue(run, time.Minute))
+}
+
+// progressRecorder records what a run shows.
+type progressRecorder struct{ events []string }
+
+func (p *progressRecorder) Began(says string) { p.events = append(p.events, "began: "+says) }
+func (p *progressRecorder) Waiting(run routing.RunState, left time.Duration) {
+	p.events = append(p.events, "waiting")
+}
+func (p *progressRecorder) WaitOver(interrupted bool) {
+	p.events = append(p.events, map[bool]string{true: "interrupted", false: "due"}[interrupted])
+}
+func (p *progressRecorder) Analysed(routing.RunState, analysis.Decision, analysis.Result) {
+	p.events = append(p.events, "analysed")
+}
+
+// A run waits out its interval, showing it, and an interrupted wait says
+// where the canary stays and how to resume.
+func TestRunnerWaits(t *testing.T) {
+	progress := &progressRecorder{}
+	r := &Runner{Plan: RunPlan{Interval: 1500 * time.Millisecond}, Request: Request{Service: "reviews"}, Progress: progress, Now: time.Now}
+	run := routing.RunState{Steps: []int{10, 50}, Step: 1, StepStartedAt: time.Now()}
+	require.NoError(t, r.wait(context.Background(), run))
+	require.GreaterOrEqual(t, len(progress.events), 2)
+	assert.Equal(t, "waiting", progress.events[0])
+	assert.Equal(t, "due", progress.events[len(progress.events)-1], "the wait ends once due")
+
+	progress.events = nil
+	r.Plan.Interval = time.Hour
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := r.wait(ctx, run)
+	assert.EqualError(t, err, "interrupted at step 2/2 with the canary at 50%; it stays there, and kubectl canary run reviews resumes from this step")
+	assert.Equal(t, []string{"waiting", "interrupted"}, progress.events)
 }
