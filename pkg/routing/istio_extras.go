@@ -14,7 +14,7 @@ import (
 // routes it added before are dropped and added again, a mirror it set is
 // updated or removed, and nothing it did not add is touched. Added routes
 // shift the HTTP routes, so each managed route's index is recorded anew.
-func (p *planner) shapeExtras(vs *object, st *State) error {
+func (b *istioBackend) shapeExtras(vs *object, st *State) error {
 	managed := make([]map[string]interface{}, len(st.Routes))
 	at := make([]int, len(st.Routes)) // index of managed[i] among its kind's routes
 	managedHTTP := map[int]bool{}
@@ -29,7 +29,7 @@ func (p *planner) shapeExtras(vs *object, st *State) error {
 			managedHTTP[j] = true
 		}
 	}
-	movedTo, err := p.shapeMatchRoutes(vs, st, managedHTTP)
+	movedTo, err := b.shapeMatchRoutes(vs, st, managedHTTP)
 	if err != nil {
 		return err
 	}
@@ -37,14 +37,14 @@ func (p *planner) shapeExtras(vs *object, st *State) error {
 		if ref.Kind != "http" {
 			continue
 		}
-		if err := p.shapeMirror(vs, st, managed[i], ref); err != nil {
+		if err := b.shapeMirror(vs, st, managed[i], ref); err != nil {
 			return err
 		}
 		for _, raw := range destinationsOf(managed[i]) {
 			d := asMap(raw)
-			clearStickyCookie(d, p.svc.name)
+			clearStickyCookie(d, b.svc.name)
 			if st.Sticky && destinationSubset(d) == st.CanarySubset {
-				setStickyCookie(d, p.svc.name, st.Canary)
+				setStickyCookie(d, b.svc.name, st.Canary)
 			}
 		}
 	}
@@ -63,7 +63,7 @@ func (p *planner) shapeExtras(vs *object, st *State) error {
 // shapeMatchRoutes puts, before each managed HTTP route (by index), a copy of
 // it that sends the requests matching the canary's rules 100% to the canary.
 // It returns where each HTTP route went, -1 for the added routes it dropped.
-func (p *planner) shapeMatchRoutes(vs *object, st *State, managed map[int]bool) ([]int, error) {
+func (b *istioBackend) shapeMatchRoutes(vs *object, st *State, managed map[int]bool) ([]int, error) {
 	spec := vs.spec()
 	added := map[string]bool{}
 	for _, name := range st.AddedRoutes {
@@ -75,7 +75,7 @@ func (p *planner) shapeMatchRoutes(vs *object, st *State, managed map[int]bool) 
 		rules = append(rules, st.Matches)
 	}
 	if st.Sticky {
-		rules = append(rules, []MatchRule{{Cookie: true, Name: StickyCookie(p.svc.name), Op: "exact", Value: st.Canary}})
+		rules = append(rules, []MatchRule{{Cookie: true, Name: StickyCookie(b.svc.name), Op: "exact", Value: st.Canary}})
 	}
 	routes := routesOf(spec, "http")
 	taken := make(map[string]bool, len(routes))
@@ -98,7 +98,7 @@ func (p *planner) shapeMatchRoutes(vs *object, st *State, managed map[int]bool) 
 				if err != nil {
 					return nil, err
 				}
-				extra, err := p.matchRoute(route, conditions, st)
+				extra, err := b.matchRoute(route, conditions, st)
 				if err != nil {
 					return nil, fmt.Errorf("cannot add the canary's match rules before %s in %s: %v", describeRoute(route), vs.ref(), err)
 				}
@@ -131,7 +131,7 @@ func (p *planner) shapeMatchRoutes(vs *object, st *State, managed map[int]bool) 
 // matchRoute copies a managed route (its retries, timeouts, rewrites and
 // other policies apply to testers too), narrows its match and points it at
 // the canary alone.
-func (p *planner) matchRoute(route map[string]interface{}, conditions map[string]interface{}, st *State) (map[string]interface{}, error) {
+func (b *istioBackend) matchRoute(route map[string]interface{}, conditions map[string]interface{}, st *State) (map[string]interface{}, error) {
 	extra := runtime.DeepCopyJSON(route)
 	delete(extra, "mirror")
 	delete(extra, "mirrorPercentage")
@@ -143,16 +143,16 @@ func (p *planner) matchRoute(route map[string]interface{}, conditions map[string
 	extra["match"] = match
 	extra["route"] = soleDestination(route, st.StableSubset, st.CanarySubset, st.CanarySubset, false)
 	for _, d := range asSlice(extra["route"]) {
-		clearStickyCookie(asMap(d), p.svc.name)
+		clearStickyCookie(asMap(d), b.svc.name)
 	}
 	return extra, nil
 }
 
 // shapeMirror sets or removes the mirror of a managed route to the canary.
 // A mirror someone else set is never replaced.
-func (p *planner) shapeMirror(vs *object, st *State, route map[string]interface{}, ref RouteRef) error {
+func (b *istioBackend) shapeMirror(vs *object, st *State, route map[string]interface{}, ref RouteRef) error {
 	existing := asMap(route["mirror"])
-	ours := existing != nil && p.svc.isHost(asString(existing["host"]), vs.desired.GetNamespace()) && asString(existing["subset"]) == st.CanarySubset
+	ours := existing != nil && b.svc.isHost(asString(existing["host"]), vs.desired.GetNamespace()) && asString(existing["subset"]) == st.CanarySubset
 	if existing != nil && !ours {
 		if st.Mirror == 0 {
 			return nil

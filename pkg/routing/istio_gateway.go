@@ -60,13 +60,13 @@ func gatewayServes(gateway *unstructured.Unstructured, host, vsNamespace string)
 // a VirtualService already bound to the gateway for a host is adopted (its
 // managed routes were split with the others); hosts no VirtualService serves
 // get one created, named after the Service.
-func (p *planner) gatewayRoutes(base State) error {
-	g := p.intent.Gateway
+func (b *istioBackend) gatewayRoutes(base State) error {
+	g := b.intent.Gateway
 	if g == nil {
 		return nil
 	}
 	var gateway *unstructured.Unstructured
-	for _, obj := range p.snap.Gateways {
+	for _, obj := range b.snap.Gateways {
 		if obj.GetNamespace() == g.Namespace && obj.GetName() == g.Name {
 			gateway = obj
 		}
@@ -76,16 +76,16 @@ func (p *planner) gatewayRoutes(base State) error {
 	}
 	var uncovered []string
 	for _, host := range g.Hosts {
-		if !gatewayServes(gateway, host, p.svc.namespace) {
-			return fmt.Errorf("gateway %s does not serve host %q for VirtualServices in namespace %s; add the host to one of its servers, or pick a host it serves", g.ref(), host, p.svc.namespace)
+		if !gatewayServes(gateway, host, b.svc.namespace) {
+			return fmt.Errorf("gateway %s does not serve host %q for VirtualServices in namespace %s; add the host to one of its servers, or pick a host it serves", g.ref(), host, b.svc.namespace)
 		}
 		covered := false
-		for _, vs := range p.vss {
+		for _, vs := range b.vss {
 			if vs.live == nil || !bindsGateway(vs.live, *g) || !hasHost(vs.live, host) {
 				continue
 			}
-			if !routesToService(vs.spec(), p.svc, vs.desired.GetNamespace()) {
-				return fmt.Errorf("VirtualService %s/%s serves host %q at gateway %s but sends none of its traffic to service %s; add a route to the service to it, or pick another host", vs.desired.GetNamespace(), vs.desired.GetName(), host, g.ref(), p.svc.name)
+			if !routesToService(vs.spec(), b.svc, vs.desired.GetNamespace()) {
+				return fmt.Errorf("VirtualService %s/%s serves host %q at gateway %s but sends none of its traffic to service %s; add a route to the service to it, or pick another host", vs.desired.GetNamespace(), vs.desired.GetName(), host, g.ref(), b.svc.name)
 			}
 			covered = true
 		}
@@ -96,21 +96,21 @@ func (p *planner) gatewayRoutes(base State) error {
 	if len(uncovered) == 0 {
 		return nil
 	}
-	name := p.svc.name + "-gateway"
-	for _, vs := range p.vss {
-		if vs.desired.GetName() == name && vs.desired.GetNamespace() == p.svc.namespace {
-			if p.progressingState(vs) != nil {
-				return intentErrorf("VirtualService %s/%s, created for a gateway, does not serve host(s) %s; abort the canary and start it again with every {Hosts}", p.svc.namespace, name, strings.Join(uncovered, ", "))
+	name := b.svc.name + "-gateway"
+	for _, vs := range b.vss {
+		if vs.desired.GetName() == name && vs.desired.GetNamespace() == b.svc.namespace {
+			if b.progressingState(vs) != nil {
+				return intentErrorf("VirtualService %s/%s, created for a gateway, does not serve host(s) %s; abort the canary and start it again with every {Hosts}", b.svc.namespace, name, strings.Join(uncovered, ", "))
 			}
-			return fmt.Errorf("VirtualService %s/%s exists but does not serve host(s) %s at gateway %s; add them to it, or rename it", p.svc.namespace, name, strings.Join(uncovered, ", "), g.ref())
+			return fmt.Errorf("VirtualService %s/%s exists but does not serve host(s) %s at gateway %s; add them to it, or rename it", b.svc.namespace, name, strings.Join(uncovered, ", "), g.ref())
 		}
 	}
 	sort.Strings(uncovered)
-	port, err := p.gatewayDestinationPort(*g, uncovered)
+	port, err := b.gatewayDestinationPort(*g, uncovered)
 	if err != nil {
 		return err
 	}
-	vs := &object{desired: p.newObject("VirtualService"), stage: StageRoutes}
+	vs := &object{desired: b.newObject("VirtualService"), stage: StageRoutes}
 	vs.desired.SetName(name)
 	spec := vs.spec()
 	hosts := make([]interface{}, 0, len(uncovered))
@@ -119,26 +119,26 @@ func (p *planner) gatewayRoutes(base State) error {
 	}
 	spec["hosts"] = hosts
 	spec["gateways"] = []interface{}{g.ref()}
-	destination := map[string]interface{}{"host": p.svc.fqdn()}
+	destination := map[string]interface{}{"host": b.svc.fqdn()}
 	if port != 0 {
 		destination["port"] = map[string]interface{}{"number": port}
 	}
 	spec["http"] = []interface{}{map[string]interface{}{"route": []interface{}{
 		map[string]interface{}{"destination": destination},
 	}}}
-	p.vss = append(p.vss, vs)
+	b.vss = append(b.vss, vs)
 	refs := []RouteRef{routeRefFor("http", 0, asMap(asSlice(spec["http"])[0]))}
-	if err := splitRoutes(vs, refs, base.StableSubset, base.CanarySubset, int64(p.intent.Weight)); err != nil {
+	if err := splitRoutes(vs, refs, base.StableSubset, base.CanarySubset, int64(b.intent.Weight)); err != nil {
 		return err
 	}
 	st := base
-	st.Weight = p.intent.Weight
+	st.Weight = b.intent.Weight
 	st.Routes = refs
 	st.Created = true
-	if err := p.shapeExtras(vs, &st); err != nil {
+	if err := b.shapeExtras(vs, &st); err != nil {
 		return err
 	}
-	p.setState(vs, &st)
+	b.setState(vs, &st)
 	return nil
 }
 

@@ -96,13 +96,13 @@ func declaredProtocol(port corev1.ServicePort) string {
 // apart (istioctl analyze IST0112), and a route without a port match would
 // take the traffic of every port of its kind. A single-port Service needs
 // neither.
-func (p *planner) createdRoutes() (map[string][]interface{}, error) {
-	svc := p.snap.Service
+func (b *istioBackend) createdRoutes() (map[string][]interface{}, error) {
+	svc := b.snap.Service
 	several := len(svc.Spec.Ports) > 1
 	routes := map[string][]interface{}{}
 	for _, port := range svc.Spec.Ports {
 		add := func(kind string) {
-			destination := map[string]interface{}{"host": p.svc.fqdn()}
+			destination := map[string]interface{}{"host": b.svc.fqdn()}
 			match := map[string]interface{}{}
 			if several {
 				destination["port"] = map[string]interface{}{"number": int64(port.Port)}
@@ -111,7 +111,7 @@ func (p *planner) createdRoutes() (map[string][]interface{}, error) {
 			if kind == "tls" {
 				// Passthrough: the client's SNI names the Service; a TLS
 				// route must match on SNI hosts.
-				match["sniHosts"] = []interface{}{p.svc.fqdn()}
+				match["sniHosts"] = []interface{}{b.svc.fqdn()}
 			}
 			route := map[string]interface{}{"route": []interface{}{map[string]interface{}{"destination": destination}}}
 			if len(match) > 0 {
@@ -132,7 +132,7 @@ func (p *planner) createdRoutes() (map[string][]interface{}, error) {
 		}
 	}
 	if len(routes) == 0 {
-		return nil, fmt.Errorf("service %s/%s has only UDP ports (%s), whose traffic Istio does not route, so a canary cannot split it; kubectl canary needs a TCP port (HTTP, gRPC, TLS or plain TCP) on the service", p.svc.namespace, p.svc.name, servicePorts(svc))
+		return nil, fmt.Errorf("service %s/%s has only UDP ports (%s), whose traffic Istio does not route, so a canary cannot split it; kubectl canary needs a TCP port (HTTP, gRPC, TLS or plain TCP) on the service", b.svc.namespace, b.svc.name, servicePorts(svc))
 	}
 	return routes, nil
 }
@@ -141,8 +141,8 @@ func (p *planner) createdRoutes() (map[string][]interface{}, error) {
 // creates for an ingress gateway sends its HTTP traffic to: none needed for
 // a single-port Service, else its one plain HTTP port, or lacking one its
 // one gRPC port, or lacking one its one port of detected protocol.
-func (p *planner) gatewayDestinationPort(g GatewayIntent, hosts []string) (int64, error) {
-	svc := p.snap.Service
+func (b *istioBackend) gatewayDestinationPort(g GatewayIntent, hosts []string) (int64, error) {
+	svc := b.snap.Service
 	if len(svc.Spec.Ports) <= 1 {
 		return 0, nil
 	}
@@ -166,10 +166,10 @@ func (p *planner) gatewayDestinationPort(g GatewayIntent, hosts []string) (int64
 		case len(found) == 1:
 			return int64(found[0].Port), nil
 		case len(found) > 1:
-			return 0, intentErrorf("service %s/%s has several %s ports (%s), and the VirtualService to create for host(s) %s at gateway %s must send to one of them; create it yourself (hosts, gateways, an http route whose destination is the service with the port), then run start with the same {Gateway} and {Hosts} to adopt it", p.svc.namespace, p.svc.name, tier.what, servicePorts(&corev1.Service{Spec: corev1.ServiceSpec{Ports: found}}), strings.Join(hosts, ", "), g.ref())
+			return 0, intentErrorf("service %s/%s has several %s ports (%s), and the VirtualService to create for host(s) %s at gateway %s must send to one of them; create it yourself (hosts, gateways, an http route whose destination is the service with the port), then run start with the same {Gateway} and {Hosts} to adopt it", b.svc.namespace, b.svc.name, tier.what, servicePorts(&corev1.Service{Spec: corev1.ServiceSpec{Ports: found}}), strings.Join(hosts, ", "), g.ref())
 		}
 	}
-	return 0, intentErrorf("service %s/%s has no HTTP port (%s), and the VirtualService to create for host(s) %s at gateway %s would send HTTP to it; name the HTTP port http or http-SUFFIX (or set its appProtocol), or create the gateway's VirtualService yourself and run start with the same {Gateway} and {Hosts} to adopt it", p.svc.namespace, p.svc.name, servicePorts(svc), strings.Join(hosts, ", "), g.ref())
+	return 0, intentErrorf("service %s/%s has no HTTP port (%s), and the VirtualService to create for host(s) %s at gateway %s would send HTTP to it; name the HTTP port http or http-SUFFIX (or set its appProtocol), or create the gateway's VirtualService yourself and run start with the same {Gateway} and {Hosts} to adopt it", b.svc.namespace, b.svc.name, servicePorts(svc), strings.Join(hosts, ", "), g.ref())
 }
 
 // servicePorts lists a Service's ports as "name 80/TCP, ..." for messages.

@@ -167,14 +167,26 @@ func (o *object) ref() string {
 	return fmt.Sprintf("%s %s/%s", o.desired.GetKind(), o.desired.GetNamespace(), o.desired.GetName())
 }
 
+// planner plans one intent: what it decides does not depend on the routing
+// API, which its backend reads and shapes.
 type planner struct {
 	snap        Snapshot
 	intent      Intent
 	svc         serviceRef
 	deployments []*appsv1.Deployment
-	vss         []*object
-	drs         []*object
+	backend     backend
 	warnings    []string
+}
+
+// newPlanner plans for svc. Istio's is the one routing API today; a second
+// backend is picked here, by the objects the snapshot holds.
+func newPlanner(snap Snapshot, intent Intent, svc serviceRef) *planner {
+	if svc.clusterDomain == "" {
+		svc.clusterDomain = DefaultClusterDomain
+	}
+	p := &planner{snap: snap, intent: intent, svc: svc}
+	p.backend = newIstioBackend(p)
+	return p
 }
 
 // Compute plans an intent against a snapshot. It never touches a cluster.
@@ -182,23 +194,7 @@ func Compute(snap Snapshot, intent Intent) (*Plan, error) {
 	if snap.Service == nil {
 		return nil, fmt.Errorf("no service given")
 	}
-	p := &planner{
-		snap:   snap,
-		intent: intent,
-		svc:    serviceRef{name: snap.Service.Name, namespace: snap.Service.Namespace, clusterDomain: intent.ClusterDomain},
-	}
-	if p.svc.clusterDomain == "" {
-		p.svc.clusterDomain = DefaultClusterDomain
-	}
-	if p.snap.APIVersion == "" {
-		p.snap.APIVersion = "networking.istio.io/v1"
-	}
-	for _, vs := range snap.VirtualServices {
-		p.vss = append(p.vss, &object{live: vs, desired: vs.DeepCopy(), stage: StageRoutes})
-	}
-	for _, dr := range snap.DestinationRules {
-		p.drs = append(p.drs, &object{live: dr, desired: dr.DeepCopy(), stage: StageSubsets})
-	}
+	p := newPlanner(snap, intent, serviceRef{name: snap.Service.Name, namespace: snap.Service.Namespace, clusterDomain: intent.ClusterDomain})
 	var err error
 	if p.deployments, err = backingDeployments(snap.Service, snap.Deployments); err != nil {
 		return nil, err
@@ -227,7 +223,7 @@ func Compute(snap Snapshot, intent Intent) (*Plan, error) {
 // states returns the canary states recorded for the Service, VirtualServices first.
 func (p *planner) states() ([]*State, error) {
 	var out []*State
-	for _, o := range append(append([]*object{}, p.vss...), p.drs...) {
+	for _, o := range p.backend.objects() {
 		st, err := p.recorded(o)
 		if err != nil {
 			return nil, err
@@ -285,14 +281,7 @@ func (p *planner) activeState() (*State, error) {
 // snapshot's routing objects record it (a VirtualService's record first),
 // nil when none runs. A record that cannot be read is an error.
 func RunningCanary(snap Snapshot, service string) (*State, error) {
-	p := &planner{snap: snap, svc: serviceRef{name: service}}
-	for _, vs := range snap.VirtualServices {
-		p.vss = append(p.vss, &object{live: vs, desired: vs})
-	}
-	for _, dr := range snap.DestinationRules {
-		p.drs = append(p.drs, &object{live: dr, desired: dr})
-	}
-	return p.activeState()
+	return newPlanner(snap, Intent{}, serviceRef{name: service}).activeState()
 }
 
 // setState records st on the object. The update time moves only when the
@@ -337,7 +326,9 @@ func (p *planner) plan(state *State) *Plan {
 		plan.State = *state
 		plan.State.PreStartSpec = nil
 	}
-	for _, o := range append(append([]*object{}, p.drs...), p.vss...) {
+	// Sorted by stage below, so the backend's order only orders the objects
+	// of one stage.
+	for _, o := range p.backend.objects() {
 		if o.touched {
 			plan.Changes = append(plan.Changes, Change{Live: o.live, Desired: o.desired, Stage: o.stage})
 		}
