@@ -93,31 +93,11 @@ func (b *istioBackend) shapeMatchRoutes(vs *object, st *State, managed map[int]b
 			continue
 		}
 		if managed[j] {
-			for i, set := range rules {
-				conditions, err := headerConditions(set)
-				if err != nil {
-					return nil, err
-				}
-				extra, err := b.matchRoute(route, conditions, st)
-				if err != nil {
-					return nil, fmt.Errorf("cannot add the canary's match rules before %s in %s: %v", describeRoute(route), vs.ref(), err)
-				}
-				base := "canary-match"
-				if st.Sticky && i == len(rules)-1 {
-					base = "canary-sticky"
-				}
-				if name := asString(route["name"]); name != "" {
-					base += "-" + name
-				}
-				name := base
-				for n := 2; taken[name]; n++ {
-					name = fmt.Sprintf("%s-%d", base, n)
-				}
-				taken[name] = true
-				extra["name"] = name
-				st.AddedRoutes = append(st.AddedRoutes, name)
-				out = append(out, extra)
+			extras, err := b.matchRoutesBefore(vs, route, rules, st, taken)
+			if err != nil {
+				return nil, err
 			}
+			out = append(out, extras...)
 		}
 		movedTo[j] = len(out)
 		out = append(out, route)
@@ -126,6 +106,39 @@ func (b *istioBackend) shapeMatchRoutes(vs *object, st *State, managed map[int]b
 		spec["http"] = out
 	}
 	return movedTo, nil
+}
+
+// matchRoutesBefore makes the routes to put before a managed route, one for
+// each set of rules (the last one the sticky cookie's when st is sticky),
+// named apart from the taken names and recorded as added on st.
+func (b *istioBackend) matchRoutesBefore(vs *object, route map[string]interface{}, rules [][]MatchRule, st *State, taken map[string]bool) ([]interface{}, error) {
+	var out []interface{}
+	for i, set := range rules {
+		conditions, err := headerConditions(set)
+		if err != nil {
+			return nil, err
+		}
+		extra, err := b.matchRoute(route, conditions, st)
+		if err != nil {
+			return nil, fmt.Errorf("cannot add the canary's match rules before %s in %s: %v", describeRoute(route), vs.ref(), err)
+		}
+		base := "canary-match"
+		if st.Sticky && i == len(rules)-1 {
+			base = "canary-sticky"
+		}
+		if name := asString(route["name"]); name != "" {
+			base += "-" + name
+		}
+		name := base
+		for n := 2; taken[name]; n++ {
+			name = fmt.Sprintf("%s-%d", base, n)
+		}
+		taken[name] = true
+		extra["name"] = name
+		st.AddedRoutes = append(st.AddedRoutes, name)
+		out = append(out, extra)
+	}
+	return out, nil
 }
 
 // matchRoute copies a managed route (its retries, timeouts, rewrites and

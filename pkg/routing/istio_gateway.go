@@ -74,27 +74,9 @@ func (b *istioBackend) gatewayRoutes(base State) error {
 	if gateway == nil {
 		return intentErrorf("gateway %s not found; check {Gateway} NAMESPACE/NAME (kubectl get gateways.networking.istio.io -A)", g.ref())
 	}
-	var uncovered []string
-	for _, host := range g.Hosts {
-		if !gatewayServes(gateway, host, b.svc.namespace) {
-			return fmt.Errorf("gateway %s does not serve host %q for VirtualServices in namespace %s; add the host to one of its servers, or pick a host it serves", g.ref(), host, b.svc.namespace)
-		}
-		covered := false
-		for _, vs := range b.vss {
-			if vs.live == nil || !bindsGateway(vs.live, *g) || !hasHost(vs.live, host) {
-				continue
-			}
-			if !routesToService(vs.spec(), b.svc, vs.desired.GetNamespace()) {
-				return fmt.Errorf("VirtualService %s/%s serves host %q at gateway %s but sends none of its traffic to service %s; add a route to the service to it, or pick another host", vs.desired.GetNamespace(), vs.desired.GetName(), host, g.ref(), b.svc.name)
-			}
-			covered = true
-		}
-		if !covered {
-			uncovered = append(uncovered, host)
-		}
-	}
-	if len(uncovered) == 0 {
-		return nil
+	uncovered, err := b.uncoveredHosts(gateway, *g)
+	if err != nil || len(uncovered) == 0 {
+		return err
 	}
 	name := b.svc.name + "-gateway"
 	for _, vs := range b.vss {
@@ -106,18 +88,51 @@ func (b *istioBackend) gatewayRoutes(base State) error {
 		}
 	}
 	sort.Strings(uncovered)
-	port, err := b.gatewayDestinationPort(*g, uncovered)
+	return b.startGatewayVirtualService(name, *g, uncovered, base)
+}
+
+// uncoveredHosts are the gateway's hosts of the intent that no live
+// VirtualService bound to the gateway serves yet. A host the gateway does
+// not serve, or one whose VirtualService does not route the Service, is
+// an error.
+func (b *istioBackend) uncoveredHosts(gateway *unstructured.Unstructured, g GatewayIntent) ([]string, error) {
+	var uncovered []string
+	for _, host := range g.Hosts {
+		if !gatewayServes(gateway, host, b.svc.namespace) {
+			return nil, fmt.Errorf("gateway %s does not serve host %q for VirtualServices in namespace %s; add the host to one of its servers, or pick a host it serves", g.ref(), host, b.svc.namespace)
+		}
+		covered := false
+		for _, vs := range b.vss {
+			if vs.live == nil || !bindsGateway(vs.live, g) || !hasHost(vs.live, host) {
+				continue
+			}
+			if !routesToService(vs.spec(), b.svc, vs.desired.GetNamespace()) {
+				return nil, fmt.Errorf("VirtualService %s/%s serves host %q at gateway %s but sends none of its traffic to service %s; add a route to the service to it, or pick another host", vs.desired.GetNamespace(), vs.desired.GetName(), host, g.ref(), b.svc.name)
+			}
+			covered = true
+		}
+		if !covered {
+			uncovered = append(uncovered, host)
+		}
+	}
+	return uncovered, nil
+}
+
+// startGatewayVirtualService creates the VirtualService name for the
+// gateway's hosts, its one route split like the mesh's.
+func (b *istioBackend) startGatewayVirtualService(name string, g GatewayIntent, hosts []string, base State) error {
+	port, err := b.gatewayDestinationPort(g, hosts)
 	if err != nil {
 		return err
 	}
 	vs := &object{desired: b.newObject("VirtualService"), stage: StageRoutes}
 	vs.desired.SetName(name)
 	spec := vs.spec()
-	hosts := make([]interface{}, 0, len(uncovered))
-	for _, h := range uncovered {
-		hosts = append(hosts, h)
+	specHosts := make([]interface{}, 0, len(hosts))
+	for _, h := range hosts {
+		specHosts = append(specHosts, h)
 	}
-	spec["hosts"] = hosts
+	spec["hosts"] = specHosts
 	spec["gateways"] = []interface{}{g.ref()}
 	destination := map[string]interface{}{"host": b.svc.fqdn()}
 	if port != 0 {
@@ -132,14 +147,9 @@ func (b *istioBackend) gatewayRoutes(base State) error {
 		return err
 	}
 	st := base
-	st.Weight = b.intent.Weight
-	st.Routes = refs
 	st.Created = true
-	if err := b.shapeExtras(vs, &st); err != nil {
-		return err
-	}
-	b.setState(vs, &st)
-	return nil
+	_, err = b.recordSplit(vs, refs, st)
+	return err
 }
 
 // boundToAGateway reports whether a VirtualService serves an ingress

@@ -101,69 +101,13 @@ func (b *istioBackend) claimDestinationRule(base State, added []string) error {
 // the Service, creating a VirtualService when none does. It returns the
 // state recorded on the first VirtualService.
 func (b *istioBackend) startRoutes(base State) (*State, error) {
-	var first *State
 	wanted := map[string]bool{}
 	for _, name := range b.intent.Routes {
 		wanted[name] = true
 	}
-	found := map[string]bool{}
-	routing := []string{}
-	for _, vs := range b.vss {
-		b.warnForeignDelegates(vs)
-		if !routesToService(vs.spec(), b.svc, vs.desired.GetNamespace()) {
-			continue
-		}
-		routing = append(routing, vs.desired.GetName())
-		prev, err := b.recorded(vs)
-		if err != nil {
-			return nil, err
-		}
-		reapply := prev != nil && prev.Phase == PhaseProgressing
-		var refs []RouteRef
-		if reapply {
-			refs = prev.Routes
-		} else {
-			refs = chooseManagedRoutes(vs, b.svc, base.StableSubset, base.CanarySubset, wanted)
-		}
-		for _, ref := range refs {
-			found[ref.Name] = true
-		}
-		if len(refs) == 0 {
-			continue
-		}
-		if err := splitRoutes(vs, refs, base.StableSubset, base.CanarySubset, int64(b.intent.Weight)); err != nil {
-			return nil, err
-		}
-		st := base
-		st.Weight = b.intent.Weight
-		st.Routes = refs
-		st.Created = isCreatedByUs(vs.live)
-		if reapply {
-			st.PreStartSpec = prev.PreStartSpec
-			st.Created = prev.Created
-			st.AddedRoutes = prev.AddedRoutes
-		} else if !st.Created {
-			if st.PreStartSpec, err = vs.liveSpecJSON(); err != nil {
-				return nil, err
-			}
-		}
-		if err := b.shapeExtras(vs, &st); err != nil {
-			return nil, err
-		}
-		b.setState(vs, &st)
-		if first == nil {
-			first = &st
-		}
-	}
-	var missing []string
-	for name := range wanted {
-		if !found[name] {
-			missing = append(missing, name)
-		}
-	}
-	if len(missing) > 0 {
-		sort.Strings(missing)
-		return nil, intentErrorf("{Routes} %s: no route of that name sends traffic to stable subset %s of service %s/%s (VirtualServices routing it: %s); check the route names", strings.Join(missing, ", "), base.StableSubset, b.svc.namespace, b.svc.name, listOrNone(routing))
+	first, routing, err := b.splitLiveRoutes(base, wanted)
+	if err != nil {
+		return nil, err
 	}
 	if first != nil && (b.meshRouted() || len(wanted) > 0) {
 		return first, nil
@@ -174,6 +118,95 @@ func (b *istioBackend) startRoutes(base State) (*State, error) {
 	if first == nil && len(routing) > 0 {
 		return nil, intentErrorf("VirtualService %s routes service %s/%s, but no route sends its traffic to stable %s=%s alone (each is pinned to a subset or mixes other hosts); pass {Stable} or {Routes}, or add a default route", strings.Join(routing, ", "), b.svc.namespace, b.svc.name, base.VersionLabel, base.Stable)
 	}
+	// No VirtualService holds the host for the mesh: one is created, so
+	// that in-mesh calls get the split too.
+	created, err := b.startNewVirtualService(base)
+	if err != nil {
+		return nil, err
+	}
+	if first == nil {
+		first = created
+	}
+	return first, nil
+}
+
+// splitLiveRoutes splits the managed routes of the live VirtualServices
+// that route the Service, those of the intent when it names routes. It
+// returns the state recorded on the first, and the names of all that
+// route the Service.
+func (b *istioBackend) splitLiveRoutes(base State, wanted map[string]bool) (*State, []string, error) {
+	var first *State
+	found := map[string]bool{}
+	routing := []string{}
+	for _, vs := range b.vss {
+		b.warnForeignDelegates(vs)
+		if !routesToService(vs.spec(), b.svc, vs.desired.GetNamespace()) {
+			continue
+		}
+		routing = append(routing, vs.desired.GetName())
+		st, err := b.startVirtualService(vs, base, wanted, found)
+		if err != nil {
+			return nil, nil, err
+		}
+		if first == nil {
+			first = st
+		}
+	}
+	var missing []string
+	for name := range wanted {
+		if !found[name] {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return nil, nil, intentErrorf("{Routes} %s: no route of that name sends traffic to stable subset %s of service %s/%s (VirtualServices routing it: %s); check the route names", strings.Join(missing, ", "), base.StableSubset, b.svc.namespace, b.svc.name, listOrNone(routing))
+	}
+	return first, routing, nil
+}
+
+// startVirtualService splits the managed routes of a live VirtualService:
+// those start chose before when it runs again, else the splittable ones.
+// found collects their names. It returns the state recorded on the
+// VirtualService, nil when it has no route to manage.
+func (b *istioBackend) startVirtualService(vs *object, base State, wanted, found map[string]bool) (*State, error) {
+	prev, err := b.recorded(vs)
+	if err != nil {
+		return nil, err
+	}
+	reapply := prev != nil && prev.Phase == PhaseProgressing
+	var refs []RouteRef
+	if reapply {
+		refs = prev.Routes
+	} else {
+		refs = chooseManagedRoutes(vs, b.svc, base.StableSubset, base.CanarySubset, wanted)
+	}
+	for _, ref := range refs {
+		found[ref.Name] = true
+	}
+	if len(refs) == 0 {
+		return nil, nil
+	}
+	if err := splitRoutes(vs, refs, base.StableSubset, base.CanarySubset, int64(b.intent.Weight)); err != nil {
+		return nil, err
+	}
+	st := base
+	st.Created = isCreatedByUs(vs.live)
+	if reapply {
+		st.PreStartSpec = prev.PreStartSpec
+		st.Created = prev.Created
+		st.AddedRoutes = prev.AddedRoutes
+	} else if !st.Created {
+		if st.PreStartSpec, err = vs.liveSpecJSON(); err != nil {
+			return nil, err
+		}
+	}
+	return b.recordSplit(vs, refs, st)
+}
+
+// startNewVirtualService creates the Service's VirtualService for in-mesh
+// traffic, with every route of it managed.
+func (b *istioBackend) startNewVirtualService(base State) (*State, error) {
 	vs, err := b.newVirtualService()
 	if err != nil {
 		return nil, err
@@ -188,17 +221,20 @@ func (b *istioBackend) startRoutes(base State) (*State, error) {
 		return nil, err
 	}
 	st := base
+	st.Created = true
+	return b.recordSplit(vs, refs, st)
+}
+
+// recordSplit records st, with the intent's weight and the managed routes
+// refs just split, on vs, with the extras st asks for.
+func (b *istioBackend) recordSplit(vs *object, refs []RouteRef, st State) (*State, error) {
 	st.Weight = b.intent.Weight
 	st.Routes = refs
-	st.Created = true
 	if err := b.shapeExtras(vs, &st); err != nil {
 		return nil, err
 	}
 	b.setState(vs, &st)
-	if first == nil {
-		first = &st
-	}
-	return first, nil
+	return &st, nil
 }
 
 // meshRouted reports whether a VirtualService already holds the Service's

@@ -45,45 +45,17 @@ type Ready struct {
 
 func (r Ready) String() string { return fmt.Sprintf("%d/%d", r.Available, r.Desired) }
 
+// canaryKey names a Service whose canary a routing object records.
+type canaryKey struct{ namespace, service string }
+
 // Summarize finds every canary recorded on the given routing objects and
 // joins it with the readiness of its versions. The VirtualService's state
 // speaks for the canary; a DestinationRule's only when no VirtualService has one.
 func Summarize(services []corev1.Service, deployments []appsv1.Deployment, virtualServices, destinationRules []*unstructured.Unstructured) []CanaryStatus {
-	type key struct{ namespace, service string }
-	found := map[key]*CanaryStatus{}
-	// VirtualServices are read first, so their state is the one kept.
-	for _, obj := range append(append([]*unstructured.Unstructured{}, virtualServices...), destinationRules...) {
-		for service, st := range StatesOn(obj) {
-			k := key{obj.GetNamespace(), service}
-			if st.Namespace != "" {
-				k.namespace = st.Namespace
-			}
-			cs := found[k]
-			if cs == nil {
-				cs = &CanaryStatus{
-					Namespace: k.namespace, Service: service, VersionLabel: st.VersionLabel,
-					Stable: st.Stable, Canary: st.Canary, PromotedFrom: st.PromotedFrom,
-					Weight: st.Weight, Phase: st.Phase, StartedAt: st.StartedAt, UpdatedAt: st.UpdatedAt,
-					Matches: st.Matches, Sticky: st.Sticky, Mirror: st.Mirror, Run: st.Run,
-				}
-				found[k] = cs
-			}
-			ref := obj.GetKind() + "/" + obj.GetName()
-			if obj.GetNamespace() != k.namespace {
-				ref = obj.GetKind() + "/" + obj.GetNamespace() + "/" + obj.GetName()
-			}
-			cs.Objects = append(cs.Objects, ref)
-			if obj.GetKind() == "VirtualService" && st.Phase == PhaseProgressing && boundToAGateway(obj) {
-				for _, h := range asSlice(asMap(obj.Object["spec"])["hosts"]) {
-					cs.GatewayHosts = appendUnique(cs.GatewayHosts, asString(h))
-				}
-			}
-		}
-	}
-
-	servicesByKey := map[key]*corev1.Service{}
+	found := recordedCanaries(append(append([]*unstructured.Unstructured{}, virtualServices...), destinationRules...))
+	servicesByKey := map[canaryKey]*corev1.Service{}
 	for i := range services {
-		servicesByKey[key{services[i].Namespace, services[i].Name}] = &services[i]
+		servicesByKey[canaryKey{services[i].Namespace, services[i].Name}] = &services[i]
 	}
 	deploymentsByNamespace := map[string][]*appsv1.Deployment{}
 	for i := range deployments {
@@ -110,6 +82,41 @@ func Summarize(services []corev1.Service, deployments []appsv1.Deployment, virtu
 		return out[i].Service < out[j].Service
 	})
 	return out
+}
+
+// recordedCanaries reads the canaries the objects record, by Service; the
+// first object that records one gives its state, every one is listed.
+func recordedCanaries(objects []*unstructured.Unstructured) map[canaryKey]*CanaryStatus {
+	found := map[canaryKey]*CanaryStatus{}
+	for _, obj := range objects {
+		for service, st := range StatesOn(obj) {
+			k := canaryKey{obj.GetNamespace(), service}
+			if st.Namespace != "" {
+				k.namespace = st.Namespace
+			}
+			cs := found[k]
+			if cs == nil {
+				cs = &CanaryStatus{
+					Namespace: k.namespace, Service: service, VersionLabel: st.VersionLabel,
+					Stable: st.Stable, Canary: st.Canary, PromotedFrom: st.PromotedFrom,
+					Weight: st.Weight, Phase: st.Phase, StartedAt: st.StartedAt, UpdatedAt: st.UpdatedAt,
+					Matches: st.Matches, Sticky: st.Sticky, Mirror: st.Mirror, Run: st.Run,
+				}
+				found[k] = cs
+			}
+			ref := obj.GetKind() + "/" + obj.GetName()
+			if obj.GetNamespace() != k.namespace {
+				ref = obj.GetKind() + "/" + obj.GetNamespace() + "/" + obj.GetName()
+			}
+			cs.Objects = append(cs.Objects, ref)
+			if obj.GetKind() == "VirtualService" && st.Phase == PhaseProgressing && boundToAGateway(obj) {
+				for _, h := range asSlice(asMap(obj.Object["spec"])["hosts"]) {
+					cs.GatewayHosts = appendUnique(cs.GatewayHosts, asString(h))
+				}
+			}
+		}
+	}
+	return found
 }
 
 // Routing sums up how traffic beyond the split reaches the canary, for
