@@ -3,7 +3,6 @@ package canary
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/kubectl-canary/kubectl-canary/pkg/analysis"
@@ -45,21 +44,7 @@ func (r *Runner) RunningState(ctx context.Context) (*routing.State, error) {
 	if err != nil {
 		return nil, err
 	}
-	return runningState(snap, r.Request.Service)
-}
-
-// runningState is the Service's canary in progress, nil when none runs.
-func runningState(snap *routing.Snapshot, service string) (*routing.State, error) {
-	for _, obj := range append(slices.Clone(snap.VirtualServices), snap.DestinationRules...) {
-		st, err := routing.ReadState(obj, service)
-		if err != nil {
-			return nil, err
-		}
-		if st != nil && st.Phase == routing.PhaseProgressing {
-			return st, nil
-		}
-	}
-	return nil, nil
+	return routing.RunningCanary(*snap, r.Request.Service)
 }
 
 // DryRunFirstStep sends the first step's writes as a server dry run, so
