@@ -184,7 +184,7 @@ func setUpAdopted(t *testing.T, c *cluster, ns string) {
 	c.deployVersions(t, ns, "reviews", "v1", "v2")
 	c.kubectl(t, "", "patch", "service", "reviews", "-n", ns, "--type=json",
 		"-p", `[{"op":"add","path":"/spec/ports/-","value":{"name":"tcp-admin","port":9081}}]`)
-	c.create(t, ns, strings.ReplaceAll(adoptedFixture, "NAMESPACE", ns))
+	c.create(t, ns, fillNamespace(adoptedFixture, ns))
 }
 
 // runAdoptedCanary runs start, weight 50 and abort on adoptedFixture in ns

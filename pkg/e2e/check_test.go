@@ -24,6 +24,25 @@ type checkOutput struct {
 	Findings []checkFinding
 }
 
+// betaRouteToV9 routes /beta to a subset no DestinationRule defines.
+const betaRouteToV9 = `
+name: beta
+match: [{uri: {prefix: /beta}}]
+route:
+- destination: {host: reviews, subset: v9}
+`
+
+// defaultRouteWeighted90 splits the default route 70/20: the weights sum to
+// 90, not 100.
+const defaultRouteWeighted90 = `
+name: default
+route:
+- destination: {host: reviews, subset: v1}
+  weight: 70
+- destination: {host: reviews, subset: v2}
+  weight: 20
+`
+
 // TestCheckCommand: `kubectl canary check SERVICE` reports each problem with
 // its severity and object, as a table and as JSON, and exits non-zero on
 // errors; it writes nothing.
@@ -60,80 +79,32 @@ func TestCheckCommand(t *testing.T) {
 			message: []string{"0 available", "--force"},
 		},
 		{
-			name: "duplicate subset",
-			yaml: `
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: reviews}
-spec:
-  host: reviews
-  subsets:
-  - {name: v1, labels: {version: v1}}
-  - {name: v2, labels: {version: v2}}
-  - {name: v1, labels: {version: v1}}
-`,
+			name:    "duplicate subset",
+			yaml:    reviewsDestinationRule("v1", "v2", "v1"),
 			object:  "DestinationRule reviews",
 			message: []string{`"v1"`, "twice"},
 		},
 		{
 			name: "route to an undefined subset",
-			yaml: `
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: reviews}
-spec:
-  hosts: [reviews]
-  http:
-  - name: beta
-    match: [{uri: {prefix: /beta}}]
-    route:
-    - destination: {host: reviews, subset: v9}
-  - name: default
-    route:
-    - destination: {host: reviews, subset: v1}
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: reviews}
-spec:
-  host: reviews
-  subsets:
-  - {name: v1, labels: {version: v1}}
-`,
+			yaml: yamlStream(
+				virtualService("reviews", httpRoutes(betaRouteToV9, defaultRoute("v1"))),
+				reviewsDestinationRule("v1"),
+			),
 			object:  "VirtualService reviews",
 			message: []string{`"beta"`, `"v9"`},
 		},
 		{
 			name: "weights not summing to 100",
-			yaml: `
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: reviews}
-spec:
-  hosts: [reviews]
-  http:
-  - name: default
-    route:
-    - destination: {host: reviews, subset: v1}
-      weight: 70
-    - destination: {host: reviews, subset: v2}
-      weight: 20
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: reviews}
-spec:
-  host: reviews
-  subsets:
-  - {name: v1, labels: {version: v1}}
-  - {name: v2, labels: {version: v2}}
-`,
+			yaml: yamlStream(
+				virtualService("reviews", httpRoutes(defaultRouteWeighted90)),
+				reviewsDestinationRule("v1", "v2"),
+			),
 			object:  "VirtualService reviews",
 			message: []string{`"default"`, "90", "100"},
 		},
 		{
 			name: "kiali wizard",
-			yaml: `
+			yaml: yamlStream(`
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata:
@@ -144,15 +115,7 @@ spec:
   http:
   - route:
     - destination: {host: reviews, subset: v1}
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: reviews}
-spec:
-  host: reviews
-  subsets:
-  - {name: v1, labels: {version: v1}}
-`,
+`, reviewsDestinationRule("v1")),
 			object:  "VirtualService reviews",
 			message: []string{"Kiali", "--force"},
 		},
@@ -213,33 +176,10 @@ func TestCheckReportsEveryFindingAtOnce(t *testing.T) {
 	c := shared
 	ns := c.newNamespace(t)
 	c.deployVersions(t, ns, "reviews", "v1")
-	c.create(t, ns, `
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: reviews}
-spec:
-  hosts: [reviews]
-  http:
-  - name: beta
-    match: [{uri: {prefix: /beta}}]
-    route:
-    - destination: {host: reviews, subset: v9}
-  - name: default
-    route:
-    - destination: {host: reviews, subset: v1}
-      weight: 70
-    - destination: {host: reviews, subset: v2}
-      weight: 20
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: reviews}
-spec:
-  host: reviews
-  subsets:
-  - {name: v1, labels: {version: v1}}
-  - {name: v2, labels: {version: v2}}
-`)
+	c.create(t, ns, yamlStream(
+		virtualService("reviews", httpRoutes(betaRouteToV9, defaultRouteWeighted90)),
+		reviewsDestinationRule("v1", "v2"),
+	))
 	before := c.versionsOf(t, ns)
 	want := []checkFinding{
 		{"error", "Service " + ns + "/reviews", "only one version"},
@@ -268,7 +208,7 @@ func TestCheckFlaggersVirtualService(t *testing.T) {
 	c := shared
 	ns := c.newNamespace(t)
 	c.deployVersions(t, ns, "reviews", "v1", "v2")
-	c.create(t, ns, `
+	c.create(t, ns, yamlStream(`
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata:
@@ -281,15 +221,7 @@ spec:
   - name: default
     route:
     - destination: {host: reviews, subset: v1}
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: reviews}
-spec:
-  host: reviews
-  subsets:
-  - {name: v1, labels: {version: v1}}
-`)
+`, reviewsDestinationRule("v1")))
 	before := c.versionsOf(t, ns)
 	vsRef := "VirtualService " + ns + "/reviews"
 

@@ -67,7 +67,7 @@ func TestConcurrentWeights(t *testing.T) {
 	c := shared
 	ns := c.newNamespace(t)
 	c.deployVersions(t, ns, "reviews", "v1", "v2")
-	c.create(t, ns, threeVersionsFixture) // jason pinned to v2, default on v1
+	c.create(t, ns, bookinfoReviews()) // jason pinned to v2, default on v1
 	c.mustCanary(t, "start", "reviews", "-n", ns)
 	jason := toJSON(t, route(t, c.get(t, vsV1, ns, "reviews"), "http", 0))
 	dr := c.get(t, drV1, ns, "reviews").GetResourceVersion()
@@ -126,7 +126,7 @@ func TestConcurrentStarts(t *testing.T) {
 				c.deployVersions(t, ns, "reviews", "v1", "v2", "v3")
 				if adopted {
 					// Subsets v1 and v2 exist, v3 does not.
-					c.create(t, ns, threeVersionsFixture)
+					c.create(t, ns, bookinfoReviews())
 				}
 				results := together(t, c,
 					[]string{"start", "reviews", "--canary", "v2", "-n", ns},
@@ -215,7 +215,7 @@ func TestConcurrentStartsInterleaved(t *testing.T) {
 	c := shared
 	ns := c.newNamespace(t)
 	c.deployVersions(t, ns, "reviews", "v1", "v2", "v3")
-	c.create(t, ns, threeVersionsFixture) // subsets v1 and v2
+	c.create(t, ns, bookinfoReviews()) // subsets v1 and v2
 	dr0 := c.get(t, drV1, ns, "reviews")
 
 	// Writes only; dry runs (start sends every write as one first) pass at once.

@@ -33,33 +33,11 @@ func TestConflictingWriter(t *testing.T) {
 	c := shared
 	ns := c.newNamespace(t)
 	c.deployVersions(t, ns, "reviews", "v1", "v2")
-	c.create(t, ns, `
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: reviews}
-spec:
-  hosts: [reviews]
-  http:
-  - name: jason
-    match:
-    - headers:
-        end-user: {exact: jason}
-    timeout: 1s
-    route:
-    - destination: {host: reviews, subset: v2}
-  - name: default
-    route:
-    - destination: {host: reviews, subset: v1}
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: reviews}
-spec:
-  host: reviews
-  subsets:
-  - {name: v1, labels: {version: v1}}
-  - {name: v2, labels: {version: v2}}
-`)
+	// The other writer changes the timeout of the jason route.
+	c.create(t, ns, yamlStream(
+		virtualService("reviews", httpRoutes(jasonRoute+"timeout: 1s\n", defaultRoute("v1"))),
+		reviewsDestinationRule("v1", "v2"),
+	))
 	c.mustCanary(t, "start", "reviews", "-n", ns)
 
 	w := startOtherWriter(t, c, ns, "reviews")

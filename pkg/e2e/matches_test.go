@@ -13,8 +13,9 @@ import (
 
 // matchesFixture is hand-written routing for reviews: jason pinned to v2 (a
 // deliberate rule the canary leaves alone), a managed route with its own
-// match (two entries, ORed) and the managed default route.
-const matchesFixture = `
+// match (two entries, ORed) and the managed default route. The labels of
+// the VirtualService are another tool's, which the canary must keep.
+var matchesFixture = yamlStream(`
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata:
@@ -40,16 +41,7 @@ spec:
     retries: {attempts: 2}
     route:
     - destination: {host: reviews, subset: v1}
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: reviews}
-spec:
-  host: reviews
-  subsets:
-  - {name: v1, labels: {version: v1}}
-  - {name: v2, labels: {version: v2}}
-`
+`, reviewsDestinationRule("v1", "v2"))
 
 // TestHeaderAndCookieRulesThenPercentage: a dark launch for testers (a
 // header and a cookie, ANDed), then a percentage for everyone, then other

@@ -284,27 +284,7 @@ func TestMeshServesTheSplitAfterEachCommand(t *testing.T) {
 func TestMeshKeepsAPinnedHeaderRoute(t *testing.T) {
 	// Bookinfo's "jason goes to v2": a deliberate rule the canary of v3
 	// must leave alone.
-	s := newMeshScene(t, `apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: reviews}
-spec:
-  hosts: [reviews]
-  http:
-  - name: jason
-    match: [{headers: {end-user: {exact: jason}}}]
-    route: [{destination: {host: reviews, subset: v2}}]
-  - name: default
-    route: [{destination: {host: reviews, subset: v1}}]
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: reviews}
-spec:
-  host: reviews
-  subsets:
-  - {name: v1, labels: {version: v1}}
-  - {name: v2, labels: {version: v2}}
-`, "v1", "v2", "v3")
+	s := newMeshScene(t, bookinfoReviews(), "v1", "v2", "v3")
 	m, ns, before, productpage, host := s.mesh, s.ns, s.before, s.productpage, s.host
 	jason := func(routes []xds.Route) {
 		t.Helper()

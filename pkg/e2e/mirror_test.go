@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -14,40 +13,25 @@ import (
 // mirrorFixture: two managed HTTP routes (one with a port on its
 // destination), a managed TCP route (Istio has no TCP mirror), and a route
 // pinned to v2.
-const mirrorFixture = `
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: reviews}
-spec:
-  hosts: [reviews]
-  http:
-  - name: jason
-    match:
-    - headers:
-        end-user: {exact: jason}
-    route:
-    - destination: {host: reviews, subset: v2}
-  - name: api
-    match:
-    - uri: {prefix: /api}
-    route:
-    - destination: {host: reviews.NAMESPACE.svc.cluster.local, subset: v1, port: {number: 9080}}
-  - name: default
-    route:
-    - destination: {host: reviews, subset: v1}
-  tcp:
-  - match: [{port: 9081}]
-    route:
-    - destination: {host: reviews, subset: v1, port: {number: 9081}}
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: reviews}
-spec:
-  host: reviews
-  subsets:
-  - {name: v1, labels: {version: v1}}
-  - {name: v2, labels: {version: v2}}
+var mirrorFixture = yamlStream(
+	virtualService("reviews",
+		httpRoutes(jasonRoute, mirrorAPIRoute, defaultRoute("v1")),
+		tcpRoutes(mirrorTCPRoute)),
+	reviewsDestinationRule("v1", "v2"),
+)
+
+const mirrorAPIRoute = `
+name: api
+match:
+- uri: {prefix: /api}
+route:
+- destination: {host: reviews.NAMESPACE.svc.cluster.local, subset: v1, port: {number: 9080}}
+`
+
+const mirrorTCPRoute = `
+match: [{port: 9081}]
+route:
+- destination: {host: reviews, subset: v1, port: {number: 9081}}
 `
 
 // TestMirror: start --mirror shadows a share of the managed HTTP routes'
@@ -124,27 +108,11 @@ func TestMirror(t *testing.T) {
 		t.Parallel()
 		ns := c.newNamespace(t)
 		c.deployVersions(t, ns, "reviews", "v1", "v2")
-		c.create(t, ns, `
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: reviews}
-spec:
-  hosts: [reviews]
-  http:
-  - name: default
-    mirror: {host: shadow-recorder, port: {number: 8080}}
-    mirrorPercentage: {value: 5}
-    route:
-    - destination: {host: reviews, subset: v1}
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: reviews}
-spec:
-  host: reviews
-  subsets:
-  - {name: v1, labels: {version: v1}}
-`)
+		othersMirror := defaultRoute("v1") + `
+mirror: {host: shadow-recorder, port: {number: 8080}}
+mirrorPercentage: {value: 5}
+`
+		c.create(t, ns, yamlStream(virtualService("reviews", httpRoutes(othersMirror)), reviewsDestinationRule("v1")))
 		vs0 := c.get(t, vsV1, ns, "reviews")
 		before := c.versionsOf(t, ns)
 
@@ -178,11 +146,6 @@ spec:
 		c.mustCanary(t, "abort", "reviews", "-n", ns)
 		assert.Equal(t, spec(vs0), spec(c.get(t, vsV1, ns, "reviews")), "abort must restore the pre-start spec")
 	})
-}
-
-// fillNamespace replaces NAMESPACE in a fixture.
-func fillNamespace(fixture, ns string) string {
-	return strings.ReplaceAll(fixture, "NAMESPACE", ns)
 }
 
 // destinationOf is a copy of the destination of a route's only entry.

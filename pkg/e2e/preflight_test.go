@@ -79,7 +79,7 @@ func TestPreflightRefusesUnlessForced(t *testing.T) {
 		t.Parallel()
 		ns := c.newNamespace(t)
 		c.deployVersions(t, ns, "reviews", "v1", "v2")
-		c.create(t, ns, `
+		c.create(t, ns, yamlStream(`
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata:
@@ -91,15 +91,7 @@ spec:
   - name: primary
     route:
     - destination: {host: reviews, subset: v1}
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: reviews}
-spec:
-  host: reviews
-  subsets:
-  - {name: v1, labels: {version: v1}}
-`)
+`, reviewsDestinationRule("v1")))
 		before := c.versionsOf(t, ns)
 		r := c.failCanary(t, "start", "reviews", "-n", ns)
 		assert.Contains(t, r.stderr, "Argo Rollouts")

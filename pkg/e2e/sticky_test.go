@@ -15,29 +15,18 @@ import (
 // stickyFixture: the default route's destination sets a response header of
 // its own, which the canary's Set-Cookie must join, not replace, and which
 // promote must keep.
-const stickyFixture = `
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: reviews}
-spec:
-  hosts: [reviews]
-  http:
-  - name: default
-    retries: {attempts: 2}
-    route:
-    - destination: {host: reviews, subset: v1}
-      headers:
-        response:
-          set: {x-served-by: reviews}
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: reviews}
-spec:
-  host: reviews
-  subsets:
-  - {name: v1, labels: {version: v1}}
-`
+var stickyFixture = yamlStream(
+	virtualService("reviews", httpRoutes(`
+name: default
+retries: {attempts: 2}
+route:
+- destination: {host: reviews, subset: v1}
+  headers:
+    response:
+      set: {x-served-by: reviews}
+`)),
+	reviewsDestinationRule("v1"),
+)
 
 // TestSticky: start --sticky makes the canary's responses set a cookie and
 // adds a route that sends requests carrying it to the canary, so a user who

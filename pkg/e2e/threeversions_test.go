@@ -9,44 +9,15 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Bookinfo's reviews: v1 serves everyone, jason is pinned to v2, v3 is new.
-const threeVersionsFixture = `
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: reviews}
-spec:
-  hosts: [reviews]
-  http:
-  - name: jason
-    match:
-    - headers:
-        end-user: {exact: jason}
-    route:
-    - destination: {host: reviews, subset: v2}
-  - name: default
-    route:
-    - destination: {host: reviews, subset: v1}
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: reviews}
-spec:
-  host: reviews
-  subsets:
-  - name: v1
-    labels: {version: v1}
-  - name: v2
-    labels: {version: v2}
-`
-
 // TestThreeVersions: with two candidates start refuses to guess and lists
 // them; --canary picks one; the route pinned to v2 is never touched.
 func TestThreeVersions(t *testing.T) {
 	t.Parallel()
 	c := shared
 	ns := c.newNamespace(t)
+	// v1 serves everyone, jason is pinned to v2, v3 is new.
 	c.deployVersions(t, ns, "reviews", "v1", "v2", "v3")
-	c.create(t, ns, threeVersionsFixture)
+	c.create(t, ns, bookinfoReviews())
 	vs0 := c.get(t, vsV1, ns, "reviews")
 	jason := toJSON(t, route(t, vs0, "http", 0))
 	before := c.versionsOf(t, ns)
