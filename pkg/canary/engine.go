@@ -39,8 +39,8 @@ const (
 type Engine struct {
 	Store Store
 	// Warn receives each warning as it arises: a preflight finding that
-	// does not stop the change, or one that --force overrode.
-	Warn func(object, message string)
+	// does not stop the change, or an error finding the request forced.
+	Warn func(routing.Finding)
 }
 
 // Request is one change: an intent for a Service and how to carry it out.
@@ -192,7 +192,7 @@ func (e *Engine) preflight(snap *routing.Snapshot, plan *routing.Plan, req Reque
 			continue
 		}
 		if e.Warn != nil {
-			e.Warn(f.Object, f.Message)
+			e.Warn(f)
 		}
 	}
 	if len(stopping) > 0 {
@@ -209,11 +209,17 @@ type PreflightError struct {
 }
 
 func (e *PreflightError) Error() string {
+	return e.Describe(func(f routing.Finding) string { return f.Message }, "force the change")
+}
+
+// Describe words the error with each finding's message as message gives
+// it, and force as the way to go ahead anyway.
+func (e *PreflightError) Describe(message func(routing.Finding) string, force string) string {
 	lines := make([]string, len(e.Findings))
 	for i, f := range e.Findings {
-		lines[i] = fmt.Sprintf("  %s: %s", f.Object, f.Message)
+		lines[i] = fmt.Sprintf("  %s: %s", f.Object, message(f))
 	}
-	return fmt.Sprintf("preflight check of service %s/%s failed, nothing was changed:\n%s\nFix these, or pass --force to go ahead anyway (kubectl canary check %s shows every finding)", e.Namespace, e.Service, strings.Join(lines, "\n"), e.Service)
+	return fmt.Sprintf("preflight check of service %s/%s failed, nothing was changed:\n%s\nFix these, or %s to go ahead anyway (kubectl canary check %s shows every finding)", e.Namespace, e.Service, strings.Join(lines, "\n"), force, e.Service)
 }
 
 // needsAuthorising: asking first matters only when a refusal could come

@@ -183,7 +183,7 @@ func TestEnginePreflight(t *testing.T) {
 	store := newMemoryStore(t, "no-istio")
 	store.deploys[1].Status.AvailableReplicas = 0 // the canary is not ready
 	var warnings []string
-	engine := &Engine{Store: store, Warn: func(object, message string) { warnings = append(warnings, object) }}
+	engine := &Engine{Store: store, Warn: func(f routing.Finding) { warnings = append(warnings, f.Object) }}
 	wait := &recordingObserver{store: store, name: "wait"}
 	_, err := engine.Change(context.Background(), start(store, 10), wait)
 	var preflight *PreflightError

@@ -100,8 +100,8 @@ func (o *changeOptions) Run(cmd *cobra.Command) error {
 
 // engine is the engine writing to cluster, warning on ErrOut.
 func (o *changeOptions) engine(store canary.Store) *canary.Engine {
-	return &canary.Engine{Store: store, Warn: func(object, message string) {
-		fmt.Fprintf(o.ErrOut, "Warning: %s: %s\n", object, message)
+	return &canary.Engine{Store: store, Warn: func(f routing.Finding) {
+		fmt.Fprintf(o.ErrOut, "Warning: %s: %s\n", f.Object, findingMessage(f))
 	}}
 }
 

@@ -85,6 +85,7 @@ func (o *CheckOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	findings = findingsInFlagTerms(findings)
 	if o.printer != nil {
 		if err := printReport(o.printer, map[string]any{"service": o.namespace + "/" + o.service, "findings": findings}, o.Out); err != nil {
 			return err

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/kubectl-canary/kubectl-canary/pkg/canary"
 	"github.com/kubectl-canary/kubectl-canary/pkg/routing"
 )
 
@@ -36,6 +37,11 @@ func flagOf(f routing.Field) string {
 // --stable", not "pass stable"). Errors that name none pass unchanged; the
 // reworded one still unwraps to the original.
 func inFlagTerms(err error) error {
+	var preflight *canary.PreflightError
+	if errors.As(err, &preflight) {
+		message := strings.Replace(err.Error(), preflight.Error(), preflight.Describe(findingMessage, "pass --force"), 1)
+		return &flagTermsError{message: message, err: err}
+	}
 	var intentErr *routing.IntentError
 	if !errors.As(err, &intentErr) {
 		return err

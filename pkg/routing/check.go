@@ -23,30 +23,17 @@ const (
 type Finding struct {
 	Severity Severity `json:"severity"`
 	Object   string   `json:"object"`
-	// Message says what is wrong and what to do. It names the parts of the
-	// request the way the command line does (--force, --version-label), as
-	// it always has, until every caller words Text itself; then it can hold
-	// Text.String().
+	// Message says what is wrong and what to do, naming the parts of the
+	// request in the core's words (Text.String()).
 	Message string `json:"message"`
 	// Text is the same message with the parts of the request it names as
 	// placeholders (FieldOverride, FieldVersionLabel), for the caller to
-	// word. The JSON form carries Message alone.
+	// word as its users give them. The JSON form carries Message alone.
 	Text Text `json:"-"`
 }
 
-// legacyFlags are the flags Message names fields by until every caller
-// words Text itself (pkg/cmd's findingMessage): the only fields a finding
-// names.
-var legacyFlags = map[Field]string{FieldOverride: "--force", FieldVersionLabel: "--version-label"}
-
 func newFinding(sev Severity, object string, text Text) Finding {
-	message := text.Render(func(f Field) string {
-		if flag, ok := legacyFlags[f]; ok {
-			return flag
-		}
-		return f.Word()
-	})
-	return Finding{Severity: sev, Object: object, Message: message, Text: text}
+	return Finding{Severity: sev, Object: object, Message: text.String(), Text: text}
 }
 
 // CheckOptions tune the preflight.

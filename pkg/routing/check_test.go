@@ -84,7 +84,7 @@ func TestCheckFindings(t *testing.T) {
 		}, CheckOptions{}, "error VirtualService bookinfo/reviews: is managed by Flagger (annotation flagger.kubernetes.io/original-configuration"},
 		{"Flagger's saved configuration names the way out", "bookinfo-adopted", func(s *Snapshot) {
 			s.VirtualServices[0].SetAnnotations(map[string]string{"flagger.kubernetes.io/original-configuration": `{"hosts":["reviews"]}`})
-		}, CheckOptions{}, "remove the annotation, or pass --force"},
+		}, CheckOptions{}, "remove the annotation, or pass an override"},
 		{"Flagger's owner reference", "bookinfo-adopted", func(s *Snapshot) {
 			s.DestinationRules[0].SetOwnerReferences([]metav1.OwnerReference{{APIVersion: "flagger.app/v1beta1", Kind: "Canary", Name: "reviews", UID: "u1"}})
 		}, CheckOptions{}, "error DestinationRule bookinfo/reviews: is managed by Flagger (owner reference to Canary reviews (flagger.app/v1beta1))"},
