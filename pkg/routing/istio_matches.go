@@ -2,11 +2,11 @@ package routing
 
 import (
 	"fmt"
-	"reflect"
 	"regexp"
 	"sort"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
@@ -75,7 +75,7 @@ func withConditions(match []interface{}, headers map[string]interface{}) ([]inte
 			merged[name] = cond
 		}
 		for name, cond := range headers {
-			if prev, ok := existing[name]; ok && !reflect.DeepEqual(prev, cond) {
+			if prev, ok := existing[name]; ok && !equality.Semantic.DeepEqual(prev, cond) {
 				return nil, fmt.Errorf("the route already matches header %s differently", name)
 			}
 			merged[name] = cond

@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"reflect"
 	"sort"
 	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
@@ -370,5 +370,5 @@ func listOrNone(names []string) string {
 // sameObject compares decoded objects. Both sides hold what the API
 // machinery decodes (int64 numbers), and the plan only ever writes int64.
 func sameObject(a, b interface{}) bool {
-	return reflect.DeepEqual(a, b)
+	return equality.Semantic.DeepEqual(a, b)
 }
