@@ -2,46 +2,11 @@ package canary
 
 import (
 	"context"
-	"fmt"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubectl-canary/kubectl-canary/pkg/routing"
 )
-
-// Statuses reads the canaries of a namespace ("" for all) or, when service
-// is given, of that Service alone.
-func (c *Cluster) Statuses(ctx context.Context, namespace, service string) ([]routing.CanaryStatus, error) {
-	inv, err := c.clients.ReadInventory(ctx, namespace)
-	if err != nil {
-		return nil, err
-	}
-	statuses := routing.Summarize(inv.Services, inv.Deployments, inv.VirtualServices, inv.DestinationRules)
-	if namespace != "" {
-		// VirtualServices of other namespaces may name canaries there.
-		kept := statuses[:0]
-		for _, st := range statuses {
-			if st.Namespace == namespace {
-				kept = append(kept, st)
-			}
-		}
-		statuses = kept
-	}
-	if service == "" {
-		return statuses, nil
-	}
-	for _, st := range statuses {
-		if st.Service == service {
-			return []routing.CanaryStatus{st}, nil
-		}
-	}
-	for _, svc := range inv.Services {
-		if svc.Name == service {
-			return nil, fmt.Errorf("service %s/%s has no canary recorded; start one with kubectl canary start %s", namespace, service, service)
-		}
-	}
-	return nil, fmt.Errorf("service %q not found in namespace %q; check the name, or pass -n with the namespace it lives in", service, namespace)
-}
 
 // CheckService reads a Service and everything that routes it, and checks
 // it is ready for a canary.

@@ -24,7 +24,6 @@ type StatusOptions struct {
 	output        *outputFlag
 	printer       printers.ResourcePrinter
 	watch         bool
-	interval      time.Duration
 	now           func() time.Time
 }
 
@@ -49,7 +48,7 @@ func newCmdStatus(g *globalOptions) *cobra.Command {
 			kubectl canary status -A --watch`),
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(args); err != nil {
+			if err := o.Complete(cmd, args); err != nil {
 				return err
 			}
 			if err := o.Validate(); err != nil {
@@ -61,12 +60,27 @@ func newCmdStatus(g *globalOptions) *cobra.Command {
 	cmd.Flags().BoolVarP(&o.allNamespaces, "all-namespaces", "A", false, "Show canaries in every namespace.")
 	o.output = addOutputFlag(cmd, "a table")
 	cmd.Flags().BoolVarP(&o.watch, "watch", "w", false, "Keep watching and print a row again whenever a canary changes.")
-	cmd.Flags().DurationVar(&o.interval, "interval", 2*time.Second, "How often --watch reads the cluster.")
+	addDeprecatedIntervalFlag(cmd)
 	return cmd
 }
 
+// intervalDeprecation is the note for scripts that still pass --interval.
+const intervalDeprecation = "status --watch follows the API server's watch events as they happen, so there is no interval to set; leave the flag out"
+
+// addDeprecatedIntervalFlag keeps --interval, once how often --watch read
+// the cluster, so existing scripts still run. It is hidden and Complete
+// warns about it rather than cobra's MarkDeprecated, whose note goes to
+// standard output and would break `status -o json`.
+func addDeprecatedIntervalFlag(cmd *cobra.Command) {
+	cmd.Flags().Duration("interval", 2*time.Second, "Deprecated: "+intervalDeprecation+".")
+	_ = cmd.Flags().MarkHidden("interval")
+}
+
 // Complete reads the arguments and the namespace.
-func (o *StatusOptions) Complete(args []string) error {
+func (o *StatusOptions) Complete(cmd *cobra.Command, args []string) error {
+	if cmd.Flags().Changed("interval") {
+		fmt.Fprintf(o.ErrOut, "Flag --interval has been deprecated, %s\n", intervalDeprecation)
+	}
 	if len(args) == 1 {
 		o.service = args[0]
 	}
@@ -86,29 +100,39 @@ func (o *StatusOptions) Validate() error {
 	if o.watch && o.printer != nil {
 		return fmt.Errorf("--watch prints a table; leave out --output")
 	}
-	if o.interval <= 0 {
-		return fmt.Errorf("--interval must be positive, for example 2s")
-	}
 	return nil
 }
 
 // Run prints the status once, or keeps printing changes with --watch.
 func (o *StatusOptions) Run(ctx context.Context) error {
-	statuses, err := o.read(ctx)
+	cluster, err := o.conn.Cluster()
+	if err != nil {
+		return err
+	}
+	namespace := o.namespace
+	if o.allNamespaces {
+		namespace = ""
+	}
+	if o.watch {
+		return cluster.WatchStatuses(ctx, namespace, o.service, o.printChanges())
+	}
+	statuses, err := cluster.Statuses(ctx, namespace, o.service)
 	if err != nil {
 		return err
 	}
 	if o.printer != nil {
 		return o.printStructured(statuses)
 	}
-	if !o.watch {
-		return o.printTable(o.Out, statuses, true)
-	}
+	return o.printTable(o.Out, statuses, true)
+}
+
+// printChanges is what --watch does with the canaries each time they may
+// have changed: print the header the first time, then the rows of the
+// canaries that differ from what was last printed for them.
+func (o *StatusOptions) printChanges() func([]routing.CanaryStatus) error {
 	shown := map[string]string{}
 	header := true
-	ticker := time.NewTicker(o.interval)
-	defer ticker.Stop()
-	for {
+	return func(statuses []routing.CanaryStatus) error {
 		var changed []routing.CanaryStatus
 		for _, st := range statuses {
 			key := st.Namespace + "/" + st.Service
@@ -118,33 +142,13 @@ func (o *StatusOptions) Run(ctx context.Context) error {
 				changed = append(changed, st)
 			}
 		}
-		if len(changed) > 0 || header {
-			if err := o.printTable(o.Out, changed, header); err != nil {
-				return err
-			}
-			header = false
-		}
-		select {
-		case <-ctx.Done():
+		if len(changed) == 0 && !header {
 			return nil
-		case <-ticker.C:
 		}
-		if statuses, err = o.read(ctx); err != nil {
-			return err
-		}
+		err := o.printTable(o.Out, changed, header)
+		header = false
+		return err
 	}
-}
-
-func (o *StatusOptions) read(ctx context.Context) ([]routing.CanaryStatus, error) {
-	cluster, err := o.conn.Cluster()
-	if err != nil {
-		return nil, err
-	}
-	namespace := o.namespace
-	if o.allNamespaces {
-		namespace = ""
-	}
-	return cluster.Statuses(ctx, namespace, o.service)
 }
 
 func (o *StatusOptions) printStructured(statuses []routing.CanaryStatus) error {

@@ -1,0 +1,116 @@
+package cmd
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	clienttesting "k8s.io/client-go/testing"
+
+	"github.com/kubectl-canary/kubectl-canary/pkg/canary"
+)
+
+// lockedBuffer is a bytes.Buffer a running command and the test share.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// startWatch runs `kubectl canary ARGS...` until stop, which returns its
+// error; out has what it printed so far.
+func (f *fakeCluster) startWatch(args ...string) (out *lockedBuffer, stop func() error) {
+	out = &lockedBuffer{}
+	cmd := newCmdCanary(&globalOptions{conn: canary.ConnectWith(f), IOStreams: genericiooptions.IOStreams{In: strings.NewReader(""), Out: out, ErrOut: out}})
+	cmd.SetArgs(args)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(ctx) }()
+	return out, func() error {
+		cancel()
+		return <-done
+	}
+}
+
+func waitForOutput(t *testing.T, out *lockedBuffer, what string, ok func(string) bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !ok(out.String()) {
+		require.True(t, time.Now().Before(deadline), "status --watch never printed %s:\n%s", what, out.String())
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// reads counts the list and watch calls of the fakes by resource.
+func (f *fakeCluster) reads() map[string]int {
+	out := map[string]int{}
+	for _, actions := range [][]clienttesting.Action{f.core.Actions(), f.dynamic.Actions()} {
+		for _, a := range actions {
+			if a.GetVerb() == "list" || a.GetVerb() == "watch" {
+				out[a.GetVerb()+" "+a.GetResource().Resource]++
+			}
+		}
+	}
+	return out
+}
+
+// status --watch prints the header once and a row per canary, then a row
+// again when the canary changes: it follows watch events, and lists each
+// resource once, when it starts.
+func TestStatusWatchPrintsAChangedCanary(t *testing.T) {
+	f := newFakeCluster(t, "no-istio", "shop")
+	_, _, err := f.run("start", "reviews")
+	require.NoError(t, err)
+	before := f.reads()
+
+	out, stop := f.startWatch("status", "--watch")
+	waitForOutput(t, out, "the first row", func(s string) bool { return strings.Contains(s, "10%") })
+	watched := f.reads()
+	for _, resource := range []string{"services", "deployments", "virtualservices", "destinationrules"} {
+		assert.Equal(t, 1, watched["list "+resource]-before["list "+resource], "one list of %s", resource)
+		assert.Equal(t, 1, watched["watch "+resource], "one watch of %s", resource)
+	}
+
+	_, _, err = f.run("weight", "reviews", "40")
+	require.NoError(t, err)
+	waitForOutput(t, out, "the changed row", func(s string) bool { return strings.Contains(s, "40%") })
+	require.NoError(t, stop(), "the end of the context ends --watch cleanly")
+	assert.Regexp(t, `^SERVICE\s+STABLE\s+CANARY\s+WEIGHT\s+PHASE\s+STABLE READY\s+CANARY READY\s+AGE\s+ROUTING\n`+
+		`reviews\s+v1\s+v2\s+10%\s+Progressing\s+3/3\s+1/1\s+\S+\s+-\n`+
+		`reviews\s+v1\s+v2\s+40%\s+Progressing\s+3/3\s+1/1\s+\S+\s+-\n$`, out.String())
+}
+
+// --interval once set how often --watch read the cluster; scripts that
+// still pass it run on, with a note on standard error that keeps standard
+// output what it was.
+func TestStatusIntervalIsDeprecated(t *testing.T) {
+	f := newFakeCluster(t, "no-istio", "shop")
+	_, _, err := f.run("start", "reviews")
+	require.NoError(t, err)
+	stdout, stderr, err := f.run("status", "reviews", "--interval", "5s", "-o", "json")
+	require.NoError(t, err)
+	assert.True(t, json.Valid([]byte(stdout)), "standard output stays JSON:\n%s", stdout)
+	assert.Equal(t, "Flag --interval has been deprecated, status --watch follows the API server's watch events as they happen, so there is no interval to set; leave the flag out\n", stderr)
+
+	help, _, err := f.run("status", "--help")
+	require.NoError(t, err)
+	assert.NotContains(t, help, "--interval")
+}

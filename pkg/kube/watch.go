@@ -1,0 +1,245 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync/atomic"
+
+	appsv1 "k8s.io/api/apps/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	appsinformers "k8s.io/client-go/informers/apps/v1"
+	coreinformers "k8s.io/client-go/informers/core/v1"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/kubectl-canary/kubectl-canary/pkg/routing"
+)
+
+// InventoryWatch keeps the objects of an Inventory in informer caches: one
+// initial LIST per resource fills them and a WATCH each keeps them current,
+// so that following the canaries costs an event per change instead of
+// listing everything again on a timer.
+type InventoryWatch struct {
+	clients   *Clients
+	namespace string
+	services, deployments,
+	virtualServices, destinationRules watchedResource
+	// everyVirtualService says the VirtualServices are watched in every
+	// namespace, not just this one (see WatchInventory).
+	everyVirtualService bool
+	changes             chan struct{}
+	stop                context.CancelFunc
+}
+
+// watchedResource is one informer and what its errors call it.
+type watchedResource struct {
+	informer  cache.SharedIndexInformer
+	resource  string
+	namespace string
+}
+
+// WatchInventory starts watching the Services, Deployments,
+// VirtualServices and DestinationRules of a namespace ("" for all), and
+// returns once the first list of each is in; the watch lasts until ctx ends
+// or Stop.
+//
+// Watching one namespace, the canary state of a DestinationRule may name
+// VirtualServices of other namespaces that route the Service too.
+// ReadInventory GETs those few; a watch must also see them change, so when
+// the user may list and watch VirtualServices everywhere, they are watched
+// in every namespace and taken from that cache. Otherwise they are read
+// again on each change in the namespace: the plugin's own writes always
+// change the namespace's DestinationRule too, so only an outside edit of
+// such a VirtualService alone shows late, at the next change here.
+func (c *Clients) WatchInventory(ctx context.Context, namespace string) (*InventoryWatch, error) {
+	w := &InventoryWatch{clients: c, namespace: namespace, changes: make(chan struct{}, 1)}
+	vsNamespace := namespace
+	if namespace != "" && c.mayWatchEveryNamespace(ctx, c.VirtualServices().Resource) {
+		vsNamespace, w.everyVirtualService = metav1.NamespaceAll, true
+	}
+	w.services = watchedResource{coreinformers.NewServiceInformer(c.Core, namespace, 0, cache.Indexers{}), "services", namespace}
+	w.deployments = watchedResource{appsinformers.NewDeploymentInformer(c.Core, namespace, 0, cache.Indexers{}), "deployments", namespace}
+	w.destinationRules = c.routingInformer(c.DestinationRules(), namespace)
+	w.virtualServices = c.routingInformer(c.VirtualServices(), vsNamespace)
+	if err := w.start(ctx); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// routingInformer watches VirtualServices or DestinationRules as
+// unstructured data, which keeps every field, as listRouting does.
+func (c *Clients) routingInformer(gvr schema.GroupVersionResource, namespace string) watchedResource {
+	informer := dynamicinformer.NewFilteredDynamicInformer(c.Dynamic, gvr, namespace, 0, cache.Indexers{}, nil).Informer()
+	return watchedResource{informer, gvr.GroupResource().String(), namespace}
+}
+
+// Changes signals, after an add, update or delete of any watched object,
+// that Inventory has changed. Signals do not queue up: one pending signal
+// stands for every change since the last receive.
+func (w *InventoryWatch) Changes() <-chan struct{} { return w.changes }
+
+// Stop ends the watch before ctx does.
+func (w *InventoryWatch) Stop() { w.stop() }
+
+func (w *InventoryWatch) changed() {
+	select {
+	case w.changes <- struct{}{}:
+	default:
+	}
+}
+
+func (w *InventoryWatch) resources() []watchedResource {
+	return []watchedResource{w.services, w.deployments, w.destinationRules, w.virtualServices}
+}
+
+// start runs the informers until ctx ends and waits until each has
+// delivered its first list. An error before then (a resource not served, a
+// missing permission) stops them all and is returned: informers would
+// retry it forever, leaving the command hanging without a word. Errors
+// after that are passing ones (a dropped connection) the informers retry.
+func (w *InventoryWatch) start(ctx context.Context) error {
+	ctx, w.stop = context.WithCancel(ctx)
+	var synced atomic.Bool
+	firstErr := make(chan error, 1)
+	var handlersSynced []cache.InformerSynced
+	for _, r := range w.resources() {
+		err := r.informer.SetWatchErrorHandlerWithContext(func(ctx context.Context, reflector *cache.Reflector, err error) {
+			if synced.Load() {
+				cache.DefaultWatchErrorHandler(ctx, reflector, err)
+				return
+			}
+			select {
+			case firstErr <- watchError(r.resource, r.namespace, err):
+			default:
+			}
+			w.stop()
+		})
+		if err != nil {
+			w.stop()
+			return err
+		}
+		registration, err := r.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc:    func(any) { w.changed() },
+			UpdateFunc: func(any, any) { w.changed() },
+			DeleteFunc: func(any) { w.changed() },
+		})
+		if err != nil {
+			w.stop()
+			return err
+		}
+		handlersSynced = append(handlersSynced, registration.HasSynced)
+		go r.informer.RunWithContext(ctx)
+	}
+	if !cache.WaitForCacheSync(ctx.Done(), handlersSynced...) {
+		w.stop()
+		select {
+		case err := <-firstErr:
+			return err
+		default:
+			return ctx.Err()
+		}
+	}
+	synced.Store(true)
+	return nil
+}
+
+// watchError says which list or watch failed, and what to do about a
+// missing permission.
+func watchError(resource, namespace string, err error) error {
+	where := "in namespace " + namespace
+	if namespace == "" {
+		where = "in all namespaces"
+	}
+	if apierrors.IsForbidden(err) {
+		return fmt.Errorf("not allowed to list and watch %s %s: %w; --watch needs both permissions (see the RBAC section of the README)", resource, where, err)
+	}
+	return fmt.Errorf("cannot watch %s %s: %w", resource, where, err)
+}
+
+// mayWatchEveryNamespace asks the API server whether the user may list and
+// watch a resource of Istio's networking group in every namespace. An
+// error counts as no: the watch then falls back to what one namespace gives.
+func (c *Clients) mayWatchEveryNamespace(ctx context.Context, resource string) bool {
+	for _, verb := range []string{"list", "watch"} {
+		review, err := c.Core.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
+			Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
+				Verb: verb, Group: IstioNetworkingGroup, Resource: resource,
+			}},
+		}, metav1.CreateOptions{})
+		if err != nil || !review.Status.Allowed {
+			return false
+		}
+	}
+	return true
+}
+
+// Inventory is what the caches hold now, the same objects ReadInventory
+// would list. The objects are the caches' own: read them, never change them.
+func (w *InventoryWatch) Inventory(ctx context.Context) (*Inventory, error) {
+	inv := &Inventory{}
+	for _, obj := range w.services.informer.GetStore().List() {
+		inv.Services = append(inv.Services, *obj.(*corev1.Service))
+	}
+	for _, obj := range w.deployments.informer.GetStore().List() {
+		inv.Deployments = append(inv.Deployments, *obj.(*appsv1.Deployment))
+	}
+	inv.DestinationRules = cachedRouting(w.destinationRules.informer.GetStore(), w.namespace)
+	inv.VirtualServices = cachedRouting(w.virtualServices.informer.GetStore(), w.namespace)
+	if w.namespace == "" {
+		return inv, nil
+	}
+	if !w.everyVirtualService {
+		var err error
+		inv.VirtualServices, err = w.clients.withRecordedElsewhere(ctx, inv.VirtualServices, inv.DestinationRules, "")
+		return inv, err
+	}
+	for _, ref := range recordedElsewhere(inv.DestinationRules) {
+		// A ref is "namespace/name", the cache's own key.
+		if obj, ok, _ := w.virtualServices.informer.GetStore().GetByKey(ref); ok {
+			inv.VirtualServices = append(inv.VirtualServices, obj.(*unstructured.Unstructured))
+		}
+	}
+	return inv, nil
+}
+
+// cachedRouting is the routing objects of a cache in a namespace ("" for
+// all), in listRouting's order: the first VirtualService's state speaks for
+// a canary, so the order must not depend on the cache's map.
+func cachedRouting(store cache.Store, namespace string) []*unstructured.Unstructured {
+	var out []*unstructured.Unstructured
+	for _, obj := range store.List() {
+		u := obj.(*unstructured.Unstructured)
+		if namespace == "" || u.GetNamespace() == namespace {
+			out = append(out, u)
+		}
+	}
+	slices.SortFunc(out, func(a, b *unstructured.Unstructured) int {
+		return strings.Compare(a.GetNamespace()+"\x00"+a.GetName(), b.GetNamespace()+"\x00"+b.GetName())
+	})
+	return out
+}
+
+// recordedElsewhere lists, once each, the VirtualServices of other
+// namespaces ("namespace/name") that the DestinationRules' canary states
+// name, as withRecordedElsewhere reads them.
+func recordedElsewhere(destinationRules []*unstructured.Unstructured) []string {
+	var refs []string
+	for _, dr := range destinationRules {
+		for _, st := range routing.StatesOn(dr) {
+			for _, ref := range st.OtherNamespaces {
+				if strings.Contains(ref, "/") && !slices.Contains(refs, ref) {
+					refs = append(refs, ref)
+				}
+			}
+		}
+	}
+	return refs
+}
