@@ -3,6 +3,7 @@ package canary
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
@@ -10,9 +11,11 @@ import (
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
 	clienttesting "k8s.io/client-go/testing"
@@ -145,4 +148,19 @@ func TestWatchStatusesOfAServiceWithoutCanaryFails(t *testing.T) {
 	assert.EqualError(t, err, "service shop/reviews has no canary recorded; start one with kubectl canary start reviews")
 	_, want := c.Statuses(context.Background(), "shop", "ratings")
 	assert.EqualError(t, c.WatchStatuses(context.Background(), "shop", "ratings", each), want.Error())
+}
+
+// A user who may list but not watch gets an error that says so, whether
+// the refusal comes before the first lists are in or after: informers would
+// retry it forever and leave the table silent.
+func TestWatchStatusesWithoutWatchPermissionFails(t *testing.T) {
+	c, core, _ := fakeCluster(t, "recorded-state")
+	core.PrependWatchReactor("deployments", func(clienttesting.Action) (bool, watch.Interface, error) {
+		return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: "apps", Resource: "deployments"}, "", errors.New("RBAC: watch is not granted"))
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := c.WatchStatuses(ctx, "shop", "", func([]routing.CanaryStatus) error { return nil })
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "not allowed to list and watch deployments in namespace shop")
 }

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
@@ -34,8 +36,14 @@ type InventoryWatch struct {
 	// everyVirtualService says the VirtualServices are watched in every
 	// namespace, not just this one (see WatchInventory).
 	everyVirtualService bool
-	changes             chan struct{}
-	stop                context.CancelFunc
+	// readsElsewhere says the last Inventory read VirtualServices of other
+	// namespaces with GETs, which no event announces.
+	readsElsewhere atomic.Bool
+	changes        chan struct{}
+	stop           context.CancelFunc
+	synced         atomic.Bool
+	failedMu       sync.Mutex
+	failed         error // the error that ended the watch
 }
 
 // watchedResource is one informer and what its errors call it.
@@ -51,13 +59,14 @@ type watchedResource struct {
 // or Stop.
 //
 // Watching one namespace, the canary state of a DestinationRule may name
-// VirtualServices of other namespaces that route the Service too.
-// ReadInventory GETs those few; a watch must also see them change, so when
-// the user may list and watch VirtualServices everywhere, they are watched
-// in every namespace and taken from that cache. Otherwise they are read
-// again on each change in the namespace: the plugin's own writes always
-// change the namespace's DestinationRule too, so only an outside edit of
-// such a VirtualService alone shows late, at the next change here.
+// VirtualServices of other namespaces that route the Service too, and may
+// be the only ones whose state changes (weight writes no DestinationRule).
+// ReadInventory GETs those few; a watch must see them change, so when the
+// user may list and watch VirtualServices everywhere, they are watched in
+// every namespace and taken from that cache. Otherwise they are read again
+// with a GET on each change in the namespace and, while there are any,
+// every recheckElsewhere: the only reads on a timer, and only where the
+// user cannot watch.
 func (c *Clients) WatchInventory(ctx context.Context, namespace string) (*InventoryWatch, error) {
 	w := &InventoryWatch{clients: c, namespace: namespace, changes: make(chan struct{}, 1)}
 	vsNamespace := namespace
@@ -82,8 +91,9 @@ func (c *Clients) routingInformer(gvr schema.GroupVersionResource, namespace str
 }
 
 // Changes signals, after an add, update or delete of any watched object,
-// that Inventory has changed. Signals do not queue up: one pending signal
-// stands for every change since the last receive.
+// that Inventory has changed, or that the watch failed and Inventory says
+// why. Signals do not queue up: one pending signal stands for every change
+// since the last receive.
 func (w *InventoryWatch) Changes() <-chan struct{} { return w.changes }
 
 // Stop ends the watch before ctx does.
@@ -101,28 +111,12 @@ func (w *InventoryWatch) resources() []watchedResource {
 }
 
 // start runs the informers until ctx ends and waits until each has
-// delivered its first list. An error before then (a resource not served, a
-// missing permission) stops them all and is returned: informers would
-// retry it forever, leaving the command hanging without a word. Errors
-// after that are passing ones (a dropped connection) the informers retry.
+// delivered its first list.
 func (w *InventoryWatch) start(ctx context.Context) error {
 	ctx, w.stop = context.WithCancel(ctx)
-	var synced atomic.Bool
-	firstErr := make(chan error, 1)
 	var handlersSynced []cache.InformerSynced
 	for _, r := range w.resources() {
-		err := r.informer.SetWatchErrorHandlerWithContext(func(ctx context.Context, reflector *cache.Reflector, err error) {
-			if synced.Load() {
-				cache.DefaultWatchErrorHandler(ctx, reflector, err)
-				return
-			}
-			select {
-			case firstErr <- watchError(r.resource, r.namespace, err):
-			default:
-			}
-			w.stop()
-		})
-		if err != nil {
+		if err := r.informer.SetWatchErrorHandlerWithContext(w.onError(r)); err != nil {
 			w.stop()
 			return err
 		}
@@ -140,15 +134,66 @@ func (w *InventoryWatch) start(ctx context.Context) error {
 	}
 	if !cache.WaitForCacheSync(ctx.Done(), handlersSynced...) {
 		w.stop()
-		select {
-		case err := <-firstErr:
+		if err := w.failure(); err != nil {
 			return err
-		default:
-			return ctx.Err()
+		}
+		return ctx.Err()
+	}
+	w.synced.Store(true)
+	if w.namespace != "" && !w.everyVirtualService {
+		go w.recheckElsewhere(ctx)
+	}
+	return nil
+}
+
+// recheckEvery is how often a watch that cannot watch the VirtualServices
+// of other namespaces named by a canary reads them again (the old polling
+// interval of status --watch).
+const recheckEvery = 2 * time.Second
+
+// recheckElsewhere signals a change every recheckEvery while Inventory reads
+// VirtualServices of other namespaces with GETs, so a change to them alone
+// shows too.
+func (w *InventoryWatch) recheckElsewhere(ctx context.Context) {
+	ticker := time.NewTicker(recheckEvery)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+			if w.readsElsewhere.Load() {
+				w.changed()
+			}
 		}
 	}
-	synced.Store(true)
-	return nil
+}
+
+// onError handles the list and watch errors of an informer. One before the
+// first lists are in (a resource not served, a missing permission), or a
+// refused permission at any time, ends the watch with that error:
+// informers would retry it forever, leaving the command silent. Others are
+// passing (a dropped connection), and the informer retries them.
+func (w *InventoryWatch) onError(r watchedResource) cache.WatchErrorHandlerWithContext {
+	return func(ctx context.Context, reflector *cache.Reflector, err error) {
+		if w.synced.Load() && !apierrors.IsForbidden(err) {
+			cache.DefaultWatchErrorHandler(ctx, reflector, err)
+			return
+		}
+		w.failedMu.Lock()
+		if w.failed == nil {
+			w.failed = watchError(r.resource, r.namespace, err)
+		}
+		w.failedMu.Unlock()
+		w.stop()
+		w.changed()
+	}
+}
+
+func (w *InventoryWatch) failure() error {
+	w.failedMu.Lock()
+	defer w.failedMu.Unlock()
+	return w.failed
 }
 
 // watchError says which list or watch failed, and what to do about a
@@ -182,8 +227,11 @@ func (c *Clients) mayWatchEveryNamespace(ctx context.Context, resource string) b
 }
 
 // Inventory is what the caches hold now, the same objects ReadInventory
-// would list. The objects are the caches' own: read them, never change them.
+// would list, or the error that ended the watch. The objects are the caches' own: read them, never change them.
 func (w *InventoryWatch) Inventory(ctx context.Context) (*Inventory, error) {
+	if err := w.failure(); err != nil {
+		return nil, err
+	}
 	inv := &Inventory{}
 	for _, obj := range w.services.informer.GetStore().List() {
 		inv.Services = append(inv.Services, *obj.(*corev1.Service))
@@ -197,6 +245,7 @@ func (w *InventoryWatch) Inventory(ctx context.Context) (*Inventory, error) {
 		return inv, nil
 	}
 	if !w.everyVirtualService {
+		w.readsElsewhere.Store(len(recordedElsewhere(inv.DestinationRules)) > 0)
 		var err error
 		inv.VirtualServices, err = w.clients.withRecordedElsewhere(ctx, inv.VirtualServices, inv.DestinationRules, "")
 		return inv, err

@@ -139,6 +139,26 @@ func TestWatchInventoryListsOnceThenFollowsEvents(t *testing.T) {
 	assert.Equal(t, []string{"list deployments shop", "list services shop", "watch deployments shop", "watch services shop"}, requests(&core.Fake))
 }
 
+// Without the right to watch VirtualServices everywhere, a change to the
+// recorded VirtualService of web alone (weight writes just the
+// VirtualServices) is announced by the recheck, as no event does.
+func TestWatchInventoryRechecksVirtualServicesElsewhere(t *testing.T) {
+	c, _, _ := watchedShop(false)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w, err := c.WatchInventory(ctx, "shop")
+	require.NoError(t, err)
+	_, err = w.Inventory(ctx)
+	require.NoError(t, err)
+	drainChanges(w)
+	setWeight(t, c, "web", "shop-reviews", 40)
+	awaitChange(t, w)
+	inv, err := w.Inventory(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []string{"shop/reviews", "web/shop-reviews"}, names(inv.VirtualServices))
+	assert.Contains(t, inv.VirtualServices[1].GetAnnotations()["kubectl-canary.io/reviews"], `"weight":40`)
+}
+
 // With the right to watch VirtualServices everywhere, the recorded one of
 // web comes from the cache, and a change to it alone is seen too; web's
 // unrelated VirtualService stays out.
