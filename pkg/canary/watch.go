@@ -26,8 +26,9 @@ func (c *Cluster) Statuses(ctx context.Context, namespace, service string) ([]ro
 
 // WatchStatuses follows the canaries Statuses would read: it calls each
 // with all of them once the watch has its first lists, then again after
-// every burst of changes, until ctx ends (which is no error). It stops at
-// the first error, from the cluster or from each.
+// every burst of changes (which may leave them as they were), until ctx
+// ends (which is no error). It stops at the first error, from the cluster
+// or from each.
 func (c *Cluster) WatchStatuses(ctx context.Context, namespace, service string, each func([]routing.CanaryStatus) error) error {
 	err := c.watchStatuses(ctx, namespace, service, each)
 	if ctx.Err() != nil {

@@ -63,10 +63,11 @@ type watchedResource struct {
 // be the only ones whose state changes (weight writes no DestinationRule).
 // ReadInventory GETs those few; a watch must see them change, so when the
 // user may list and watch VirtualServices everywhere, they are watched in
-// every namespace and taken from that cache. Otherwise they are read again
-// with a GET on each change in the namespace and, while there are any,
-// every recheckElsewhere: the only reads on a timer, and only where the
-// user cannot watch.
+// every namespace and taken from that cache (changes to the others wake
+// the caller too, harmlessly). Otherwise they are read again with a GET on
+// each change in the namespace and, while there are any, every
+// recheckEvery: the only reads on a timer, and only where the user cannot
+// watch.
 func (c *Clients) WatchInventory(ctx context.Context, namespace string) (*InventoryWatch, error) {
 	w := &InventoryWatch{clients: c, namespace: namespace, changes: make(chan struct{}, 1)}
 	vsNamespace := namespace
@@ -227,7 +228,8 @@ func (c *Clients) mayWatchEveryNamespace(ctx context.Context, resource string) b
 }
 
 // Inventory is what the caches hold now, the same objects ReadInventory
-// would list, or the error that ended the watch. The objects are the caches' own: read them, never change them.
+// would list, or the error that ended the watch. The objects are the
+// caches' own: read them, never change them.
 func (w *InventoryWatch) Inventory(ctx context.Context) (*Inventory, error) {
 	if err := w.failure(); err != nil {
 		return nil, err
