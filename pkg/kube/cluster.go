@@ -3,6 +3,7 @@ package kube
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -160,32 +161,39 @@ func (c *Clients) virtualServicesRouting(ctx context.Context, namespace, service
 // them, so the commands after start GET those few instead of listing every
 // namespace.
 func (c *Clients) withRecordedElsewhere(ctx context.Context, own, destinationRules []*unstructured.Unstructured, service string) ([]*unstructured.Unstructured, error) {
-	seen := map[string]bool{}
+	for _, ref := range recordedElsewhere(destinationRules, service) {
+		ns, name, _ := strings.Cut(ref, "/")
+		vs, err := c.Dynamic.Resource(c.VirtualServices()).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err), apierrors.IsForbidden(err):
+			// Gone, or out of reach: the namespace's own objects still tell the canary.
+		case err != nil:
+			return nil, fmt.Errorf("cannot read VirtualService %s: %w", ref, err)
+		default:
+			own = append(own, vs)
+		}
+	}
+	return own, nil
+}
+
+// recordedElsewhere names (NAMESPACE/NAME) the VirtualServices of other
+// namespaces that the canary states on the DestinationRules record, for
+// one Service or, when service is "", for all.
+func recordedElsewhere(destinationRules []*unstructured.Unstructured, service string) []string {
+	var refs []string
 	for _, dr := range destinationRules {
-		states := routing.StatesOn(dr)
-		for svc, st := range states {
+		for svc, st := range routing.StatesOn(dr) {
 			if service != "" && svc != service {
 				continue
 			}
 			for _, ref := range st.OtherNamespaces {
-				ns, name, ok := strings.Cut(ref, "/")
-				if !ok || seen[ref] {
-					continue
-				}
-				seen[ref] = true
-				vs, err := c.Dynamic.Resource(c.VirtualServices()).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
-				switch {
-				case apierrors.IsNotFound(err), apierrors.IsForbidden(err):
-					// Gone, or out of reach: the namespace's own objects still tell the canary.
-				case err != nil:
-					return nil, fmt.Errorf("cannot read VirtualService %s: %w", ref, err)
-				default:
-					own = append(own, vs)
+				if strings.Contains(ref, "/") && !slices.Contains(refs, ref) {
+					refs = append(refs, ref)
 				}
 			}
 		}
 	}
-	return own, nil
+	return refs
 }
 
 // Inventory is every object status needs, in one namespace or all.

@@ -20,8 +20,6 @@ import (
 	appsinformers "k8s.io/client-go/informers/apps/v1"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/tools/cache"
-
-	"github.com/kubectl-canary/kubectl-canary/pkg/routing"
 )
 
 // InventoryWatch keeps the objects of an Inventory in informer caches: one
@@ -247,12 +245,12 @@ func (w *InventoryWatch) Inventory(ctx context.Context) (*Inventory, error) {
 		return inv, nil
 	}
 	if !w.everyVirtualService {
-		w.readsElsewhere.Store(len(recordedElsewhere(inv.DestinationRules)) > 0)
+		w.readsElsewhere.Store(len(recordedElsewhere(inv.DestinationRules, "")) > 0)
 		var err error
 		inv.VirtualServices, err = w.clients.withRecordedElsewhere(ctx, inv.VirtualServices, inv.DestinationRules, "")
 		return inv, err
 	}
-	for _, ref := range recordedElsewhere(inv.DestinationRules) {
+	for _, ref := range recordedElsewhere(inv.DestinationRules, "") {
 		// A ref is "namespace/name", the cache's own key.
 		if obj, ok, _ := w.virtualServices.informer.GetStore().GetByKey(ref); ok {
 			inv.VirtualServices = append(inv.VirtualServices, obj.(*unstructured.Unstructured))
@@ -276,21 +274,4 @@ func cachedRouting(store cache.Store, namespace string) []*unstructured.Unstruct
 		return strings.Compare(a.GetNamespace()+"\x00"+a.GetName(), b.GetNamespace()+"\x00"+b.GetName())
 	})
 	return out
-}
-
-// recordedElsewhere lists, once each, the VirtualServices of other
-// namespaces ("namespace/name") that the DestinationRules' canary states
-// name, as withRecordedElsewhere reads them.
-func recordedElsewhere(destinationRules []*unstructured.Unstructured) []string {
-	var refs []string
-	for _, dr := range destinationRules {
-		for _, st := range routing.StatesOn(dr) {
-			for _, ref := range st.OtherNamespaces {
-				if strings.Contains(ref, "/") && !slices.Contains(refs, ref) {
-					refs = append(refs, ref)
-				}
-			}
-		}
-	}
-	return refs
 }
