@@ -69,7 +69,19 @@ func TestRequestBudget(t *testing.T) {
 	s.RequestTotal = total(s.Requests)
 	tg := requestBudget("weight", s)
 	if tg.Met {
-		t.Errorf("a permission review is outside the budget: %+v", tg)
+		t.Errorf("a permission review before a lone write is outside the budget: %+v", tg)
+	}
+	abort := sideResult{
+		Requests:     map[string]int{"get services": 1, "list deployments": 1, "list virtualservices": 1, "list destinationrules": 1, "create selfsubjectaccessreviews": 2, "update virtualservices": 1, "update destinationrules": 1},
+		ObjectWrites: map[string]int{"virtualservices bench/run": 1, "destinationrules bench/run": 1},
+	}
+	abort.RequestTotal = total(abort.Requests)
+	if tg := requestBudget("abort", abort); !tg.Met {
+		t.Errorf("one permission review per write before two writes is within the budget: %+v", tg)
+	}
+	abort.Requests["create selfsubjectaccessreviews"] = 3
+	if tg := requestBudget("abort", abort); tg.Met {
+		t.Errorf("more reviews than writes are outside the budget: %+v", tg)
 	}
 	delete(s.Requests, "create selfsubjectaccessreviews")
 	if tg := requestBudget("weight", s); !tg.Met {
