@@ -11,7 +11,7 @@
 # the API server's service proxy (.../services/NAME:PORT/proxy/...) reaches a
 # Service whose EndpointSlice names such a pod and the process's real port.
 #
-#   hack/cluster.sh up DIR [--crd-versions LIST] [--istiod]
+#   hack/cluster.sh up DIR [--crd-versions LIST] [--gateway-api] [--istiod]
 #       Starts a cluster whose state, logs and config live in DIR (created if
 #       needed) and prints DIR/env on stdout. DIR/env is shell-sourceable:
 #         KUBECONFIG, CANARY_E2E_KUBECONFIG   admin kubeconfig (canary-admin,
@@ -24,6 +24,9 @@
 #         CANARY_E2E_AUDIT_LOG                DIR/audit.log (level Metadata)
 #         CANARY_E2E_ETCD                     http://127.0.0.1:PORT
 #         CANARY_E2E_CRD_VERSIONS             LIST, or empty
+#         CANARY_E2E_GATEWAY_API              the served Gateway API version
+#                                             (bundle-version, e.g. v1.6.0)
+#                                             with --gateway-api, else empty
 #         CANARY_E2E_CLUSTER_SH               this script
 #         CANARY_E2E_ISTIOCTL                 the built istioctl (also
 #                                             without --istiod: validate,
@@ -48,6 +51,10 @@
 #       --crd-versions v1beta1,v1alpha3 serves the networking.istio.io CRDs only
 #       at those versions (the first one listed that a CRD has is its storage
 #       version), like an older cluster. Namespace istio-system exists.
+#       --gateway-api also installs the Kubernetes Gateway API CRDs of the
+#       standard channel (HTTPRoute, GRPCRoute, TCPRoute, TLSRoute, Gateway,
+#       ...) from sigs.k8s.io/gateway-api at the version the pinned Istio
+#       requires (hack/tools/istio/go.mod), as gateway-api-crds.yaml.
 #       ServiceAccount admission is off, so pods can be created in any
 #       namespace (they stay Pending: there are no nodes).
 #       --istiod runs pilot-discovery (Istio's control plane, built from
@@ -72,7 +79,7 @@
 #   hack/cluster.sh down DIR
 #       Stops that cluster: istiod, kubelet, kube-apiserver, podnet, then etcd, each by
 #       the pid in DIR/pids, SIGKILL after a bounded wait. Idempotent.
-#   hack/cluster.sh run [--crd-versions LIST] [--istiod] -- CMD ARGS...
+#   hack/cluster.sh run [--crd-versions LIST] [--gateway-api] [--istiod] -- CMD ARGS...
 #       up in a temporary folder, run CMD with DIR/env in its environment, then
 #       down and remove the folder, also on failure, Ctrl-C or SIGTERM. Exits
 #       with CMD's exit code (130/143 when interrupted). Clusters that CMD
@@ -278,6 +285,24 @@ wait_http() {
 # between free_ports and its start; `up` then tries again with new ports.
 port_clash() { grep -q 'address already in use' "$1" 2>/dev/null; }
 
+# gateway_api_crds DIR: writes the standard channel's Gateway API CRDs of
+# the sigs.k8s.io/gateway-api version Istio's build requires to
+# DIR/gateway-api-crds.yaml and prints that version. The channel's
+# ValidatingAdmissionPolicy (vap_safeupgrades) is not a CRD and is left out.
+gateway_api_crds() {
+  local out=$1/gateway-api-crds.yaml version d f
+  version=$(cd "$hack/tools/istio" && go list -m -f '{{.Version}}' sigs.k8s.io/gateway-api)
+  [[ -n $version ]] || die "hack/tools/istio/go.mod requires no sigs.k8s.io/gateway-api"
+  d=$(cd "$hack/tools/istio" && go mod download -json "sigs.k8s.io/gateway-api@$version" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [[ -d $d/config/crd/standard ]] || die "no config/crd/standard in sigs.k8s.io/gateway-api@$version (${d:-not downloaded})"
+  : >"$out"
+  for f in "$d"/config/crd/standard/gateway.networking.k8s.io_*.yaml; do
+    [[ $f == *_vap_* ]] && continue
+    { echo "---"; cat "$f"; } >>"$out"
+  done
+  echo "$version"
+}
+
 istio_crds() {
   local d
   d=$(cd "$root" && go list -m -f '{{.Dir}}' istio.io/api)
@@ -323,11 +348,12 @@ write_kubeconfig() {
 }
 
 cmd_up() {
-  local dir="" crd_versions="" istiod=""
+  local dir="" crd_versions="" istiod="" gateway_api=""
   while [[ $# -gt 0 ]]; do
     case $1 in
       --crd-versions) [[ $# -ge 2 ]] || usage; crd_versions=$2; shift 2 ;;
       --crd-versions=*) crd_versions=${1#*=}; shift ;;
+      --gateway-api) gateway_api=1; shift ;;
       --istiod) istiod=1; shift ;;
       -*) usage ;;
       *) [[ -z $dir ]] || usage; dir=$1; shift ;;
@@ -483,6 +509,11 @@ EOF
 
   local kubectl=("$bin/kubectl" --kubeconfig "$dir/kubeconfig")
   "${kubectl[@]}" apply --server-side -f "$dir/istio-crds.yaml" >"$dir/crds-apply.log"
+  local gateway_api_version=""
+  if [[ -n $gateway_api ]]; then
+    gateway_api_version=$(gateway_api_crds "$dir")
+    "${kubectl[@]}" apply --server-side -f "$dir/gateway-api-crds.yaml" >>"$dir/crds-apply.log"
+  fi
   # A CRD the API server has not given a status yet makes `kubectl wait`
   # fail at once instead of waiting: try again, bounded.
   local tries=0
@@ -495,7 +526,7 @@ EOF
     sleep 0.5
   done
   "${kubectl[@]}" create namespace istio-system >/dev/null
-  log "Istio CRDs installed after $(since "$t0")s"
+  log "Istio CRDs${gateway_api_version:+ and Gateway API $gateway_api_version CRDs} installed after $(since "$t0")s"
   start_kubelet "$dir" "$bin"
 
   # start_istiod sets these.
@@ -516,6 +547,7 @@ EOF
       "CANARY_E2E_AUDIT_LOG=$dir/audit.log" \
       "CANARY_E2E_ETCD=http://127.0.0.1:$etcd_port" \
       "CANARY_E2E_CRD_VERSIONS=$crd_versions" \
+      "CANARY_E2E_GATEWAY_API=$gateway_api_version" \
       "CANARY_E2E_CLUSTER_SH=$self" \
       "CANARY_E2E_ISTIOCTL=$bin/istioctl" \
       "CANARY_E2E_ISTIOD=$istiod" \
@@ -778,7 +810,7 @@ cmd_run() {
     case $1 in
       --crd-versions) [[ $# -ge 2 ]] || usage; up_args+=("$1" "$2"); shift 2 ;;
       --crd-versions=*) up_args+=("$1"); shift ;;
-      --istiod) up_args+=("$1"); shift ;;
+      --gateway-api | --istiod) up_args+=("$1"); shift ;;
       --) shift; break ;;
       *) usage ;;
     esac

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the end-to-end tests (./pkg/e2e/..., build tag e2e) against a fresh local
-# cluster from hack/cluster.sh, with a real istiod (`cluster.sh run --istiod`:
-# the whole suite shares one; tests keep to namespaces of their own). Extra
+# cluster from hack/cluster.sh, with a real istiod and the Gateway API CRDs
+# (`cluster.sh run --istiod --gateway-api`: the whole suite shares one; tests
+# keep to namespaces of their own). Extra
 # arguments go to `go test`:
 #
 #   hack/e2e.sh                 # everything
@@ -66,7 +67,7 @@ cd "$root"
 # In the background, with the default SIGINT restored (bash makes background
 # jobs ignore it), so that a signal to this script is passed on at once and
 # cluster.sh still stops the cluster before we remove the plugin folder.
-env --default-signal=INT,QUIT "$hack/cluster.sh" run --istiod -- \
+env --default-signal=INT,QUIT "$hack/cluster.sh" run --istiod --gateway-api -- \
   go test -tags e2e -count=1 -timeout 30m ./pkg/e2e/... "$@" &
 pid=$!
 trap 'kill -INT "$pid" 2>/dev/null || true' INT

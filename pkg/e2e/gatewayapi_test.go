@@ -1,0 +1,64 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kubectl-canary/kubectl-canary/pkg/e2e/xds"
+)
+
+// TestGatewayAPIOfTheHarness: the shared cluster serves the Gateway API
+// CRDs of the version the pinned Istio requires, and its istiod serves a
+// mesh HTTPRoute that splits a Service between per-version Services as
+// weighted clusters of those Services: the ground the Gateway API routing
+// of the plugin stands on.
+func TestGatewayAPIOfTheHarness(t *testing.T) {
+	t.Parallel()
+	c := shared
+	m := requireMesh(t)
+	version := os.Getenv("CANARY_E2E_GATEWAY_API")
+	require.NotEmpty(t, version, "the suite runs with the Gateway API CRDs (hack/e2e.sh passes --gateway-api)")
+	for _, crd := range []string{"httproutes", "grpcroutes", "tcproutes", "tlsroutes", "gateways"} {
+		got := c.kubectl(t, "", "get", "crd", crd+".gateway.networking.k8s.io", "-o",
+			`jsonpath={.metadata.annotations.gateway\.networking\.k8s\.io/bundle-version} {.status.conditions[?(@.type=="Established")].status}`)
+		assert.Equal(t, version+" True", got, "CRD %s", crd)
+	}
+
+	ns := c.newNamespace(t)
+	c.deployVersions(t, ns, "reviews", "v1", "v2")
+	var objects strings.Builder
+	for _, v := range []string{"v1", "v2"} {
+		fmt.Fprintf(&objects, `---
+apiVersion: v1
+kind: Service
+metadata: {name: reviews-%[1]s}
+spec:
+  selector: {app: reviews, version: %[1]s}
+  ports: [{name: http, port: 9080}]
+`, v)
+	}
+	objects.WriteString(`---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: reviews}
+spec:
+  parentRefs: [{group: "", kind: Service, name: reviews, port: 9080}]
+  rules:
+  - backendRefs:
+    - {name: reviews-v1, port: 9080, weight: 90}
+    - {name: reviews-v2, port: 9080, weight: 10}
+`)
+	c.create(t, ns, objects.String())
+	productpage := m.sidecar(t, ns, "productpage", xds.Options{})
+	clusterOf := func(svc string) string { return "outbound|9080||" + fqdn(ns, svc) }
+	served(t, productpage, "9080", fqdn(ns, "reviews"), func(routes []xds.Route) bool {
+		return fmt.Sprint(last(routes).Weights()) == fmt.Sprint(map[string]uint32{clusterOf("reviews-v1"): 90, clusterOf("reviews-v2"): 10})
+	})
+}
