@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -263,20 +262,32 @@ func (c *Clients) listRouting(ctx context.Context, gvr schema.GroupVersionResour
 	if err != nil {
 		return nil, listError(gvr.GroupResource().String(), namespace, err)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].GetNamespace() != out[j].GetNamespace() {
-			return out[i].GetNamespace() < out[j].GetNamespace()
-		}
-		return out[i].GetName() < out[j].GetName()
-	})
+	sortByNamespaceAndName(out)
 	return out, nil
 }
 
-func listError(resource, namespace string, err error) error {
-	where := "in namespace " + namespace
+// sortByNamespaceAndName puts routing objects in the one order every read
+// gives them: the first VirtualService's state speaks for a canary, so the
+// order must not depend on how they were read.
+func sortByNamespaceAndName(objects []*unstructured.Unstructured) {
+	slices.SortFunc(objects, func(a, b *unstructured.Unstructured) int {
+		if c := strings.Compare(a.GetNamespace(), b.GetNamespace()); c != 0 {
+			return c
+		}
+		return strings.Compare(a.GetName(), b.GetName())
+	})
+}
+
+// namespaceScope says where a list or watch looked, for messages.
+func namespaceScope(namespace string) string {
 	if namespace == "" {
-		where = "in all namespaces"
+		return "in all namespaces"
 	}
+	return "in namespace " + namespace
+}
+
+func listError(resource, namespace string, err error) error {
+	where := namespaceScope(namespace)
 	if apierrors.IsForbidden(err) {
 		return fmt.Errorf("not allowed to list %s %s: %w; ask for the list permission (see the RBAC section of the README)", resource, where, err)
 	}

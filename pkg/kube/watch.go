@@ -3,8 +3,6 @@ package kube
 import (
 	"context"
 	"fmt"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -198,10 +196,7 @@ func (w *InventoryWatch) failure() error {
 // watchError says which list or watch failed, and what to do about a
 // missing permission.
 func watchError(resource, namespace string, err error) error {
-	where := "in namespace " + namespace
-	if namespace == "" {
-		where = "in all namespaces"
-	}
+	where := namespaceScope(namespace)
 	if apierrors.IsForbidden(err) {
 		return fmt.Errorf("not allowed to list and watch %s %s: %w; --watch needs both permissions (see the RBAC section of the README)", resource, where, err)
 	}
@@ -260,8 +255,7 @@ func (w *InventoryWatch) Inventory(ctx context.Context) (*Inventory, error) {
 }
 
 // cachedRouting is the routing objects of a cache in a namespace ("" for
-// all), in listRouting's order: the first VirtualService's state speaks for
-// a canary, so the order must not depend on the cache's map.
+// all), in the order listRouting gives them.
 func cachedRouting(store cache.Store, namespace string) []*unstructured.Unstructured {
 	var out []*unstructured.Unstructured
 	for _, obj := range store.List() {
@@ -270,8 +264,6 @@ func cachedRouting(store cache.Store, namespace string) []*unstructured.Unstruct
 			out = append(out, u)
 		}
 	}
-	slices.SortFunc(out, func(a, b *unstructured.Unstructured) int {
-		return strings.Compare(a.GetNamespace()+"\x00"+a.GetName(), b.GetNamespace()+"\x00"+b.GetName())
-	})
+	sortByNamespaceAndName(out)
 	return out
 }
