@@ -38,6 +38,8 @@ type Target struct {
 	Stable, Canary  string
 	StableWorkloads []string
 	CanaryWorkloads []string
+	// Routing is what the routing gives the canary, to judge the split by.
+	Routing Routing
 }
 
 var regexpQuote = regexp.QuoteMeta
@@ -135,7 +137,7 @@ func Fetch(ctx context.Context, prom promv1.API, t Target, window time.Duration,
 		}
 		return scalarOf(v), nil
 	}
-	by, err := chooseSelector(ctx, prom, t, now, where)
+	by, err := ChooseSelector(ctx, prom, t, now, where)
 	if err != nil {
 		return r, err
 	}
@@ -160,9 +162,9 @@ func Fetch(ctx context.Context, prom promv1.API, t Target, window time.Duration,
 	return r, nil
 }
 
-// chooseSelector picks destination_version when its values name a version
+// ChooseSelector picks destination_version when its values name a version
 // of the Service, else destination_workload when the Deployments are known.
-func chooseSelector(ctx context.Context, prom promv1.API, t Target, now time.Time, where string) (string, error) {
+func ChooseSelector(ctx context.Context, prom promv1.API, t Target, now time.Time, where string) (string, error) {
 	query := labelsQuery(t)
 	v, _, _, err := prom.Query(ctx, query, now)
 	if err != nil {
@@ -227,4 +229,100 @@ func (m Metrics) MarshalJSON() ([]byte, error) {
 		P50         *float64 `json:"p50Ms"`
 		P99         *float64 `json:"p99Ms"`
 	}{num(m.Requests), num(m.RPS), num(m.SuccessRate), num(m.P50), num(m.P99)})
+}
+
+// Labels of the client that sent a request.
+const (
+	SourceWorkloadLabel  = "source_workload"
+	SourceNamespaceLabel = "source_workload_namespace"
+	reporterSource       = `reporter="source"`
+)
+
+// SplitQueries are the PromQL expressions of the traffic split: what the
+// Service's pods answered, by version and client (reporter destination),
+// and what mesh clients' own proxies sent (reporter source). by is
+// VersionLabel or WorkloadLabel.
+func SplitQueries(t Target, by string, window time.Duration) (answered, sent string) {
+	w := model.Duration(window).String()
+	service := fmt.Sprintf(`destination_service_namespace=%s,destination_service_name=%s`, strconv.Quote(t.Namespace), strconv.Quote(t.Service))
+	answered = fmt.Sprintf(`sum by (%s, %s, %s) (increase(%s{%s}[%s]))`, by, SourceWorkloadLabel, SourceNamespaceLabel, RequestsMetric, t.serviceMatchers(), w)
+	sent = fmt.Sprintf(`sum by (%s, %s) (increase(%s{%s,%s}[%s]))`, SourceWorkloadLabel, SourceNamespaceLabel, RequestsMetric, reporterSource, service, w)
+	return answered, sent
+}
+
+// FetchSplit reads the requests each version answered over the window, by
+// client, and which clients' proxies reported sending theirs.
+func FetchSplit(ctx context.Context, prom promv1.API, t Target, by string, window time.Duration, now time.Time, where string) (Split, error) {
+	answeredQuery, sentQuery := SplitQueries(t, by, window)
+	vectors := make([]model.Vector, 2)
+	for i, query := range []string{answeredQuery, sentQuery} {
+		v, _, _, err := prom.Query(ctx, query, now)
+		if err != nil {
+			return Split{}, fmt.Errorf("query to Prometheus at %s failed: %w\n  query: %s", where, err, query)
+		}
+		vectors[i], _ = v.(model.Vector)
+	}
+	type client struct{ workload, namespace string }
+	sent := map[client]bool{}
+	for _, s := range vectors[1] {
+		if s.Value > 0 {
+			sent[client{string(s.Metric[SourceWorkloadLabel]), string(s.Metric[SourceNamespaceLabel])}] = true
+		}
+	}
+	split := Split{Window: window}
+	sources := map[client]*SourceTraffic{}
+	var order []client
+	for _, s := range vectors[0] {
+		requests := float64(s.Value)
+		if math.IsNaN(requests) || requests <= 0 {
+			continue
+		}
+		c := client{string(s.Metric[SourceWorkloadLabel]), string(s.Metric[SourceNamespaceLabel])}
+		src := sources[c]
+		if src == nil {
+			src = &SourceTraffic{Workload: c.workload, Namespace: c.namespace, InMesh: c.workload != unknownSource && c.workload != "" && sent[c]}
+			sources[c] = src
+			order = append(order, c)
+		}
+		src.Requests += requests
+		switch t.versionOf(by, string(s.Metric[model.LabelName(by)])) {
+		case "canary":
+			split.Canary += requests
+			src.CanaryRequests += requests
+		case "stable":
+			split.Stable += requests
+		default:
+			split.Other += requests
+		}
+	}
+	for _, c := range order {
+		split.Sources = append(split.Sources, *sources[c])
+	}
+	sort.SliceStable(split.Sources, func(i, j int) bool { return split.Sources[i].Requests > split.Sources[j].Requests })
+	return split, nil
+}
+
+// versionOf says which version a label value by selects: "stable",
+// "canary" or "" for neither.
+func (t Target) versionOf(by, value string) string {
+	if by == WorkloadLabel {
+		for _, w := range t.CanaryWorkloads {
+			if w == value {
+				return "canary"
+			}
+		}
+		for _, w := range t.StableWorkloads {
+			if w == value {
+				return "stable"
+			}
+		}
+		return ""
+	}
+	switch value {
+	case t.Canary:
+		return "canary"
+	case t.Stable:
+		return "stable"
+	}
+	return ""
 }

@@ -79,6 +79,17 @@ func (m ScrapeMinimum) Source() string {
 	return fmt.Sprintf("%d scrapes at %s of %s %s", MinScrapes, interval, targets, m.Which)
 }
 
+// Settle is how long after a routing change its traffic is left out of a
+// split: a scrape interval for the proxies to receive the change, and one
+// for the last sample before it to leave the range.
+func (m ScrapeMinimum) Settle() time.Duration {
+	interval := m.ScrapeInterval
+	if interval == 0 {
+		interval = m.Min / MinScrapes
+	}
+	return 2 * interval
+}
+
 func unknownScrapeInterval(format string, args ...any) ScrapeMinimum {
 	return ScrapeMinimum{Min: DefaultMinInterval, Unknown: fmt.Sprintf(format, args...)}
 }

@@ -47,6 +47,9 @@ type Result struct {
 	By string `json:"selectedBy"`
 	// Checks are the custom queries' values.
 	Checks []CheckResult `json:"checks,omitempty"`
+	// Split is the share of the Service's requests each version answered,
+	// judged against the routing; nil when it was not read.
+	Split *SplitReport `json:"split,omitempty"`
 }
 
 // Thresholds decide the verdict. A zero threshold is off, except
@@ -64,6 +67,9 @@ type Thresholds struct {
 	// MinRequests is the fewest canary requests in the window for a verdict
 	// other than inconclusive.
 	MinRequests float64
+	// IgnoreSplitMismatch judges a canary whose traffic split does not
+	// match its weight; otherwise such a canary is inconclusive.
+	IgnoreSplitMismatch bool
 }
 
 // DefaultThresholds are the flags' defaults: at most 1% errors, at most one
@@ -134,6 +140,12 @@ func Judge(r Result, t Thresholds) Decision {
 	}
 	if checkUnknown != nil {
 		unknown = append(unknown, *checkUnknown)
+	}
+	// Figures measured on a split other than the weight's say little
+	// about the canary at that weight: never pass on them.
+	if sp := r.Split; sp != nil && sp.Verdict == SplitMismatch && !t.IgnoreSplitMismatch {
+		unknown = append([]Decision{{Verdict: Inconclusive, Metric: "traffic-split",
+			Reason: "traffic split does not match the weight: " + sp.Reason + " (--ignore-split-mismatch judges it anyway)"}}, unknown...)
 	}
 	if len(unknown) > 0 {
 		return unknown[0]

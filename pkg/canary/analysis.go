@@ -10,6 +10,7 @@ import (
 	promapi "github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
 
 	"github.com/kubectl-canary/kubectl-canary/pkg/analysis"
@@ -75,11 +76,14 @@ func (p *Prometheus) ScrapeMinimum(ctx context.Context, namespace, service strin
 }
 
 // Judgement is how a canary is judged: over which window of its traffic,
-// against which thresholds and custom checks.
+// against which thresholds and custom checks. Scrape is Prometheus's
+// scrape minimum, which bounds the part of the window the split is
+// measured on.
 type Judgement struct {
 	Window     time.Duration
 	Thresholds analysis.Thresholds
 	Checks     []analysis.Check
+	Scrape     analysis.ScrapeMinimum
 }
 
 // Judge fetches the canary's metrics and custom checks and judges them.
@@ -91,7 +95,34 @@ func (p *Prometheus) Judge(ctx context.Context, target analysis.Target, j Judgem
 	if result.Checks, err = analysis.FetchChecks(ctx, p.api, target, j.Window, now, p.where, j.Checks); err != nil {
 		return result, analysis.Decision{}, err
 	}
+	split, err := p.split(ctx, target, result.By, j.Window, j.Scrape, now)
+	if err != nil {
+		return result, analysis.Decision{}, err
+	}
+	result.Split = &split
 	return result, analysis.Judge(result, j.Thresholds), nil
+}
+
+// Split reads the share of the Service's requests each version answered
+// over the window since the routing settled, and judges it.
+func (p *Prometheus) Split(ctx context.Context, target analysis.Target, window time.Duration, scrape analysis.ScrapeMinimum, now time.Time) (analysis.SplitReport, error) {
+	by, err := analysis.ChooseSelector(ctx, p.api, target, now, p.where)
+	if err != nil {
+		return analysis.SplitReport{}, err
+	}
+	return p.split(ctx, target, by, window, scrape, now)
+}
+
+func (p *Prometheus) split(ctx context.Context, target analysis.Target, by string, window time.Duration, scrape analysis.ScrapeMinimum, now time.Time) (analysis.SplitReport, error) {
+	splitWindow, tooRecent := analysis.SplitWindow(window, target.Routing.ChangedAt, now, scrape.Settle(), scrape.Min)
+	if tooRecent != "" {
+		return analysis.SplitReport{Verdict: analysis.SplitUnknown, Reason: tooRecent, ExpectedCanaryShare: target.Routing.ExpectedShare()}, nil
+	}
+	split, err := analysis.FetchSplit(ctx, p.api, target, by, splitWindow, now, p.where)
+	if err != nil {
+		return analysis.SplitReport{}, err
+	}
+	return analysis.JudgeSplit(split, target.Routing), nil
 }
 
 // RunningCanary reads the running canary of a Service and the Deployments
@@ -113,7 +144,7 @@ func canaryTarget(snap *routing.Snapshot, namespace, service string) (analysis.T
 		if st.Phase != routing.PhaseProgressing || st.Canary == "" {
 			return analysis.Target{}, st, fmt.Errorf("service %s/%s has no running canary (phase %s); start one with kubectl canary start %s", namespace, service, st.Phase, service)
 		}
-		t := analysis.Target{Namespace: namespace, Service: service, Stable: st.Stable, Canary: st.Canary}
+		t := analysis.Target{Namespace: namespace, Service: service, Stable: st.Stable, Canary: st.Canary, Routing: routingOf(snap, st)}
 		for _, d := range snap.Deployments {
 			switch d.Spec.Template.Labels[st.VersionLabel] {
 			case st.Stable:
@@ -125,6 +156,26 @@ func canaryTarget(snap *routing.Snapshot, namespace, service string) (analysis.T
 		return t, st, nil
 	}
 	return analysis.Target{}, routing.CanaryStatus{}, fmt.Errorf("service %s/%s has no canary; start one with kubectl canary start %s", namespace, service, service)
+}
+
+// routingOf is what the canary's routing gives it: weight, mirror, rules,
+// the VirtualServices that carry it and its share of the ready pods.
+func routingOf(snap *routing.Snapshot, st routing.CanaryStatus) analysis.Routing {
+	r := analysis.Routing{Weight: st.Weight, Mirror: st.Mirror, CanaryRules: len(st.Matches) > 0 || st.Sticky, ChangedAt: st.UpdatedAt,
+		Pods: st.StableReady.Available}
+	if st.CanaryReady != nil {
+		r.CanaryPods = st.CanaryReady.Available
+		r.Pods += st.CanaryReady.Available
+	}
+	for _, vs := range snap.VirtualServices {
+		recorded := routing.StatesOn(vs)[st.Service]
+		if recorded == nil || (recorded.Namespace != "" && recorded.Namespace != st.Namespace) || (recorded.Namespace == "" && vs.GetNamespace() != st.Namespace) {
+			continue
+		}
+		exportTo, _, _ := unstructured.NestedStringSlice(vs.Object, "spec", "exportTo")
+		r.VirtualServices = append(r.VirtualServices, analysis.ExportedRoute{Namespace: vs.GetNamespace(), Name: vs.GetName(), ExportTo: exportTo})
+	}
+	return r
 }
 
 // VerdictError is an analysis that did not pass: fail or inconclusive.

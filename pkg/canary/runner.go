@@ -89,6 +89,11 @@ func (r *Runner) Run(ctx context.Context, st *routing.State) error {
 		if next.End != RunGoesOn {
 			return r.ended(run, next, decision)
 		}
+		// The split is judged on the traffic since the weight last changed;
+		// a hold records the run but leaves the routing as it was.
+		if next.Weight != target.Routing.Weight {
+			target.Routing.Weight, target.Routing.ChangedAt = next.Weight, r.Now()
+		}
 		run = next.Run
 	}
 }

@@ -31,6 +31,7 @@ type analysisFlags struct {
 	maxP99               time.Duration
 	maxLatencyRatio      float64
 	minRequests          float64
+	ignoreSplitMismatch  bool
 	// checks are the custom queries, in the order given; --max and --min
 	// bound the --query before them.
 	checks []analysis.Check
@@ -93,6 +94,7 @@ func (f *analysisFlags) addFlags(cmd *cobra.Command) {
 	fl.DurationVar(&f.maxP99, "max-p99", d.MaxP99, "Highest canary p99 latency that passes, e.g. 500ms; 0 turns the check off.")
 	fl.Float64Var(&f.maxLatencyRatio, "max-latency-ratio", d.MaxLatencyRatio, "Highest canary p99 / stable p99 that passes; 0 turns the check off.")
 	fl.Float64Var(&f.minRequests, "min-requests", d.MinRequests, "Fewest canary requests in the window to judge it; below it the verdict is inconclusive, never pass.")
+	fl.BoolVar(&f.ignoreSplitMismatch, "ignore-split-mismatch", false, "Judge the canary even when the share of requests it answered does not match its weight (clients outside the mesh, a VirtualService not exported to them); otherwise the verdict is inconclusive.")
 	fl.Var(checkFlag{&f.checks, "query"}, "query", "A custom check, repeatable: NAME=PROMQL, a query with one value, followed by --max and/or --min. Template variables: {{.Namespace}} {{.Service}} {{.Stable}} {{.Canary}} {{.Window}} {{.StableWorkloads}} {{.CanaryWorkloads}}.")
 	fl.Var(checkFlag{&f.checks, "max"}, "max", "Highest value that passes, for the --query before it.")
 	fl.Var(checkFlag{&f.checks, "min"}, "min", "Lowest value that passes, for the --query before it.")
@@ -129,6 +131,7 @@ func (f *analysisFlags) thresholds() analysis.Thresholds {
 		MaxP99:               f.maxP99,
 		MaxLatencyRatio:      f.maxLatencyRatio,
 		MinRequests:          f.minRequests,
+		IgnoreSplitMismatch:  f.ignoreSplitMismatch,
 	}
 }
 
@@ -226,6 +229,7 @@ type analysisReport struct {
 	SelectedBy string                 `json:"selectedBy"`
 	Metrics    map[string]any         `json:"metrics"`
 	Checks     []analysis.CheckResult `json:"checks,omitempty"`
+	Split      *analysis.SplitReport  `json:"split,omitempty"`
 	Decision   analysis.Decision      `json:"decision"`
 }
 
@@ -244,16 +248,19 @@ func (o *AnalyzeOptions) Run(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	if err := longEnough("window", o.window, "in it", prom.ScrapeMinimum(ctx, o.namespace, o.service, o.now())); err != nil {
+	minimum := prom.ScrapeMinimum(ctx, o.namespace, o.service, o.now())
+	if err := longEnough("window", o.window, "in it", minimum); err != nil {
 		return err
 	}
-	result, decision, err := prom.Judge(ctx, target, o.judgement(), o.now())
+	judgement := o.judgement()
+	judgement.Scrape = minimum
+	result, decision, err := prom.Judge(ctx, target, judgement, o.now())
 	if err != nil {
 		return err
 	}
 	if o.printer != nil {
 		report := analysisReport{Namespace: o.namespace, Service: o.service, Stable: st.Stable, Canary: st.Canary, Weight: st.Weight,
-			Window: o.window.String(), SelectedBy: result.By, Metrics: map[string]any{"stable": result.Stable, "canary": result.Canary}, Checks: result.Checks, Decision: decision}
+			Window: o.window.String(), SelectedBy: result.By, Metrics: map[string]any{"stable": result.Stable, "canary": result.Canary}, Checks: result.Checks, Split: result.Split, Decision: decision}
 		if err := printReport(o.printer, report, o.Out); err != nil {
 			return err
 		}
@@ -264,14 +271,19 @@ func (o *AnalyzeOptions) Run(cmd *cobra.Command) error {
 }
 
 func printAnalysis(out io.Writer, st routing.CanaryStatus, r analysis.Result, d analysis.Decision) error {
+	stableShare, canaryShare := math.NaN(), math.NaN()
+	if sp := r.Split; sp != nil && sp.CanaryShare != nil {
+		stableShare, canaryShare = *sp.StableShare*100, *sp.CanaryShare*100
+	}
 	w := printers.GetNewTabWriter(out)
-	fmt.Fprintf(w, "VERSION\tWEIGHT\tREQUESTS\tRPS\tSUCCESS\tP50\tP99\n")
+	fmt.Fprintf(w, "VERSION\tWEIGHT\tSHARE\tREQUESTS\tRPS\tSUCCESS\tP50\tP99\n")
 	for _, row := range []struct {
 		name   string
 		weight int
+		share  float64
 		m      analysis.Metrics
-	}{{"stable " + st.Stable, 100 - st.Weight, r.Stable}, {"canary " + st.Canary, st.Weight, r.Canary}} {
-		fmt.Fprintf(w, "%s\t%d%%\t%s\t%s\t%s\t%s\t%s\n", row.name, row.weight, formatMetric(row.m.Requests, "%.0f"), formatMetric(row.m.RPS, "%.2f"),
+	}{{"stable " + st.Stable, 100 - st.Weight, stableShare, r.Stable}, {"canary " + st.Canary, st.Weight, canaryShare, r.Canary}} {
+		fmt.Fprintf(w, "%s\t%d%%\t%s\t%s\t%s\t%s\t%s\t%s\n", row.name, row.weight, formatMetric(row.share, "%.1f%%"), formatMetric(row.m.Requests, "%.0f"), formatMetric(row.m.RPS, "%.2f"),
 			formatMetric(row.m.SuccessRate*100, "%.2f%%"), formatMetric(row.m.P50, "%.0fms"), formatMetric(row.m.P99, "%.0fms"))
 	}
 	if err := w.Flush(); err != nil {
@@ -291,8 +303,21 @@ func printAnalysis(out io.Writer, st routing.CanaryStatus, r analysis.Result, d 
 		}
 		fmt.Fprintf(out, "check %s: %s (%s)\n", c.Name, value, strings.Join(bounds, ", "))
 	}
+	printSplit(out, r.Split)
 	fmt.Fprintf(out, "verdict: %s: %s (last %s, versions by %s)\n", d.Verdict, d.Reason, r.Window, r.By)
 	return nil
+}
+
+// printSplit says whether the shares match the weight and, where not, why
+// and what to do.
+func printSplit(out io.Writer, sp *analysis.SplitReport) {
+	if sp == nil {
+		return
+	}
+	fmt.Fprintf(out, "traffic split: %s: %s\n", sp.Verdict, sp.Reason)
+	for _, c := range sp.Causes {
+		fmt.Fprintf(out, "  cause: %s\n  fix: %s\n", c.Says, c.Fix)
+	}
 }
 
 // formatMetric formats a metric, or a threshold, for a table or a line: "-"

@@ -141,6 +141,7 @@ func (o *RunOptions) Run(cmd *cobra.Command) error {
 	if err := longEnough("window", o.window, "in it", minimum); err != nil {
 		return err
 	}
+	runner.Judgement.Scrape = minimum
 	switch o.dryRun {
 	case cmdutil.DryRunServer:
 		if err := runner.DryRunFirstStep(ctx, state); err != nil {
@@ -250,6 +251,11 @@ func (o *RunOptions) printPlan(st *routing.State, minimum analysis.ScrapeMinimum
 	fmt.Fprintf(o.Out, "pass: next step (after the last: %s); inconclusive: hold the step, up to %d times; fail: abort\n", last, o.maxInconclusive)
 	fmt.Fprintf(o.Out, "thresholds: max error rate %s, max error rate increase %s, max p99 %s, max latency ratio %g, min requests %g\n",
 		formatMetric(t.MaxErrorRate*100, "%g%%"), formatMetric(t.MaxErrorRateIncrease*100, "%g points"), t.MaxP99, t.MaxLatencyRatio, t.MinRequests)
+	split := "a traffic split that does not match the weight holds the step"
+	if t.IgnoreSplitMismatch {
+		split = "the traffic split is reported, not judged (--ignore-split-mismatch)"
+	}
+	fmt.Fprintln(o.Out, split)
 	if o.dryRun == cmdutil.DryRunServer {
 		fmt.Fprintln(o.Out, "(server dry run: the API server accepted the first step; nothing was written)")
 		return
@@ -261,7 +267,11 @@ func metricsLine(r analysis.Result) string {
 	side := func(name string, m analysis.Metrics) string {
 		return fmt.Sprintf("%s %s rps, %s ok, p99 %s", name, formatMetric(m.RPS, "%.1f"), formatMetric(m.SuccessRate*100, "%.1f%%"), formatMetric(m.P99, "%.0fms"))
 	}
-	return side("canary", r.Canary) + " | " + side("stable", r.Stable)
+	line := side("canary", r.Canary) + " | " + side("stable", r.Stable)
+	if sp := r.Split; sp != nil && sp.CanaryShare != nil {
+		line += fmt.Sprintf(" | canary share %.1f%% of %.0f (%s)", *sp.CanaryShare*100, sp.Requests, sp.Verdict)
+	}
+	return line
 }
 
 func joinInts(v []int) string {
