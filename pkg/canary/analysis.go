@@ -2,6 +2,7 @@ package canary
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -111,6 +112,20 @@ func (p *Prometheus) Split(ctx context.Context, target analysis.Target, window t
 		return analysis.SplitReport{}, err
 	}
 	return p.split(ctx, target, by, window, scrape, now)
+}
+
+// Observed is the traffic split of the running canary st over the window;
+// without request metrics for its Service it is unknown, saying so.
+func (p *Prometheus) Observed(ctx context.Context, store Store, st routing.CanaryStatus, clusterDomain string, window time.Duration, now time.Time) (analysis.SplitReport, error) {
+	target, _, err := RunningCanary(ctx, store, st.Namespace, st.Service, clusterDomain)
+	if err != nil {
+		return analysis.SplitReport{}, err
+	}
+	report, err := p.Split(ctx, target, window, p.ScrapeMinimum(ctx, st.Namespace, st.Service, now), now)
+	if errors.Is(err, analysis.ErrNoMetrics) {
+		return analysis.SplitReport{Verdict: analysis.SplitUnknown, Reason: err.Error(), ExpectedCanaryShare: target.Routing.ExpectedShare()}, nil
+	}
+	return report, err
 }
 
 func (p *Prometheus) split(ctx context.Context, target analysis.Target, by string, window time.Duration, scrape analysis.ScrapeMinimum, now time.Time) (analysis.SplitReport, error) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/common/model"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"k8s.io/cli-runtime/pkg/printers"
 	"k8s.io/kubectl/pkg/util/templates"
 
@@ -18,13 +19,30 @@ import (
 	"github.com/kubectl-canary/kubectl-canary/pkg/routing"
 )
 
-// analysisFlags are the Prometheus and threshold flags analyze and run share.
-type analysisFlags struct {
+// prometheusFlags say where Prometheus is, for analyze, run and status --observed.
+type prometheusFlags struct {
 	prometheusURL       string
 	prometheusNamespace string
 	prometheusService   string
 	prometheusPort      int
-	window              time.Duration
+}
+
+func (f *prometheusFlags) addFlags(fl *pflag.FlagSet) {
+	fl.StringVar(&f.prometheusURL, "prometheus-url", "", "Prometheus to query, e.g. http://127.0.0.1:9090. Default: Istio's Prometheus through the API server's service proxy (--prometheus-namespace, --prometheus-service, --prometheus-port), with the kubeconfig's credentials.")
+	fl.StringVar(&f.prometheusNamespace, "prometheus-namespace", "istio-system", "Namespace of the Prometheus Service reached through the API server's proxy.")
+	fl.StringVar(&f.prometheusService, "prometheus-service", "prometheus", "Name of the Prometheus Service reached through the API server's proxy.")
+	fl.IntVar(&f.prometheusPort, "prometheus-port", 9090, "Port of the Prometheus Service reached through the API server's proxy.")
+}
+
+// prometheus connects to the Prometheus the flags name.
+func (f *prometheusFlags) prometheus(conn *canary.Connection) (*canary.Prometheus, error) {
+	return conn.Prometheus(canary.PrometheusAt{URL: f.prometheusURL, Namespace: f.prometheusNamespace, Service: f.prometheusService, Port: f.prometheusPort})
+}
+
+// analysisFlags are the Prometheus and threshold flags analyze and run share.
+type analysisFlags struct {
+	prometheusFlags
+	window time.Duration
 	// Percentages as the user gives them; thresholds() turns them into shares.
 	maxErrorRate         float64
 	maxErrorRateIncrease float64
@@ -84,10 +102,7 @@ func (f checkFlag) Set(value string) error {
 func (f *analysisFlags) addFlags(cmd *cobra.Command) {
 	d := analysis.DefaultThresholds
 	fl := cmd.Flags()
-	fl.StringVar(&f.prometheusURL, "prometheus-url", "", "Prometheus to query, e.g. http://127.0.0.1:9090. Default: Istio's Prometheus through the API server's service proxy (--prometheus-namespace, --prometheus-service, --prometheus-port), with the kubeconfig's credentials.")
-	fl.StringVar(&f.prometheusNamespace, "prometheus-namespace", "istio-system", "Namespace of the Prometheus Service reached through the API server's proxy.")
-	fl.StringVar(&f.prometheusService, "prometheus-service", "prometheus", "Name of the Prometheus Service reached through the API server's proxy.")
-	fl.IntVar(&f.prometheusPort, "prometheus-port", 9090, "Port of the Prometheus Service reached through the API server's proxy.")
+	f.prometheusFlags.addFlags(fl)
 	fl.DurationVar(&f.window, "window", 5*time.Minute, "Traffic to analyse: the last WINDOW of it (rates and latency quantiles are taken over it). At least "+minimumText+".")
 	fl.Float64Var(&f.maxErrorRate, "max-error-rate", d.MaxErrorRate*100, "Highest canary error rate (5xx responses), in percent, that passes; 0 turns the check off.")
 	fl.Float64Var(&f.maxErrorRateIncrease, "max-error-rate-increase", d.MaxErrorRateIncrease*100, "How many percentage points the canary's error rate may exceed stable's; 0 turns the check off.")
@@ -138,11 +153,6 @@ func (f *analysisFlags) thresholds() analysis.Thresholds {
 // minimumText says what the shortest --window and --interval are, for help.
 var minimumText = fmt.Sprintf("%d scrape intervals of the Prometheus targets that report the Service (%s when Prometheus's targets API cannot be read)",
 	analysis.MinScrapes, model.Duration(analysis.DefaultMinInterval))
-
-// prometheus connects to the Prometheus the flags name.
-func (f *analysisFlags) prometheus(conn *canary.Connection) (*canary.Prometheus, error) {
-	return conn.Prometheus(canary.PrometheusAt{URL: f.prometheusURL, Namespace: f.prometheusNamespace, Service: f.prometheusService, Port: f.prometheusPort})
-}
 
 // judgement is how the flags say to judge a canary.
 func (f *analysisFlags) judgement() canary.Judgement {

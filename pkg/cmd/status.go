@@ -12,6 +12,8 @@ import (
 	"k8s.io/cli-runtime/pkg/printers"
 	"k8s.io/kubectl/pkg/util/templates"
 
+	"github.com/kubectl-canary/kubectl-canary/pkg/analysis"
+	"github.com/kubectl-canary/kubectl-canary/pkg/canary"
 	"github.com/kubectl-canary/kubectl-canary/pkg/routing"
 )
 
@@ -24,7 +26,12 @@ type StatusOptions struct {
 	output        *outputFlag
 	printer       printers.ResourcePrinter
 	watch         bool
-	now           func() time.Time
+	// observed adds the share of requests each canary really answered,
+	// read from Prometheus over window.
+	observed bool
+	window   time.Duration
+	prometheusFlags
+	now func() time.Time
 }
 
 func newCmdStatus(g *globalOptions) *cobra.Command {
@@ -45,7 +52,10 @@ func newCmdStatus(g *globalOptions) *cobra.Command {
 			kubectl canary status reviews -o json
 
 			# Every canary in the cluster, refreshed as it changes
-			kubectl canary status -A --watch`),
+			kubectl canary status -A --watch
+
+			# With the share of requests each canary really answered
+			kubectl canary status --observed --prometheus-url http://127.0.0.1:9090`),
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Complete(cmd, args); err != nil {
@@ -61,6 +71,9 @@ func newCmdStatus(g *globalOptions) *cobra.Command {
 	o.output = addOutputFlag(cmd, "a table")
 	cmd.Flags().BoolVarP(&o.watch, "watch", "w", false, "Keep watching and print a row again whenever a canary changes.")
 	addDeprecatedIntervalFlag(cmd)
+	cmd.Flags().BoolVar(&o.observed, "observed", false, "Add the share of the Service's requests each running canary really answered over --window, from Prometheus, and whether it matches the weight.")
+	cmd.Flags().DurationVar(&o.window, "window", 5*time.Minute, "With --observed: the traffic to measure, the last WINDOW of it (after the routing last changed).")
+	o.prometheusFlags.addFlags(cmd.Flags())
 	return cmd
 }
 
@@ -100,6 +113,12 @@ func (o *StatusOptions) Validate() error {
 	if o.watch && o.printer != nil {
 		return fmt.Errorf("--watch prints a table; leave out --output")
 	}
+	if o.observed && o.watch {
+		return fmt.Errorf("--observed reads Prometheus once; leave out --watch, or run kubectl canary analyze for one Service")
+	}
+	if o.observed && o.window <= 0 {
+		return fmt.Errorf("--window %s is not a duration of traffic; give one of a few minutes, for example --window 5m", o.window)
+	}
 	return nil
 }
 
@@ -120,10 +139,52 @@ func (o *StatusOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if o.printer != nil {
-		return o.printStructured(statuses)
+	observed, err := o.observe(ctx, cluster, statuses)
+	if err != nil {
+		return err
 	}
-	return o.printTable(o.Out, statuses, true)
+	if o.printer != nil {
+		return o.printStructured(statuses, observed)
+	}
+	return o.printTable(o.Out, statuses, true, observed)
+}
+
+// observe reads, with --observed, the traffic split of every running
+// canary, by namespace/service.
+func (o *StatusOptions) observe(ctx context.Context, cluster *canary.Cluster, statuses []routing.CanaryStatus) (map[string]*analysis.SplitReport, error) {
+	if !o.observed {
+		return nil, nil
+	}
+	prom, err := o.prometheus(o.conn)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]*analysis.SplitReport{}
+	for _, st := range statuses {
+		if st.Phase != routing.PhaseProgressing || st.Canary == "" {
+			continue
+		}
+		report, err := prom.Observed(ctx, cluster, st, o.clusterDomain, o.window, o.now())
+		if err != nil {
+			return nil, err
+		}
+		out[st.Namespace+"/"+st.Service] = &report
+	}
+	return out, nil
+}
+
+// observedText is the OBSERVED cell: the canary's share of the requests,
+// and the verdict unless it matches the weight.
+func observedText(report *analysis.SplitReport) string {
+	switch {
+	case report == nil:
+		return "-"
+	case report.CanaryShare == nil:
+		return string(report.Verdict)
+	case report.Verdict == analysis.SplitMatches:
+		return fmt.Sprintf("%.1f%%", *report.CanaryShare*100)
+	}
+	return fmt.Sprintf("%.1f%% (%s)", *report.CanaryShare*100, report.Verdict)
 }
 
 // printChanges is what --watch does with the canaries each time they may
@@ -145,21 +206,31 @@ func (o *StatusOptions) printChanges() func([]routing.CanaryStatus) error {
 		if len(changed) == 0 && !header {
 			return nil
 		}
-		err := o.printTable(o.Out, changed, header)
+		err := o.printTable(o.Out, changed, header, nil)
 		header = false
 		return err
 	}
 }
 
-func (o *StatusOptions) printStructured(statuses []routing.CanaryStatus) error {
-	var report any = map[string]any{"items": statuses}
+// observedStatus is a canary's status with, under --observed, its split.
+type observedStatus struct {
+	routing.CanaryStatus
+	Observed *analysis.SplitReport `json:"observed,omitempty"`
+}
+
+func (o *StatusOptions) printStructured(statuses []routing.CanaryStatus, observed map[string]*analysis.SplitReport) error {
+	items := make([]observedStatus, len(statuses))
+	for i, st := range statuses {
+		items[i] = observedStatus{CanaryStatus: st, Observed: observed[st.Namespace+"/"+st.Service]}
+	}
+	var report any = map[string]any{"items": items}
 	if o.service != "" {
-		report = statuses[0]
+		report = items[0]
 	}
 	return printReport(o.printer, report, o.Out)
 }
 
-func (o *StatusOptions) printTable(out io.Writer, statuses []routing.CanaryStatus, header bool) error {
+func (o *StatusOptions) printTable(out io.Writer, statuses []routing.CanaryStatus, header bool, observed map[string]*analysis.SplitReport) error {
 	if len(statuses) == 0 && header && !o.watch {
 		where := "namespace " + o.namespace
 		if o.allNamespaces {
@@ -173,7 +244,11 @@ func (o *StatusOptions) printTable(out io.Writer, statuses []routing.CanaryStatu
 		if o.allNamespaces {
 			fmt.Fprint(w, "NAMESPACE\t")
 		}
-		fmt.Fprintln(w, "SERVICE\tSTABLE\tCANARY\tWEIGHT\tPHASE\tSTABLE READY\tCANARY READY\tAGE\tROUTING")
+		fmt.Fprint(w, "SERVICE\tSTABLE\tCANARY\tWEIGHT\t")
+		if o.observed {
+			fmt.Fprint(w, "OBSERVED\t")
+		}
+		fmt.Fprintln(w, "PHASE\tSTABLE READY\tCANARY READY\tAGE\tROUTING")
 	}
 	for _, st := range statuses {
 		if o.allNamespaces {
@@ -194,7 +269,11 @@ func (o *StatusOptions) printTable(out io.Writer, statuses []routing.CanaryStatu
 		if !st.StartedAt.IsZero() {
 			age = duration.HumanDuration(o.now().Sub(st.StartedAt))
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", st.Service, st.Stable, canary, weight, st.Phase, st.StableReady, canaryReady, age, st.Routing())
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t", st.Service, st.Stable, canary, weight)
+		if o.observed {
+			fmt.Fprintf(w, "%s\t", observedText(observed[st.Namespace+"/"+st.Service]))
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", st.Phase, st.StableReady, canaryReady, age, st.Routing())
 	}
 	return w.Flush()
 }

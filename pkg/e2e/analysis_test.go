@@ -44,6 +44,7 @@ type analyzeJSON struct {
 		P50Ms       *float64
 		P99Ms       *float64
 	}
+	Split    *splitJSON
 	Decision struct{ Verdict, Reason, Metric string }
 }
 
@@ -133,7 +134,7 @@ func TestAnalyzeWithRealPrometheus(t *testing.T) {
 		require.NotNil(t, asYAML.Metrics["canary"].RPS)
 		assert.InDelta(t, 10, *asYAML.Metrics["canary"].RPS, 3)
 		for _, doc := range []map[string]any{fromJSON, fromYAML} {
-			assert.ElementsMatch(t, []string{"namespace", "service", "stable", "canary", "weight", "window", "selectedBy", "metrics", "decision"}, keysOf(doc))
+			assert.ElementsMatch(t, []string{"namespace", "service", "stable", "canary", "weight", "window", "selectedBy", "metrics", "split", "decision"}, keysOf(doc))
 		}
 
 		// Custom checks: the Service's labels fill the template; --min and

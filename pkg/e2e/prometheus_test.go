@@ -30,6 +30,25 @@ type workloadTraffic struct {
 	RPS                                   float64 // requests per second
 	ErrorShare                            float64 // share of them answered 503
 	LatencyMs                             float64 // every request takes this long
+	// Source is the client workload (productpage-v1 when empty), in
+	// SourceNamespace (the Service's when empty); its sidecar reports the
+	// requests too (reporter="source"), unless OutsideMesh: a client
+	// without a sidecar, which Istio reports as source "unknown".
+	Source, SourceNamespace string
+	OutsideMesh             bool
+}
+
+// client is the source labels of the traffic.
+func (w workloadTraffic) client() (workload, namespace string) {
+	switch {
+	case w.OutsideMesh:
+		return "unknown", "unknown"
+	case w.Source == "":
+		return "productpage-v1", w.Namespace
+	case w.SourceNamespace == "":
+		return w.Source, w.Namespace
+	}
+	return w.Source, w.SourceNamespace
 }
 
 type series struct {
@@ -76,7 +95,8 @@ func startIstioExporter(t *testing.T) *istioExporter {
 func (e *istioExporter) set(w workloadTraffic) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.traffic[w.Namespace+"/"+w.Service+"/"+w.Workload] = w
+	source, sourceNamespace := w.client()
+	e.traffic[w.Namespace+"/"+w.Service+"/"+w.Workload+"/"+sourceNamespace+"/"+source] = w
 }
 
 func (e *istioExporter) advance(seconds float64) {
@@ -118,6 +138,10 @@ func (e *istioExporter) serve(w http.ResponseWriter, _ *http.Request) {
 		tr, s := e.traffic[k], e.series[k]
 		fmt.Fprintf(&b, "istio_requests_total{%s,response_code=\"200\"} %.0f\n", istioLabels(tr), s.ok)
 		fmt.Fprintf(&b, "istio_requests_total{%s,response_code=\"503\"} %.0f\n", istioLabels(tr), s.errors)
+		if !tr.OutsideMesh {
+			fmt.Fprintf(&b, "istio_requests_total{%s,response_code=\"200\"} %.0f\n", sourceReported(tr), s.ok)
+			fmt.Fprintf(&b, "istio_requests_total{%s,response_code=\"503\"} %.0f\n", sourceReported(tr), s.errors)
+		}
 	}
 	b.WriteString("# TYPE istio_request_duration_milliseconds histogram\n")
 	for _, k := range keys {
@@ -134,8 +158,15 @@ func (e *istioExporter) serve(w http.ResponseWriter, _ *http.Request) {
 }
 
 func istioLabels(w workloadTraffic) string {
-	return fmt.Sprintf(`reporter="destination",source_workload="productpage-v1",source_workload_namespace=%[1]q,destination_service="%[2]s.%[1]s.svc.cluster.local",destination_service_name=%[2]q,destination_service_namespace=%[1]q,destination_workload=%[3]q,destination_workload_namespace=%[1]q,destination_version=%[4]q,destination_canonical_service=%[2]q,request_protocol="http"`,
-		w.Namespace, w.Service, w.Workload, w.Version)
+	source, sourceNamespace := w.client()
+	return fmt.Sprintf(`reporter="destination",source_workload=%[5]q,source_workload_namespace=%[6]q,destination_service="%[2]s.%[1]s.svc.cluster.local",destination_service_name=%[2]q,destination_service_namespace=%[1]q,destination_workload=%[3]q,destination_workload_namespace=%[1]q,destination_version=%[4]q,destination_canonical_service=%[2]q,request_protocol="http"`,
+		w.Namespace, w.Service, w.Workload, w.Version, source, sourceNamespace)
+}
+
+// sourceReported is the labels of the same requests as the client's own
+// sidecar reports them.
+func sourceReported(w workloadTraffic) string {
+	return strings.Replace(istioLabels(w), `reporter="destination"`, `reporter="source"`, 1)
 }
 
 // startPrometheus runs a real Prometheus server on a free 127.0.0.1 port,

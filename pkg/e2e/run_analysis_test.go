@@ -45,17 +45,21 @@ func TestRunGatedByRealPrometheus(t *testing.T) {
 	exporter := startIstioExporter(t)
 	prom := startPrometheus(t, exporter.URL)
 	flags := []string{"--steps", "20,50,100", "--interval", "10s", "--min-requests", "20", "--prometheus-url", prom}
-	service := func(t *testing.T, canaryRPS, canaryErrors float64) string {
+	// service sends reviews 100 requests a second, split by the live
+	// weight as a mesh would, or (quiet canary) only to v1.
+	service := func(t *testing.T, quietCanary bool) (string, *meshTraffic) {
 		ns := c.newNamespace(t)
 		c.deployVersions(t, ns, "reviews", "v1", "v2")
-		exporter.set(workloadTraffic{Namespace: ns, Service: "reviews", Version: "v1", Workload: "reviews-v1", RPS: 90, LatencyMs: 20})
-		exporter.set(workloadTraffic{Namespace: ns, Service: "reviews", Version: "v2", Workload: "reviews-v2", RPS: canaryRPS, ErrorShare: canaryErrors, LatencyMs: 20})
-		return ns
+		if quietCanary {
+			exporter.set(workloadTraffic{Namespace: ns, Service: "reviews", Version: "v1", Workload: "reviews-v1", RPS: 90, LatencyMs: 20})
+			return ns, nil
+		}
+		return ns, sendTraffic(t, c, exporter, ns, meshClient(100))
 	}
 
 	t.Run("healthy canary is promoted through every step", func(t *testing.T) {
 		t.Parallel()
-		ns := service(t, 10, 0)
+		ns, _ := service(t, false)
 		r := c.canary(t, nil, append([]string{"run", "reviews", "-n", ns}, flags...)...)
 		require.NoError(t, r.err, "%s", r)
 		for _, line := range []string{"starting the canary at step 1/3 (20%)", "step 1/3 (20%): pass", "step 2/3 (50%): pass", "step 3/3 (100%): pass", "canary " + ns + "/reviews promoted"} {
@@ -71,14 +75,14 @@ func TestRunGatedByRealPrometheus(t *testing.T) {
 
 	t.Run("rising errors abort at the step where they rise", func(t *testing.T) {
 		t.Parallel()
-		ns := service(t, 10, 0)
+		ns, traffic := service(t, false)
 		// The canary starts failing as soon as it gets 50%.
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		go func() {
 			for ctx.Err() == nil {
 				if vs, err := c.dyn.Resource(vsV1).Namespace(ns).Get(ctx, "reviews", metav1.GetOptions{}); err == nil && weightOf(vs.Object, "v2") == 50 {
-					exporter.set(workloadTraffic{Namespace: ns, Service: "reviews", Version: "v2", Workload: "reviews-v2", RPS: 10, ErrorShare: 0.3, LatencyMs: 20})
+					traffic.setHealth("v2", versionHealth{ErrorShare: 0.3, LatencyMs: 20})
 					return
 				}
 				time.Sleep(200 * time.Millisecond)
@@ -99,7 +103,7 @@ func TestRunGatedByRealPrometheus(t *testing.T) {
 
 	t.Run("canary without traffic holds as inconclusive", func(t *testing.T) {
 		t.Parallel()
-		ns := service(t, 0, 0)
+		ns, _ := service(t, true)
 		r := c.canary(t, nil, append([]string{"run", "reviews", "-n", ns, "--max-inconclusive", "1"}, flags...)...)
 		require.Error(t, r.err, "%s", r)
 		assert.Equal(t, 2, exitCode(r), "%s", r)
@@ -125,7 +129,7 @@ func TestRunGatedByRealPrometheus(t *testing.T) {
 
 	t.Run("interrupted run resumes from its step", func(t *testing.T) {
 		t.Parallel()
-		ns := service(t, 10, 0)
+		ns, _ := service(t, false)
 		cmd := exec.Command("kubectl", append([]string{"canary", "run", "reviews", "-n", ns}, flags...)...)
 		cmd.Env = c.commandEnv()
 		var stdout, stderr bytes.Buffer
@@ -163,7 +167,7 @@ func TestRunGatedByRealPrometheus(t *testing.T) {
 
 	t.Run("dry run writes nothing", func(t *testing.T) {
 		t.Parallel()
-		ns := service(t, 10, 0)
+		ns, _ := service(t, false)
 		for _, mode := range dryRunModes {
 			out := c.mustCanary(t, append([]string{"run", "reviews", "-n", ns, mode.flag}, flags...)...)
 			assert.Contains(t, out, "would start the canary of "+ns+"/reviews", mode.flag)
