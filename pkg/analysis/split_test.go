@@ -1,7 +1,9 @@
 package analysis
 
 import (
+	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -170,4 +172,33 @@ func TestSplitWindow(t *testing.T) {
 	// No change recorded: the window.
 	w, _ = SplitWindow(time.Minute, time.Time{}, now, 30*time.Second, time.Minute)
 	assert.Equal(t, time.Minute, w)
+}
+
+// FetchSplit sorts the answered requests by version and client, and marks
+// the clients whose own proxy reported sending theirs.
+func TestFetchSplit(t *testing.T) {
+	answered := func(version, workload, ns string, v float64) string {
+		return sample(map[string]string{"destination_version": version, "source_workload": workload, "source_workload_namespace": ns}, v)
+	}
+	f := &fakePrometheus{answer: func(q string) string {
+		if strings.Contains(q, `reporter="source"`) {
+			return "[" + sample(map[string]string{"source_workload": "productpage-v1", "source_workload_namespace": "shop"}, 750) + "]"
+		}
+		return "[" + strings.Join([]string{
+			answered("v1", "productpage-v1", "shop", 675), answered("v2", "productpage-v1", "shop", 75),
+			answered("v1", "unknown", "unknown", 125), answered("v2", "unknown", "unknown", 125),
+			answered("v3", "productpage-v1", "shop", 10),
+		}, ",") + "]"
+	}}
+	s, err := FetchSplit(context.Background(), serve(t, f), reviews, VersionLabel, 90*time.Second, time.Now(), "test")
+	require.NoError(t, err)
+	assert.Equal(t, Split{Window: 90 * time.Second, Stable: 800, Canary: 200, Other: 10, Sources: []SourceTraffic{
+		{Workload: "productpage-v1", Namespace: "shop", Requests: 760, CanaryRequests: 75, InMesh: true},
+		{Workload: "unknown", Namespace: "unknown", Requests: 250, CanaryRequests: 125},
+	}}, s)
+	require.Len(t, f.queries, 2)
+	answeredQuery, sentQuery := SplitQueries(reviews, VersionLabel, 90*time.Second)
+	assert.Equal(t, `sum by (destination_version, source_workload, source_workload_namespace) (increase(istio_requests_total{reporter="destination",destination_service_namespace="shop",destination_service_name="reviews"}[1m30s]))`, answeredQuery)
+	assert.Equal(t, `sum by (source_workload, source_workload_namespace) (increase(istio_requests_total{reporter="source",destination_service_namespace="shop",destination_service_name="reviews"}[1m30s]))`, sentQuery)
+	assert.ElementsMatch(t, []string{answeredQuery, sentQuery}, f.queries)
 }
