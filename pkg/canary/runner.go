@@ -77,6 +77,11 @@ func (r *Runner) Run(ctx context.Context, st *routing.State) error {
 		if err := r.wait(ctx, run); err != nil {
 			return err
 		}
+		// Before the Service's first series the scrape interval may be
+		// unknown, and the split's settling time with it: read it again.
+		if r.Judgement.Scrape.Unknown != "" {
+			r.Judgement.Scrape = r.Prometheus.ScrapeMinimum(ctx, r.Request.Namespace, r.Request.Service, r.Now())
+		}
 		result, decision, err := r.Prometheus.Judge(ctx, target, r.Judgement, r.Now())
 		if err != nil {
 			return fmt.Errorf("%w\nThe canary stays at step %s; kubectl canary run %s resumes from it", err, stepName(run), r.Request.Service)

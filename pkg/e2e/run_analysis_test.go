@@ -65,6 +65,10 @@ func TestRunGatedByRealPrometheus(t *testing.T) {
 		for _, line := range []string{"starting the canary at step 1/3 (20%)", "step 1/3 (20%): pass", "step 2/3 (50%): pass", "step 3/3 (100%): pass", "canary " + ns + "/reviews promoted"} {
 			assert.Contains(t, r.stdout, line)
 		}
+		// Each step's split is measured on its own weight's traffic.
+		for _, share := range []string{`(19|20|21)\.\d`, `(49|50|51)\.\d`, `(99\.\d|100\.0)`} {
+			assert.Regexp(t, `: pass: .*canary share `+share+`% of \d+ \(matches\)`, r.stdout)
+		}
 		st, run := runStateOf(t, c, ns)
 		assert.Equal(t, "Promoted", st.Phase)
 		assert.Equal(t, "v2", st.Stable)
