@@ -114,3 +114,22 @@ func TestStatusIntervalIsDeprecated(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotContains(t, help, "--interval")
 }
+
+// --observed reads Prometheus once, so it does not go with --watch; an
+// unreachable Prometheus fails the command and names it.
+func TestStatusObservedFlags(t *testing.T) {
+	f := newFakeCluster(t, "no-istio", "shop")
+	_, _, err := f.run("start", "reviews")
+	require.NoError(t, err)
+	_, _, err = f.run("status", "--observed", "--watch")
+	assert.EqualError(t, err, "--observed reads Prometheus once; leave out --watch, or run kubectl canary analyze for one Service")
+	_, _, err = f.run("status", "--observed", "--window", "0s")
+	assert.ErrorContains(t, err, "--window 0s is not a duration of traffic")
+	_, _, err = f.run("status", "--observed", "--prometheus-url", "http://127.0.0.1:1")
+	assert.ErrorContains(t, err, "cannot query Prometheus at http://127.0.0.1:1")
+
+	// Without --observed there is no column and no Prometheus.
+	stdout, _, err := f.run("status", "--prometheus-url", "http://127.0.0.1:1")
+	require.NoError(t, err)
+	assert.NotContains(t, stdout, "OBSERVED")
+}
