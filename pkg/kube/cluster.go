@@ -92,6 +92,8 @@ func (c *Clients) ReadSnapshot(ctx context.Context, namespace, service string, o
 	if snap.Gateways, err = foundGateways(opts.Gateways, gateways, gatewayErrs); err != nil {
 		return nil, err
 	}
+	objects := append(append([]*unstructured.Unstructured{}, snap.VirtualServices...), snap.DestinationRules...)
+	snap.ArgoCDApplications = c.readArgoCDApplications(ctx, routingOfService(objects, namespace, service))
 	return snap, nil
 }
 

@@ -26,7 +26,9 @@ type istioCheck struct {
 // them in the order their findings have always come.
 func (b *istioBackend) check(c *checker, opts CheckOptions) {
 	ic := b.newIstioCheck(c)
-	ic.checkOwners(append(append(append([]*unstructured.Unstructured{}, ic.routing...), ic.claiming...), ic.rules...))
+	objects := append(append(append([]*unstructured.Unstructured{}, ic.routing...), ic.claiming...), ic.rules...)
+	ic.checkOwners(objects)
+	ic.checkGitOps(objects)
 	ic.checkRuleCount()
 	deployments, versions := ic.versions()
 	definedSubsets := ic.checkSubsets(deployments)

@@ -76,6 +76,9 @@ type Snapshot struct {
 	Warnings []string
 	// Gateways holds the Gateway an intent names, when it exists.
 	Gateways []*unstructured.Unstructured
+	// ArgoCDApplications are the Argo CD Applications the routing objects
+	// name (ArgoCDApplicationsNamed), by namespace/name, as far as read.
+	ArgoCDApplications map[string]ArgoCDApplication
 	// APIVersion is the networking.istio.io version for objects the plan creates.
 	APIVersion string
 	Now        time.Time

@@ -35,6 +35,9 @@ type CanaryStatus struct {
 	Objects []string `json:"objects"`
 	// Run is the progress of kubectl canary run, when one drives the canary.
 	Run *RunState `json:"run,omitempty"`
+	// ManagedBy names the GitOps tools that reconcile the canary's objects
+	// from Git, as "Kind/name: tool".
+	ManagedBy []string `json:"managedBy,omitempty"`
 }
 
 // Ready counts available and desired replicas of a version.
@@ -109,6 +112,9 @@ func recordedCanaries(objects []*unstructured.Unstructured) map[canaryKey]*Canar
 				ref = obj.GetKind() + "/" + obj.GetNamespace() + "/" + obj.GetName()
 			}
 			cs.Objects = append(cs.Objects, ref)
+			for _, m := range GitOpsManagers(obj, nil, service) {
+				cs.ManagedBy = appendUnique(cs.ManagedBy, ref+": "+m.Tool)
+			}
 			if obj.GetKind() == "VirtualService" && st.Phase == PhaseProgressing && boundToAGateway(obj) {
 				for _, h := range asSlice(asMap(obj.Object["spec"])["hosts"]) {
 					cs.GatewayHosts = appendUnique(cs.GatewayHosts, asString(h))
@@ -134,6 +140,14 @@ func (cs CanaryStatus) Routing() string {
 	}
 	for _, h := range cs.GatewayHosts {
 		parts = append(parts, "gateway "+h)
+	}
+	var tools []string
+	for _, m := range cs.ManagedBy {
+		_, tool, _ := strings.Cut(m, ": ")
+		tools = appendUnique(tools, tool)
+	}
+	for _, tool := range tools {
+		parts = append(parts, "managed by "+tool)
 	}
 	if r := cs.Run; r != nil && r.Step < len(r.Steps) {
 		run := fmt.Sprintf("run step %d/%d", r.Step+1, len(r.Steps))
