@@ -62,6 +62,9 @@ type Result struct {
 	Request  Request
 	Plan     *routing.Plan
 	Outcomes []Outcome
+	// LastWriteSent is when the last write was sent to the store; zero
+	// when nothing was written.
+	LastWriteSent time.Time
 }
 
 // Outcome is one object of a plan once the change has acted on it.
@@ -138,6 +141,7 @@ func (e *Engine) change(ctx context.Context, req Request, observers []Observer) 
 			observed = true
 		}
 		result.Outcomes, err = w.writeAll(ctx, plan, req.DryRun == ServerDryRun)
+		result.LastWriteSent = w.lastSent
 		return err
 	})
 	if lostRace(err) {

@@ -25,6 +25,10 @@ import (
 const (
 	waitPollInterval    = 250 * time.Millisecond
 	maxWaitPollInterval = 2 * time.Second
+	// readTooSoon bounds a read of the sync status right after the last
+	// write that cannot hold the write's push yet: istiod pushes a config
+	// change once 100 ms pass without another (PILOT_DEBOUNCE_AFTER).
+	readTooSoon = 50 * time.Millisecond
 )
 
 // How --wait reaches istiod (--istiod-via).
@@ -58,6 +62,9 @@ type SyncWaiter struct {
 	// Forward opens port-forwards to istiod's pods; nil means through the
 	// API server (tests replace it).
 	Forward PortForwarder
+	// ReadTooSoon is how soon after the last write a read of istiod
+	// cannot hold the write's push yet; zero is 50 ms.
+	ReadTooSoon time.Duration
 	// Warn receives a warning; Synced the line that says the proxies have
 	// the change.
 	Warn   func(message string)
@@ -89,7 +96,7 @@ func (w *SyncWaiter) AfterWrite(ctx context.Context, result *Result, err error) 
 		src.stop()
 		return nil
 	}
-	return w.forProxies(ctx, src, result.Plan)
+	return w.forProxies(ctx, src, result)
 }
 
 // describeIstiod names istiod's Service and port in messages.
@@ -290,14 +297,10 @@ func (w *SyncWaiter) baseline(ctx context.Context, plan *routing.Plan) (*istiodS
 	return src, nil
 }
 
-// readSyncVerdict reads every replica and tells which proxies of the
-// audience have the change; changed is false when nothing was written, and
-// then the proxies need only have acknowledged everything sent to them.
-func (w *SyncWaiter) readSyncVerdict(ctx context.Context, src *istiodSource, changed bool) (meshsync.Verdict, error) {
-	all, err := w.readAll(ctx, src)
-	if err != nil {
-		return meshsync.Verdict{}, err
-	}
+// judgeSync tells which proxies of the audience have the change, from
+// every replica's sync status; changed is false when nothing was written,
+// and then the proxies need only have acknowledged everything sent to them.
+func judgeSync(src *istiodSource, all [][]meshsync.Proxy, changed bool) (meshsync.Verdict, error) {
 	var verdict meshsync.Verdict
 	for i, proxies := range all {
 		var newerThan *uint64
@@ -314,26 +317,42 @@ func (w *SyncWaiter) readSyncVerdict(ctx context.Context, src *istiodSource, cha
 	return verdict, nil
 }
 
+// rebaseline moves each replica's baseline to its newest push, when the
+// sync status was read too soon after the last write for that push to
+// carry it: a push that began between the first baseline and the write
+// (another change's, debounced) then does not count as this change's.
+func rebaseline(src *istiodSource, all [][]meshsync.Proxy) {
+	for i, proxies := range all {
+		if latest, err := meshsync.LatestPush(proxies); err == nil && latest > src.baselines[i] {
+			src.baselines[i] = latest
+		}
+	}
+}
+
 // forProxies waits until every proxy that calls the Service has the change,
 // or the timeout runs out, asking less often as it goes on.
-func (w *SyncWaiter) forProxies(ctx context.Context, src *istiodSource, plan *routing.Plan) error {
+func (w *SyncWaiter) forProxies(ctx context.Context, src *istiodSource, result *Result) error {
 	defer src.stop()
 	ctx, cancel := context.WithTimeout(ctx, w.Timeout)
 	defer cancel()
 	started := time.Now()
 	interval := waitPollInterval
+	plan := result.Plan
 	var verdict meshsync.Verdict
 	var lastErr error
-	for {
-		v, err := w.readSyncVerdict(ctx, src, plan.Changed())
+	for first := true; ; first = false {
+		all, err := w.readAll(ctx, src)
+		if err == nil && first && plan.Changed() && !result.LastWriteSent.IsZero() && time.Since(result.LastWriteSent) < w.readTooSoon() {
+			rebaseline(src, all)
+		}
 		if err == nil {
-			verdict = v
-			if verdict.Done() {
-				if w.Synced != nil {
-					w.Synced(syncSummary(plan, verdict, time.Since(started), w))
-				}
-				return nil
+			verdict, err = judgeSync(src, all, plan.Changed())
+		}
+		if err == nil && verdict.Done() {
+			if w.Synced != nil {
+				w.Synced(syncSummary(plan, verdict, time.Since(started), w))
 			}
+			return nil
 		}
 		// A failed read while waiting may be a passing hiccup: retry until
 		// the timeout, then report it (unless the timeout itself cut it off).
@@ -396,6 +415,13 @@ func (w *SyncWaiter) warn(message string) {
 	if w.Warn != nil {
 		w.Warn(message)
 	}
+}
+
+func (w *SyncWaiter) readTooSoon() time.Duration {
+	if w.ReadTooSoon > 0 {
+		return w.ReadTooSoon
+	}
+	return readTooSoon
 }
 
 // forwarder is Forward, or the API server's port forwarding.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
@@ -19,6 +20,8 @@ type planWriter struct {
 	// written names the objects written so far, across the retries that
 	// follow a conflict, for the error of a refused later write.
 	written []string
+	// lastSent is when the last write that was not a dry run was sent.
+	lastSent time.Time
 }
 
 func (w *planWriter) writeAll(ctx context.Context, plan *routing.Plan, dryRun bool) ([]Outcome, error) {
@@ -27,6 +30,9 @@ func (w *planWriter) writeAll(ctx context.Context, plan *routing.Plan, dryRun bo
 		if !c.Changed() {
 			out = append(out, Outcome{Change: c, Object: c.Live})
 			continue
+		}
+		if !dryRun {
+			w.lastSent = time.Now()
 		}
 		object, err := w.store.Write(ctx, c, dryRun)
 		if err != nil {

@@ -118,11 +118,15 @@ func newFakeCluster(t *testing.T, fixture, namespace string) *fakeCluster {
 // run executes `kubectl canary ARGS...` against the fake cluster.
 func (f *fakeCluster) run(args ...string) (stdout, stderr string, err error) {
 	var out, errOut bytes.Buffer
-	cmd := newCmdCanary(&globalOptions{conn: canary.ConnectWith(f), IOStreams: genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}})
+	cmd := newCmdCanary(&globalOptions{conn: canary.ConnectWith(f), syncReadTooSoon: fakeSyncReadTooSoon, IOStreams: genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}})
 	cmd.SetArgs(args)
 	err = cmd.ExecuteContext(context.Background())
 	return out.String(), errOut.String(), err
 }
+
+// fakeSyncReadTooSoon: the fake istiod pushes a write on the second read
+// after it, however long that takes, so the first read never holds it.
+const fakeSyncReadTooSoon = time.Hour
 
 func isDryRun(action clienttesting.Action) bool {
 	switch a := action.(type) {

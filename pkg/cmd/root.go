@@ -8,6 +8,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/kubectl/pkg/util/templates"
+	"time"
 
 	"github.com/kubectl-canary/kubectl-canary/pkg/canary"
 	// Before kubectl's packages initialise: see the package's comment.
@@ -50,6 +51,10 @@ type globalOptions struct {
 	// portForward, when set, replaces the API server's port forwarding
 	// (tests without a kubelet).
 	portForward canary.PortForwarder
+	// syncReadTooSoon, when set, replaces SyncWaiter's bound on a read of
+	// istiod too soon after a write to hold its push (tests whose fake
+	// istiod pushes on a later read, however slow the machine).
+	syncReadTooSoon time.Duration
 }
 
 // NewCmdCanary builds `kubectl canary` and its verbs.

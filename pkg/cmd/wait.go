@@ -54,8 +54,8 @@ func (w *waitFlags) observer(cluster *canary.Cluster, g *globalOptions, out io.W
 	return &canary.SyncWaiter{
 		Cluster: cluster, Timeout: w.timeout,
 		Namespace: w.namespace, Service: w.service, Port: w.port, Via: w.via,
-		Forward: g.portForward,
-		Warn:    func(message string) { fmt.Fprintf(g.ErrOut, "Warning: %s\n", message) },
-		Synced:  func(summary string) { fmt.Fprintln(out, summary) },
+		Forward: g.portForward, ReadTooSoon: g.syncReadTooSoon,
+		Warn:   func(message string) { fmt.Fprintf(g.ErrOut, "Warning: %s\n", message) },
+		Synced: func(summary string) { fmt.Fprintln(out, summary) },
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -31,7 +32,8 @@ import (
 
 // fakeIstiod plays istiod behind the fake API server: its Service and
 // EndpointSlice, and per replica a /debug/syncz with one connected proxy.
-// Every routing write makes each replica push, and a replica's proxy
+// Routing writes make each replica push once no write came for
+// fakeDebounce (as istiod debounces config events), and a replica's proxy
 // acknowledges after it has been asked `ackAfter` more times.
 type fakeIstiod struct {
 	mu       sync.Mutex
@@ -43,7 +45,13 @@ type fakeIstiod struct {
 }
 
 type fakeReplica struct {
-	counter            int // the newest push version of this replica
+	counter int // the newest push version of this replica
+	// pending is set by a write: its push goes out once the sync status
+	// has been read once more (istiod debounces config events).
+	pending, readSincePending bool
+	// pushesMeanwhile is how many pushes of other changes go out while
+	// the write is on its way, acknowledged at once.
+	pushesMeanwhile    int
 	acked              int // the newest its proxy acknowledged
 	sinceAck           int
 	ackAfter           int // reads until the proxy acknowledges; <0 never
@@ -88,8 +96,10 @@ func newFakeIstiodReplicas(f *fakeCluster, at istiodAt, replicas ...*fakeReplica
 		if (action.GetVerb() == "create" || action.GetVerb() == "update") && !isDryRun(action) {
 			i.mu.Lock()
 			for _, r := range i.replicas {
-				r.counter++
-				r.sinceAck = 0
+				r.counter += r.pushesMeanwhile
+				r.acked = r.counter
+				r.pushesMeanwhile = 0
+				r.pending, r.readSincePending = true, false
 			}
 			i.mu.Unlock()
 		}
@@ -145,6 +155,14 @@ func (i *fakeIstiod) forward(t *testing.T) canary.PortForwarder {
 
 // read answers /debug/syncz, letting the proxy acknowledge in its time.
 func (r *fakeReplica) read() string {
+	switch {
+	case r.pending && r.readSincePending:
+		r.counter++
+		r.sinceAck = 0
+		r.pending = false
+	case r.pending:
+		r.readSincePending = true
+	}
 	if r.acked < r.counter && r.ackAfter >= 0 {
 		if r.sinceAck >= r.ackAfter {
 			r.acked = r.counter
@@ -182,7 +200,7 @@ func sidecar(id string, counter, ackAfter int) *fakeReplica {
 // runForwarding is fakeCluster.run with the fake istiod's port forwarding.
 func (f *fakeCluster) runForwarding(istiod *fakeIstiod, args ...string) (stdout, stderr string, err error) {
 	var out, errOut bytes.Buffer
-	cmd := newCmdCanary(&globalOptions{conn: canary.ConnectWith(f), portForward: istiod.forward(f.t), IOStreams: genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}})
+	cmd := newCmdCanary(&globalOptions{conn: canary.ConnectWith(f), portForward: istiod.forward(f.t), syncReadTooSoon: fakeSyncReadTooSoon, IOStreams: genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}})
 	cmd.SetArgs(args)
 	err = cmd.ExecuteContext(context.Background())
 	return out.String(), errOut.String(), err
@@ -203,7 +221,7 @@ func TestWaitForwardsAPortWhenIstiodTurnsTheProxyAway(t *testing.T) {
 		for _, read := range istiod.reads[2:] {
 			assert.Equal(t, "istio-system forwarded istiod-0/debug/syncz", read)
 		}
-		assert.Len(t, istiod.reads, 2+3, "baseline, then until acknowledged")
+		assert.Len(t, istiod.reads, 2+4, "baseline, a read before istiod pushes the write, then until acknowledged")
 	})
 	t.Run("port-forward only", func(t *testing.T) {
 		f := newFakeCluster(t, "no-istio", "shop")
@@ -246,9 +264,10 @@ func TestWaitUntilTheProxiesAcknowledge(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, out, "canary shop/reviews started")
 	assert.Regexp(t, `1 of 1 proxy calling service shop/reviews in sync with the new routing after \d`, out)
-	// One replica is read through the Service: once before the write, then
-	// until the proxy has acknowledged.
+	// One replica is read through the Service: once before the write, once
+	// before istiod pushes it, then until the proxy has acknowledged.
 	assert.Equal(t, []string{
+		"istio-system services http:istiod:15014/debug/syncz",
 		"istio-system services http:istiod:15014/debug/syncz",
 		"istio-system services http:istiod:15014/debug/syncz",
 		"istio-system services http:istiod:15014/debug/syncz",
@@ -260,6 +279,36 @@ func TestWaitUntilTheProxiesAcknowledge(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotContains(t, out, "in sync")
 	assert.Contains(t, errOut, "1 of 1 proxy calling service shop/reviews in sync")
+}
+
+// A push of another change that goes out between the read before the write
+// and istiod receiving the write is newer than the first baseline but does
+// not carry the write: the read right after the write moves the baseline
+// past it, so the wait ends only once the write's own push is acknowledged.
+func TestWaitIgnoresAPushOfAnotherChangeDuringTheWrite(t *testing.T) {
+	f := newFakeCluster(t, "no-istio", "shop")
+	proxy := sidecar(productpage, 4, 1)
+	proxy.pushesMeanwhile = 1
+	istiod := newFakeIstiodReplicas(f, defaultIstiod, proxy)
+
+	out, _, err := f.run("start", "reviews", "--wait")
+	require.NoError(t, err)
+	assert.Contains(t, out, "1 of 1 proxy calling service shop/reviews in sync")
+	assert.Equal(t, 6, proxy.counter, "4 before, 5 the other change's, 6 the write's")
+	assert.Equal(t, 6, proxy.acked, "the wait ended before the write's push was acknowledged")
+	assert.Len(t, istiod.reads, 4, "before the write, before istiod pushes it, then until acknowledged")
+
+	// Read too late after the write to tell, the baseline stays: the
+	// other change's push is then taken for the write's, as before.
+	f = newFakeCluster(t, "no-istio", "shop")
+	proxy = sidecar(productpage, 4, 1)
+	proxy.pushesMeanwhile = 1
+	newFakeIstiodReplicas(f, defaultIstiod, proxy)
+	var stdout, stderr bytes.Buffer
+	cmd := newCmdCanary(&globalOptions{conn: canary.ConnectWith(f), syncReadTooSoon: time.Nanosecond, IOStreams: genericiooptions.IOStreams{In: strings.NewReader(""), Out: &stdout, ErrOut: &stderr}})
+	cmd.SetArgs([]string{"start", "reviews", "--wait"})
+	require.NoError(t, cmd.ExecuteContext(context.Background()))
+	assert.Equal(t, 5, proxy.acked, "judged at once on the other change's push")
 }
 
 func TestWaitWhenNothingChanges(t *testing.T) {
@@ -305,7 +354,7 @@ func TestWaitReadsEveryIstiodReplica(t *testing.T) {
 	// Through each pod's proxy, at the port the Service's port leads to,
 	// both at once.
 	assert.ElementsMatch(t, []string{"istio-system pods http:istiod-0:9914/debug/syncz", "istio-system pods http:istiod-1:9914/debug/syncz"}, istiod.reads[:2])
-	assert.Len(t, istiod.reads, 2*5, "before the write, then until ratings acknowledged on its third read")
+	assert.Len(t, istiod.reads, 2*6, "before the write, before istiod pushes it, then until ratings acknowledged on its third read")
 
 	t.Run("a replica's proxy that never acknowledges", func(t *testing.T) {
 		f := newFakeCluster(t, "no-istio", "shop")

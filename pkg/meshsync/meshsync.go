@@ -12,9 +12,10 @@
 // before the change was written, and has nothing sent but unacknowledged.
 //
 // The judgement can be early in one case: an unrelated full push that began
-// in the few milliseconds between that reading and istiod receiving the
-// change counts as newer although it lacks the change. Reading the baseline
-// right before the write keeps that window small.
+// between that reading and istiod receiving the change counts as newer
+// although it lacks the change. The command reads the baseline right before
+// the write, and again right after it while istiod's debounce keeps the
+// change's own push from having gone out, to keep that window small.
 package meshsync
 
 import (
