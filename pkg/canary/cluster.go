@@ -25,6 +25,7 @@ func (c *Cluster) Read(ctx context.Context, q Query) (*routing.Snapshot, error) 
 		WarnIfNotAllowed: q.WarnIfNotAllowed,
 		ClusterDomain:    q.ClusterDomain,
 		Services:         q.Services,
+		GatewayAPIRoutes: q.GatewayAPIRoutes,
 	})
 }
 

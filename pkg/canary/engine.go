@@ -62,9 +62,9 @@ type Result struct {
 	Request  Request
 	Plan     *routing.Plan
 	Outcomes []Outcome
-	// LastWriteSent is when the last write was sent to the store; zero
+	// FirstWriteAnswered is when the store answered the first write; zero
 	// when nothing was written.
-	LastWriteSent time.Time
+	FirstWriteAnswered time.Time
 }
 
 // Outcome is one object of a plan once the change has acted on it.
@@ -141,7 +141,7 @@ func (e *Engine) change(ctx context.Context, req Request, observers []Observer) 
 			observed = true
 		}
 		result.Outcomes, err = w.writeAll(ctx, plan, req.DryRun == ServerDryRun)
-		result.LastWriteSent = w.lastSent
+		result.FirstWriteAnswered = w.firstAnswered
 		return err
 	})
 	if lostRace(err) {
@@ -172,7 +172,7 @@ func (e *Engine) plan(snap *routing.Snapshot, req Request) (*routing.Plan, error
 // after it read just those.
 func queryFor(req Request) Query {
 	starting := req.Intent.Action == routing.ActionStart
-	q := Query{Namespace: req.Namespace, Service: req.Service, OtherNamespaces: starting, WarnIfNotAllowed: starting, ClusterDomain: req.Intent.ClusterDomain}
+	q := Query{Namespace: req.Namespace, Service: req.Service, OtherNamespaces: starting, WarnIfNotAllowed: starting, GatewayAPIRoutes: starting, ClusterDomain: req.Intent.ClusterDomain}
 	if g := req.Intent.Gateway; g != nil {
 		q.Gateways = append(q.Gateways, types.NamespacedName{Namespace: g.Namespace, Name: g.Name})
 	}

@@ -43,4 +43,7 @@ type Query struct {
 	ClusterDomain    string
 	// Services also reads every Service of the namespace (check).
 	Services bool
+	// GatewayAPIRoutes also reads the namespace's Gateway API routes, which
+	// must not carry the Service beside a VirtualService (start, check).
+	GatewayAPIRoutes bool
 }

@@ -25,10 +25,14 @@ import (
 const (
 	waitPollInterval    = 250 * time.Millisecond
 	maxWaitPollInterval = 2 * time.Second
-	// readTooSoon bounds a read of the sync status right after the last
-	// write that cannot hold the write's push yet: istiod pushes a config
-	// change once 100 ms pass without another (PILOT_DEBOUNCE_AFTER).
-	readTooSoon = 50 * time.Millisecond
+	// readTooSoon bounds a read of the sync status right after the writes
+	// that cannot hold a push of any of them yet. istiod pushes a config
+	// change once 100 ms pass without another (PILOT_DEBOUNCE_AFTER), and
+	// the API server answers a write once it is stored; istiod's answer
+	// travels back through the API server too, so a read that comes back
+	// less than 100 ms after the first write's answer was taken before any
+	// push of the writes.
+	readTooSoon = 90 * time.Millisecond
 )
 
 // How --wait reaches istiod (--istiod-via).
@@ -63,7 +67,7 @@ type SyncWaiter struct {
 	// API server (tests replace it).
 	Forward PortForwarder
 	// ReadTooSoon is how soon after the last write a read of istiod
-	// cannot hold the write's push yet; zero is 50 ms.
+	// cannot hold the write's push yet; zero is 90 ms.
 	ReadTooSoon time.Duration
 	// Warn receives a warning; Synced the line that says the proxies have
 	// the change.
@@ -318,8 +322,8 @@ func judgeSync(src *istiodSource, all [][]meshsync.Proxy, changed bool) (meshsyn
 }
 
 // rebaseline moves each replica's baseline to its newest push, when the
-// sync status was read too soon after the last write for that push to
-// carry it: a push that began between the first baseline and the write
+// sync status was read too soon after the first write for any push to carry
+// the writes: a push that began between the first baseline and the writes
 // (another change's, debounced) then does not count as this change's.
 func rebaseline(src *istiodSource, all [][]meshsync.Proxy) {
 	for i, proxies := range all {
@@ -342,7 +346,7 @@ func (w *SyncWaiter) forProxies(ctx context.Context, src *istiodSource, result *
 	var lastErr error
 	for first := true; ; first = false {
 		all, err := w.readAll(ctx, src)
-		if err == nil && first && plan.Changed() && !result.LastWriteSent.IsZero() && time.Since(result.LastWriteSent) < w.readTooSoon() {
+		if err == nil && first && plan.Changed() && !result.FirstWriteAnswered.IsZero() && time.Since(result.FirstWriteAnswered) < w.readTooSoon() {
 			rebaseline(src, all)
 		}
 		if err == nil {

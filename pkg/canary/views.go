@@ -11,7 +11,7 @@ import (
 // CheckService reads a Service and everything that routes it, and checks
 // it is ready for a canary.
 func (c *Cluster) CheckService(ctx context.Context, namespace, service string, intent routing.Intent, opts routing.CheckOptions) ([]routing.Finding, error) {
-	snap, err := c.Read(ctx, Query{Namespace: namespace, Service: service, OtherNamespaces: true, Services: true, ClusterDomain: intent.ClusterDomain})
+	snap, err := c.Read(ctx, Query{Namespace: namespace, Service: service, OtherNamespaces: true, Services: true, GatewayAPIRoutes: true, ClusterDomain: intent.ClusterDomain})
 	if err != nil {
 		return nil, err
 	}

@@ -20,8 +20,9 @@ type planWriter struct {
 	// written names the objects written so far, across the retries that
 	// follow a conflict, for the error of a refused later write.
 	written []string
-	// lastSent is when the last write that was not a dry run was sent.
-	lastSent time.Time
+	// firstAnswered is when the answer to the first write that was not a
+	// dry run came back.
+	firstAnswered time.Time
 }
 
 func (w *planWriter) writeAll(ctx context.Context, plan *routing.Plan, dryRun bool) ([]Outcome, error) {
@@ -31,12 +32,12 @@ func (w *planWriter) writeAll(ctx context.Context, plan *routing.Plan, dryRun bo
 			out = append(out, Outcome{Change: c, Object: c.Live})
 			continue
 		}
-		if !dryRun {
-			w.lastSent = time.Now()
-		}
 		object, err := w.store.Write(ctx, c, dryRun)
 		if err != nil {
 			return nil, w.refused(c, err, dryRun)
+		}
+		if !dryRun && w.firstAnswered.IsZero() {
+			w.firstAnswered = time.Now()
 		}
 		out = append(out, Outcome{Change: c, Object: object})
 		if name := objectName(c); !dryRun && !slices.Contains(w.written, name) {

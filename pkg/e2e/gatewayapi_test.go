@@ -62,3 +62,77 @@ spec:
 		return fmt.Sprint(last(routes).Weights()) == fmt.Sprint(map[string]uint32{clusterOf("reviews-v1"): 90, clusterOf("reviews-v2"): 10})
 	})
 }
+
+// A Service the Gateway API already routes, in the mesh (a parentRef to the
+// Service) or from a Gateway (a backendRef to one of its per-version
+// Services), gets no VirtualService canary beside it: check reports the
+// route, start refuses and writes nothing, --force writes with a warning.
+func TestStartRefusesAServiceTheGatewayAPIRoutes(t *testing.T) {
+	t.Parallel()
+	c := shared
+	versionServices := `---
+apiVersion: v1
+kind: Service
+metadata: {name: reviews-v1}
+spec:
+  selector: {app: reviews, version: v1}
+  ports: [{name: http, port: 9080}]
+`
+	cases := []struct{ name, route, how string }{
+		{"mesh HTTPRoute", `---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: reviews}
+spec:
+  parentRefs: [{group: "", kind: Service, name: reviews, port: 9080}]
+  rules:
+  - backendRefs: [{name: reviews, port: 9080}]
+`, "HTTPRoute %s/reviews: routes Service %s/reviews through the Kubernetes Gateway API (a parentRef to the Service (mesh routing))"},
+		{"ingress GRPCRoute to a per-version Service", versionServices + `---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: reviews-ingress}
+spec:
+  parentRefs: [{name: public, namespace: istio-ingress}]
+  rules:
+  - backendRefs: [{name: reviews-v1, port: 9080}]
+`, "GRPCRoute %s/reviews-ingress: routes Service %s/reviews through the Kubernetes Gateway API (a backendRef to Service reviews-v1, which selects a version of it)"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ns := c.newNamespace(t)
+			c.deployVersions(t, ns, "reviews", "v1", "v2")
+			c.create(t, ns, tc.route)
+			finding := fmt.Sprintf(tc.how, ns, ns)
+			object, message, _ := strings.Cut(finding, ": ")
+
+			r := c.failCanary(t, "check", "reviews", "-n", ns)
+			requireExitCode(t, r, 1)
+			assertFindings(t, []checkFinding{{"error", object, message}}, rowsOf(t, r.stdout))
+
+			r = c.failCanary(t, "start", "reviews", "-n", ns)
+			assert.Contains(t, r.stderr, "preflight check of service "+ns+"/reviews failed, nothing was changed")
+			assert.Contains(t, r.stderr, finding)
+			assert.Contains(t, r.stderr, "Split the traffic with this route's backendRef weights instead")
+			assert.Empty(t, c.versionsOf(t, ns), "a refused start wrote")
+
+			r = c.canary(t, nil, "start", "reviews", "-n", ns, "--force")
+			require.NoError(t, r.err, "%s", r)
+			assert.Contains(t, r.stderr, "Warning: "+finding)
+		})
+	}
+
+	// A route of another Service is not this one's business.
+	ns := c.newNamespace(t)
+	c.deployVersions(t, ns, "reviews", "v1", "v2")
+	c.create(t, ns, `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: ratings}
+spec:
+  parentRefs: [{group: "", kind: Service, name: ratings, port: 9080}]
+  rules:
+  - backendRefs: [{name: ratings, port: 9080}]
+`)
+	c.mustCanary(t, "start", "reviews", "-n", ns)
+}

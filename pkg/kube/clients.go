@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -37,6 +38,9 @@ type Clients struct {
 	Config *rest.Config
 	// IstioVersion is the networking.istio.io version to read and write.
 	IstioVersion string
+	// Discovery is kubectl's cached discovery client; nil with fake
+	// clients, which then serve no Gateway API.
+	Discovery discovery.DiscoveryInterface
 }
 
 // VirtualServices is the resource of VirtualServices at the chosen version.
@@ -95,6 +99,12 @@ func (f *configFlagsFactory) RESTConfig() (*rest.Config, error) {
 		return nil, err
 	}
 	config.UserAgent = "kubectl-canary"
+	// client-go's default rate limit, 5 requests a second after a burst of
+	// 10, would hold a command's writes 200 ms apart once its reads have
+	// spent the burst: istiod would then push each write on its own.
+	if config.QPS == 0 {
+		config.QPS, config.Burst = 50, 100
+	}
 	return config, nil
 }
 
@@ -102,11 +112,10 @@ func (f *configFlagsFactory) Clients() (*Clients, error) {
 	if f.clients != nil {
 		return f.clients, nil
 	}
-	config, err := f.flags.ToRESTConfig()
+	config, err := f.RESTConfig()
 	if err != nil {
 		return nil, err
 	}
-	config.UserAgent = "kubectl-canary"
 	core, err := kubernetes.NewForConfig(config)
 	if err != nil {
 		return nil, err
@@ -127,7 +136,11 @@ func (f *configFlagsFactory) Clients() (*Clients, error) {
 	if err != nil {
 		return nil, err
 	}
-	f.clients = &Clients{Core: core, Dynamic: dyn, Config: config, IstioVersion: version}
+	disco, err := f.flags.ToDiscoveryClient()
+	if err != nil {
+		return nil, err
+	}
+	f.clients = &Clients{Core: core, Dynamic: dyn, Config: config, IstioVersion: version, Discovery: disco}
 	return f.clients, nil
 }
 

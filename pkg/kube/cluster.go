@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -33,6 +34,10 @@ type SnapshotOptions struct {
 	ClusterDomain   string
 	// Services also lists the Services of the namespace.
 	Services bool
+	// GatewayAPIRoutes also lists the namespace's Gateway API routes of the
+	// kinds the cluster serves (and then its Services, to know the
+	// per-version Services they may name).
+	GatewayAPIRoutes bool
 	// WarnIfNotAllowed says so, with a warning on the plan, when the
 	// cluster-wide list is forbidden (start does; the commands after it
 	// would only repeat it).
@@ -40,28 +45,32 @@ type SnapshotOptions struct {
 }
 
 // ReadSnapshot reads everything the routing core needs about one Service:
-// one GET and three LISTs, plus a GET for each Gateway named. The reads that
+// one GET and three LISTs, plus a GET for each Gateway named, and a LIST
+// for each Gateway API route kind served when asked. The reads that
 // do not depend on each other go out together: their round trips are most
 // of a command's time.
 func (c *Clients) ReadSnapshot(ctx context.Context, namespace, service string, opts SnapshotOptions) (*routing.Snapshot, error) {
 	snap := &routing.Snapshot{APIVersion: c.APIVersion(), Now: time.Now()}
-	var svcErr, deploymentsErr, servicesErr error
+	var svcErr, deploymentsErr, servicesErr, routesErr error
+	servedRoutes, err := c.gatewayAPIRoutesToRead(&opts)
+	if err != nil {
+		return nil, err
+	}
 	gateways := make([]*unstructured.Unstructured, len(opts.Gateways))
 	gatewayErrs := make([]error, len(opts.Gateways))
+	var routeWarnings []string
 	var wg sync.WaitGroup
+	if len(servedRoutes) > 0 {
+		wg.Go(func() {
+			snap.GatewayAPIRoutes, routeWarnings, routesErr = c.readGatewayAPIRoutes(ctx, namespace, servedRoutes)
+		})
+	}
 	wg.Go(func() {
 		snap.Service, svcErr = c.Core.CoreV1().Services(namespace).Get(ctx, service, metav1.GetOptions{})
 	})
 	wg.Go(func() { snap.Deployments, deploymentsErr = c.listDeployments(ctx, namespace) })
 	if opts.Services {
-		wg.Go(func() {
-			list, err := c.Core.CoreV1().Services(namespace).List(ctx, metav1.ListOptions{})
-			if err != nil {
-				servicesErr = listError("services", namespace, err)
-				return
-			}
-			snap.Services = append([]corev1.Service{}, list.Items...)
-		})
+		wg.Go(func() { snap.Services, servicesErr = c.listServices(ctx, namespace) })
 	}
 	for i, g := range opts.Gateways {
 		wg.Go(func() {
@@ -79,11 +88,10 @@ func (c *Clients) ReadSnapshot(ctx context.Context, namespace, service string, o
 	}
 	wg.Wait()
 
-	if err := firstReadError(namespace, service, svcErr, deploymentsErr, servicesErr, routingErr); err != nil {
+	if err := firstReadError(namespace, service, svcErr, deploymentsErr, servicesErr, errors.Join(routingErr, routesErr)); err != nil {
 		return nil, err
 	}
-	snap.Warnings = append(snap.Warnings, warnings...)
-	var err error
+	snap.Warnings = append(append(snap.Warnings, warnings...), routeWarnings...)
 	if !opts.OtherNamespaces {
 		if snap.VirtualServices, err = c.withRecordedElsewhere(ctx, snap.VirtualServices, snap.DestinationRules, service); err != nil {
 			return nil, err
@@ -95,6 +103,15 @@ func (c *Clients) ReadSnapshot(ctx context.Context, namespace, service string, o
 	objects := append(append([]*unstructured.Unstructured{}, snap.VirtualServices...), snap.DestinationRules...)
 	snap.ArgoCDApplications = c.readArgoCDApplications(ctx, routingOfService(objects, namespace, service))
 	return snap, nil
+}
+
+// listServices lists the Services of a namespace.
+func (c *Clients) listServices(ctx context.Context, namespace string) ([]corev1.Service, error) {
+	list, err := c.Core.CoreV1().Services(namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, listError("services", namespace, err)
+	}
+	return append([]corev1.Service{}, list.Items...), nil
 }
 
 // firstReadError is the error of a snapshot's reads that helps most: the

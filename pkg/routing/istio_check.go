@@ -29,6 +29,7 @@ func (b *istioBackend) check(c *checker, opts CheckOptions) {
 	objects := append(append(append([]*unstructured.Unstructured{}, ic.routing...), ic.claiming...), ic.rules...)
 	ic.checkOwners(objects)
 	ic.checkGitOps(objects)
+	ic.checkGatewayAPIRoutes(ic.routing)
 	ic.checkRuleCount()
 	deployments, versions := ic.versions()
 	definedSubsets := ic.checkSubsets(deployments)

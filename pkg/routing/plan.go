@@ -76,6 +76,9 @@ type Snapshot struct {
 	Warnings []string
 	// Gateways holds the Gateway an intent names, when it exists.
 	Gateways []*unstructured.Unstructured
+	// GatewayAPIRoutes are the Gateway API routes (GatewayAPIRouteKinds)
+	// of the namespace, when read (start and check).
+	GatewayAPIRoutes []*unstructured.Unstructured
 	// ArgoCDApplications are the Argo CD Applications the routing objects
 	// name (ArgoCDApplicationsNamed), by namespace/name, as far as read.
 	ArgoCDApplications map[string]ArgoCDApplication
