@@ -104,6 +104,11 @@ spec:
 	t.Run("Flux Kustomization", func(t *testing.T) {
 		t.Parallel()
 		ns := managed(t, "  labels: {kustomize.toolkit.fluxcd.io/name: apps, kustomize.toolkit.fluxcd.io/namespace: flux-system}")
+		// run goes through the same preflight: it refuses before its first step.
+		before := c.versionsOf(t, ns)
+		r := c.failCanary(t, "run", "reviews", "-n", ns, "--steps", "50,100", "--interval", "10s", "--prometheus-url", "http://127.0.0.1:1")
+		assert.Contains(t, r.stderr, "VirtualService "+ns+"/reviews: is managed by Flux Kustomization flux-system/apps")
+		assert.Equal(t, before, c.versionsOf(t, ns), "a refused run wrote")
 		refused(t, ns, "is managed by Flux Kustomization flux-system/apps (label kustomize.toolkit.fluxcd.io/name=apps): Flux corrects drift")
 		// status names the manager of the canary's objects.
 		assert.Contains(t, c.statusTable(t, "reviews", "-n", ns)[0]["ROUTING"], "managed by Flux Kustomization flux-system/apps")
