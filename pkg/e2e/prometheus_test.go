@@ -74,6 +74,12 @@ func startIstioExporter(t *testing.T) *istioExporter {
 	srv := httptest.NewServer(http.HandlerFunc(e.serve))
 	t.Cleanup(srv.Close)
 	e.URL = srv.URL
+	everyTenthOfASecond(t, func(context.Context) { e.advance(0.1) })
+	return e
+}
+
+// everyTenthOfASecond calls do ten times a second until the test ends.
+func everyTenthOfASecond(t *testing.T, do func(ctx context.Context)) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	go func() {
@@ -84,11 +90,10 @@ func startIstioExporter(t *testing.T) *istioExporter {
 			case <-ctx.Done():
 				return
 			case <-tick.C:
-				e.advance(0.1)
+				do(ctx)
 			}
 		}
 	}()
-	return e
 }
 
 // set replaces the traffic of one version (RPS 0 stops it).

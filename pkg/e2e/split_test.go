@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -43,24 +42,11 @@ func sendTraffic(t *testing.T, c *cluster, e *istioExporter, ns string, clients 
 	t.Helper()
 	m := &meshTraffic{exporter: e, ns: ns, clients: clients, health: map[string]versionHealth{"v1": {LatencyMs: 20}, "v2": {LatencyMs: 20}}}
 	m.apply(0)
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	go func() {
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			vs, err := c.dyn.Resource(vsV1).Namespace(ns).Get(ctx, "reviews", metav1.GetOptions{})
-			if err != nil {
-				continue
-			}
+	everyTenthOfASecond(t, func(ctx context.Context) {
+		if vs, err := c.dyn.Resource(vsV1).Namespace(ns).Get(ctx, "reviews", metav1.GetOptions{}); err == nil {
 			m.apply(max(weightOf(vs.Object, "v2"), 0))
 		}
-	}()
+	})
 	return m
 }
 
