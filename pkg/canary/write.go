@@ -2,6 +2,7 @@ package canary
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -50,7 +51,8 @@ func (w *planWriter) writeAll(ctx context.Context, plan *routing.Plan, dryRun bo
 // refused explains a failed write; a lost race is passed on as it is, for
 // the engine to plan again.
 func (w *planWriter) refused(c routing.Change, err error, dryRun bool) error {
-	if lostRace(err) {
+	var manifestErr *ManifestError
+	if lostRace(err) || errors.As(err, &manifestErr) {
 		return err
 	}
 	verb := "update"

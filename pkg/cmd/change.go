@@ -29,6 +29,9 @@ type changeOptions struct {
 	force        bool
 	minAvailable int32
 	wait         waitFlags
+	manifests    manifestFlags
+	// files is the store of the GitOps mode (-f), nil for the cluster.
+	files *canary.Files
 }
 
 func newChangeOptions(g *globalOptions, action routing.Action) *changeOptions {
@@ -46,6 +49,7 @@ func (o *changeOptions) addFlags(cmd *cobra.Command) {
 		cmd.Flags().Int32Var(&o.minAvailable, "min-available", 1, "Fewest available canary replicas that may take traffic.")
 	}
 	o.wait.addFlags(cmd)
+	o.manifests.addFlags(cmd)
 }
 
 // Complete reads SERVICE, the namespace and the output flags.
@@ -62,6 +66,10 @@ func (o *changeOptions) Complete(cmd *cobra.Command, args []string) error {
 	if o.printer, err = o.output.printer(); err != nil {
 		return err
 	}
+	if err := o.manifests.validateChange(o.dryRun, o.wait.enabled); err != nil {
+		return err
+	}
+
 	return o.wait.validate(o.dryRun != cmdutil.DryRunNone)
 }
 
@@ -86,6 +94,15 @@ func (o *changeOptions) Validate() error { return nil }
 // Run has the engine carry out the intent, the report and --wait watching.
 func (o *changeOptions) Run(cmd *cobra.Command) error {
 	ctx := cmd.Context()
+	if o.manifests.enabled() {
+		files, err := o.manifests.store(o.globalOptions, o.namespace)
+		if err != nil {
+			return err
+		}
+		o.files = files
+		_, err = o.engine(files).Change(ctx, o.request(), &reportPrinter{o})
+		return err
+	}
 	cluster, err := o.conn.Cluster()
 	if err != nil {
 		return err
@@ -163,25 +180,54 @@ func (o *changeOptions) report(result *canary.Result) error {
 	case canary.ServerDryRun:
 		suffix = " (server dry run)"
 	}
-	if result.Request.DryRun != canary.NoDryRun {
+	switch {
+	case o.files != nil:
+		if err := o.reportFiles(result); err != nil {
+			return err
+		}
+	case result.Request.DryRun != canary.NoDryRun:
 		if err := printDiff(o.IOStreams, result.Outcomes); err != nil {
 			return err
 		}
-	} else {
+	default:
 		for _, oc := range result.Outcomes {
-			verb := "configured"
-			switch {
-			case oc.Change.Live == nil:
-				verb = "created"
-			case !oc.Change.Changed():
-				verb = "unchanged"
-			}
-			desired := oc.Change.Desired
-			fmt.Fprintf(o.Out, "%s.%s/%s %s\n", strings.ToLower(desired.GetKind()), desired.GroupVersionKind().Group, desired.GetName(), verb)
+			fmt.Fprintf(o.Out, "%s %s\n", resourceName(oc.Change.Desired), outcomeVerb(oc))
 		}
 	}
 	fmt.Fprintf(o.Out, "%s%s\n", summary(plan, result.Request.Intent.Action), suffix)
 	return nil
+}
+
+// reportFiles prints, in the GitOps mode, the diff of the files (dry run)
+// or each object with the file it was written to.
+func (o *changeOptions) reportFiles(result *canary.Result) error {
+	if result.Request.DryRun != canary.NoDryRun {
+		preview, err := o.files.Preview(result.Plan.Changes)
+		if err != nil {
+			return err
+		}
+		return printFilesDiff(o.Out, preview)
+	}
+	for _, oc := range result.Outcomes {
+		fmt.Fprintf(o.Out, "%s: %s %s\n", o.files.FileOf(oc.Change.Desired), resourceName(oc.Change.Desired), outcomeVerb(oc))
+	}
+	return nil
+}
+
+// outcomeVerb says what became of an object, in kubectl apply's words.
+func outcomeVerb(oc canary.Outcome) string {
+	switch {
+	case oc.Change.Live == nil:
+		return "created"
+	case !oc.Change.Changed():
+		return "unchanged"
+	}
+	return "configured"
+}
+
+// resourceName names an object as kubectl apply does: kind.group/name.
+func resourceName(obj *unstructured.Unstructured) string {
+	return fmt.Sprintf("%s.%s/%s", strings.ToLower(obj.GetKind()), obj.GroupVersionKind().Group, obj.GetName())
 }
 
 // summary is the one line that says where the canary stands.

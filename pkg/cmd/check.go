@@ -20,6 +20,7 @@ type CheckOptions struct {
 	minAvailable int32
 	output       *outputFlag
 	printer      printers.ResourcePrinter
+	manifests    manifestFlags
 }
 
 func newCmdCheck(g *globalOptions) *cobra.Command {
@@ -42,7 +43,10 @@ func newCmdCheck(g *globalOptions) *cobra.Command {
 			kubectl canary check reviews
 
 			# The same, for scripts
-			kubectl canary check reviews -o json`),
+			kubectl canary check reviews -o json
+
+			# The routing as the manifests in Git give it
+			kubectl canary check reviews -f deploy/ --local`),
 		Args: exactlyOneService,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Complete(args); err != nil {
@@ -57,6 +61,7 @@ func newCmdCheck(g *globalOptions) *cobra.Command {
 	cmd.Flags().StringVar(&o.versionLabel, "version-label", "", "Pod label that tells the versions apart, instead of inferring it.")
 	cmd.Flags().Int32Var(&o.minAvailable, "min-available", 1, "Fewest available canary replicas that may take traffic.")
 	o.output = addOutputFlag(cmd, "a table")
+	o.manifests.addFlags(cmd)
 	return cmd
 }
 
@@ -71,17 +76,12 @@ func (o *CheckOptions) Complete(args []string) error {
 	return err
 }
 
-// Validate has nothing to check that Complete has not.
-func (o *CheckOptions) Validate() error { return nil }
+// Validate rejects -R and --local without -f.
+func (o *CheckOptions) Validate() error { return o.manifests.validate() }
 
 // Run checks the Service and prints the findings.
 func (o *CheckOptions) Run(ctx context.Context) error {
-	cluster, err := o.conn.Cluster()
-	if err != nil {
-		return err
-	}
-	intent := routing.Intent{VersionLabel: o.versionLabel, ClusterDomain: o.clusterDomain}
-	findings, err := cluster.CheckService(ctx, o.namespace, o.service, intent, routing.CheckOptions{MinAvailable: o.minAvailable})
+	findings, err := o.check(ctx)
 	if err != nil {
 		return err
 	}
@@ -106,4 +106,27 @@ func (o *CheckOptions) Run(ctx context.Context) error {
 		return fmt.Errorf("service %s/%s: %d error(s) found", o.namespace, o.service, n)
 	}
 	return nil
+}
+
+// check reads the Service and its routing from the cluster, or from the
+// files with -f, and checks them.
+func (o *CheckOptions) check(ctx context.Context) ([]routing.Finding, error) {
+	intent := routing.Intent{VersionLabel: o.versionLabel, ClusterDomain: o.clusterDomain}
+	opts := routing.CheckOptions{MinAvailable: o.minAvailable}
+	if o.manifests.enabled() {
+		files, err := o.manifests.store(o.globalOptions, o.namespace)
+		if err != nil {
+			return nil, err
+		}
+		findings, notes, err := files.CheckService(ctx, o.namespace, o.service, intent, opts)
+		for _, note := range notes {
+			fmt.Fprintf(o.ErrOut, "Note: %s\n", note)
+		}
+		return findings, err
+	}
+	cluster, err := o.conn.Cluster()
+	if err != nil {
+		return nil, err
+	}
+	return cluster.CheckService(ctx, o.namespace, o.service, intent, opts)
 }

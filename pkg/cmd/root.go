@@ -55,6 +55,9 @@ type globalOptions struct {
 	// istiod too soon after a write to hold its push (tests whose fake
 	// istiod pushes on a later read, however slow the machine).
 	syncReadTooSoon time.Duration
+	// now, when set, is the clock of the GitOps mode's state annotations
+	// (tests compare the files written with golden ones).
+	now func() time.Time
 }
 
 // NewCmdCanary builds `kubectl canary` and its verbs.

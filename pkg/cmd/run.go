@@ -70,6 +70,7 @@ func newCmdRun(g *globalOptions) *cobra.Command {
 		Args: exactlyOneService,
 		RunE: runVerb(o),
 	}
+	cmd.SetFlagErrorFunc(runFlagError)
 	o.analysisFlags.addFlags(cmd)
 	cmd.Flags().Lookup("window").Usage = "Traffic to analyse after each step: the last WINDOW of it. Default: the interval. At least " + minimumText + "."
 	cmd.Flags().IntSliceVar(&o.steps, "steps", []int{5, 10, 25, 50, 100}, "Canary weights in percent, in increasing order.")
@@ -280,4 +281,14 @@ func joinInts(v []int) string {
 		s[i] = fmt.Sprint(n)
 	}
 	return strings.Join(s, ",")
+}
+
+// runFlagError explains why run has no -f: it steps the live cluster, and a
+// GitOps tool would undo each step before the next.
+func runFlagError(_ *cobra.Command, err error) error {
+	message := err.Error()
+	if strings.Contains(message, "shorthand flag: 'f'") || strings.Contains(message, "flag: --filename") || strings.Contains(message, "flag: --local") {
+		return fmt.Errorf("run steps the canary in the live cluster and cannot write manifests; with GitOps, set each step in the files with kubectl canary weight SERVICE N -f PATH, commit, and let your GitOps tool apply it (%w)", err)
+	}
+	return err
 }

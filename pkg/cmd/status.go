@@ -31,7 +31,8 @@ type StatusOptions struct {
 	observed bool
 	window   time.Duration
 	prometheusFlags
-	now func() time.Time
+	manifests manifestFlags
+	now       func() time.Time
 }
 
 func newCmdStatus(g *globalOptions) *cobra.Command {
@@ -55,7 +56,10 @@ func newCmdStatus(g *globalOptions) *cobra.Command {
 			kubectl canary status -A --watch
 
 			# With the share of requests each canary really answered
-			kubectl canary status --observed --prometheus-url http://127.0.0.1:9090`),
+			kubectl canary status --observed --prometheus-url http://127.0.0.1:9090
+
+			# The canaries the manifests in Git record
+			kubectl canary status -f deploy/ -R`),
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Complete(cmd, args); err != nil {
@@ -74,6 +78,7 @@ func newCmdStatus(g *globalOptions) *cobra.Command {
 	cmd.Flags().BoolVar(&o.observed, "observed", false, "Add the share of the Service's requests each running canary really answered over --window, from Prometheus, and whether it matches the weight.")
 	cmd.Flags().DurationVar(&o.window, "window", 5*time.Minute, "With --observed: the traffic to measure, the last WINDOW of it (after the routing last changed).")
 	o.prometheusFlags.addFlags(cmd.Flags())
+	o.manifests.addFlags(cmd)
 	return cmd
 }
 
@@ -116,14 +121,20 @@ func (o *StatusOptions) Validate() error {
 	if o.observed && o.watch {
 		return fmt.Errorf("--observed reads Prometheus once; leave out --watch, or run kubectl canary analyze for one Service")
 	}
+	if o.manifests.enabled() && (o.watch || o.observed) {
+		return fmt.Errorf("--watch and --observed follow the cluster, and -f reads files; leave out one or the other")
+	}
 	if o.observed && o.window <= 0 {
 		return fmt.Errorf("--window %s is not a duration of traffic; give one of a few minutes, for example --window 5m", o.window)
 	}
-	return nil
+	return o.manifests.validate()
 }
 
 // Run prints the status once, or keeps printing changes with --watch.
 func (o *StatusOptions) Run(ctx context.Context) error {
+	if o.manifests.enabled() {
+		return o.runOnFiles(ctx)
+	}
 	cluster, err := o.conn.Cluster()
 	if err != nil {
 		return err
@@ -147,6 +158,26 @@ func (o *StatusOptions) Run(ctx context.Context) error {
 		return o.printStructured(statuses, observed)
 	}
 	return o.printTable(o.Out, statuses, true, observed)
+}
+
+// runOnFiles prints the canaries the manifest files of -f record.
+func (o *StatusOptions) runOnFiles(ctx context.Context) error {
+	files, err := o.manifests.store(o.globalOptions, o.namespace)
+	if err != nil {
+		return err
+	}
+	namespace := o.namespace
+	if o.allNamespaces {
+		namespace = ""
+	}
+	statuses, err := files.Statuses(ctx, namespace, o.service)
+	if err != nil {
+		return err
+	}
+	if o.printer != nil {
+		return o.printStructured(statuses, nil)
+	}
+	return o.printTable(o.Out, statuses, true, nil)
 }
 
 // observe reads, with --observed, the traffic split of every running

@@ -410,3 +410,43 @@ func (c *Clients) CheckPermissions(ctx context.Context, changes []routing.Change
 	}
 	return nil
 }
+
+// Workloads are what a namespace holds besides its routing: what manifest
+// files leave out is read from here.
+type Workloads struct {
+	// Service is nil when the cluster has no such Service.
+	Service     *corev1.Service
+	Deployments []appsv1.Deployment
+	Services    []corev1.Service
+	// Gateways are those of the names asked for that exist.
+	Gateways []*unstructured.Unstructured
+}
+
+// ReadWorkloads reads a Service, the Deployments of its namespace (and,
+// with services, every Service there) and the named Istio Gateways.
+func (c *Clients) ReadWorkloads(ctx context.Context, namespace, service string, services bool, gatewayNames []types.NamespacedName) (*Workloads, error) {
+	w := &Workloads{}
+	svc, err := c.Core.CoreV1().Services(namespace).Get(ctx, service, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return nil, fmt.Errorf("cannot read service %s/%s: %w", namespace, service, err)
+	default:
+		w.Service = svc
+	}
+	if w.Deployments, err = c.listDeployments(ctx, namespace); err != nil {
+		return nil, err
+	}
+	if services {
+		if w.Services, err = c.listServices(ctx, namespace); err != nil {
+			return nil, err
+		}
+	}
+	errs := make([]error, len(gatewayNames))
+	gateways := make([]*unstructured.Unstructured, len(gatewayNames))
+	for i, g := range gatewayNames {
+		gateways[i], errs[i] = c.Dynamic.Resource(c.Gateways()).Namespace(g.Namespace).Get(ctx, g.Name, metav1.GetOptions{})
+	}
+	w.Gateways, err = foundGateways(gatewayNames, gateways, errs)
+	return w, err
+}

@@ -201,6 +201,9 @@ func (c *checker) versions() ([]*appsv1.Deployment, *Versions) {
 // checkReadiness reports a canary with too few available replicas to take
 // traffic, and a stable version with none.
 func (c *checker) checkReadiness(versions *Versions, opts CheckOptions) {
+	if c.snap.ReadinessUnknown {
+		return
+	}
 	canary, stable := "", ""
 	if c.active != nil {
 		canary, stable = c.active.Canary, c.active.Stable

@@ -201,6 +201,10 @@ func helmManager(obj *unstructured.Unstructured) (GitOpsManager, bool) {
 // checkGitOps reports the routing objects a GitOps tool reconciles: an
 // error where the tool reverts edits on its own, else a warning.
 func (c *checker) checkGitOps(objects []*unstructured.Unstructured) {
+	if c.snap.InManifests {
+		// Editing the manifests is the remedy the findings point to.
+		return
+	}
 	for _, obj := range objects {
 		for _, m := range GitOpsManagers(obj, c.snap.ArgoCDApplications, c.snap.Service.Name) {
 			if m.Reverts {

@@ -85,6 +85,12 @@ type Snapshot struct {
 	// APIVersion is the networking.istio.io version for objects the plan creates.
 	APIVersion string
 	Now        time.Time
+	// InManifests says the routing objects are manifest files, edited in
+	// place of the live objects: no GitOps tool reverts an edit to them.
+	InManifests bool
+	// ReadinessUnknown says the Deployments were read from manifests,
+	// which carry no status, so their readiness cannot be checked.
+	ReadinessUnknown bool
 }
 
 // Stage orders writes so that no route ever names a subset that does not

@@ -44,9 +44,17 @@ type CanaryStatus struct {
 type Ready struct {
 	Available int32 `json:"available"`
 	Desired   int32 `json:"desired"`
+	// Unknown says the Deployments were read from manifests, which carry
+	// no status: Available is not known.
+	Unknown bool `json:"unknown,omitempty"`
 }
 
-func (r Ready) String() string { return fmt.Sprintf("%d/%d", r.Available, r.Desired) }
+func (r Ready) String() string {
+	if r.Unknown {
+		return fmt.Sprintf("?/%d", r.Desired)
+	}
+	return fmt.Sprintf("%d/%d", r.Available, r.Desired)
+}
 
 // canaryKey names a Service whose canary a routing object records.
 type canaryKey struct{ namespace, service string }
