@@ -1,6 +1,10 @@
 package canary
 
 import (
+	"fmt"
+	"slices"
+	"sort"
+
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/rest"
 
@@ -50,4 +54,53 @@ func (c *Connection) restConfig() (config *rest.Config, ok bool, err error) {
 	}
 	config, err = source.RESTConfig()
 	return config, true, err
+}
+
+// ContextConnection is the connection to one cluster of several, named by
+// its kubeconfig context.
+type ContextConnection struct {
+	Context string
+	*Connection
+}
+
+// ConnectContexts reaches the clusters of the given kubeconfig contexts
+// (every context of the kubeconfig when all), each as kubectl --context
+// would, with the other flags as given. Nothing is contacted yet.
+func ConnectContexts(flags *genericclioptions.ConfigFlags, contexts []string, all bool, istioAPIVersion *string) ([]ContextConnection, error) {
+	raw, err := flags.ToRawKubeConfigLoader().RawConfig()
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the kubeconfig: %w", err)
+	}
+	if all {
+		contexts = nil
+		for name := range raw.Contexts {
+			contexts = append(contexts, name)
+		}
+		sort.Strings(contexts)
+	}
+	var out []ContextConnection
+	for _, name := range contexts {
+		if _, ok := raw.Contexts[name]; !ok {
+			return nil, fmt.Errorf("context %q is not in the kubeconfig (kubectl config get-contexts lists them); nothing was changed", name)
+		}
+		if slices.ContainsFunc(out, func(c ContextConnection) bool { return c.Context == name }) {
+			continue
+		}
+		out = append(out, ContextConnection{Context: name, Connection: Connect(contextFlags(flags, name), istioAPIVersion)})
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("the kubeconfig has no contexts to reach")
+	}
+	return out, nil
+}
+
+// contextFlags are kubectl's flags with --context set. The flags that pick
+// a cluster or user by themselves (--cluster, --user, --server) are left
+// out: they would send every context to the same place.
+func contextFlags(flags *genericclioptions.ConfigFlags, context string) *genericclioptions.ConfigFlags {
+	out := genericclioptions.NewConfigFlags(true)
+	out.KubeConfig, out.CacheDir, out.Namespace, out.Timeout = flags.KubeConfig, flags.CacheDir, flags.Namespace, flags.Timeout
+	out.Impersonate, out.ImpersonateUID, out.ImpersonateGroup = flags.Impersonate, flags.ImpersonateUID, flags.ImpersonateGroup
+	out.Context = &context
+	return out
 }

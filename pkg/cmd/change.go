@@ -69,7 +69,12 @@ func (o *changeOptions) Complete(cmd *cobra.Command, args []string) error {
 	if err := o.manifests.validateChange(o.dryRun, o.wait.enabled); err != nil {
 		return err
 	}
-
+	if err := o.contextFlags.validate(); err != nil {
+		return err
+	}
+	if o.contextFlags.enabled() && o.manifests.enabled() {
+		return fmt.Errorf("-f edits manifest files, --contexts the clusters; with GitOps, each cluster's tool applies the files: leave out --contexts")
+	}
 	return o.wait.validate(o.dryRun != cmdutil.DryRunNone)
 }
 
@@ -94,6 +99,9 @@ func (o *changeOptions) Validate() error { return nil }
 // Run has the engine carry out the intent, the report and --wait watching.
 func (o *changeOptions) Run(cmd *cobra.Command) error {
 	ctx := cmd.Context()
+	if o.contextFlags.enabled() {
+		return o.runOnClusters(ctx)
+	}
 	if o.manifests.enabled() {
 		files, err := o.manifests.store(o.globalOptions, o.namespace)
 		if err != nil {

@@ -58,6 +58,10 @@ type globalOptions struct {
 	// now, when set, is the clock of the GitOps mode's state annotations
 	// (tests compare the files written with golden ones).
 	now func() time.Time
+	contextFlags
+	// contextConnections, when set, replaces the kubeconfig's contexts
+	// (tests give fake clusters).
+	contextConnections func(contexts []string, all bool) ([]canary.ContextConnection, error)
 }
 
 // NewCmdCanary builds `kubectl canary` and its verbs.
@@ -91,6 +95,7 @@ func newCmdCanary(o *globalOptions) *cobra.Command {
 		o.configFlags.AddFlags(cmd.PersistentFlags())
 	}
 	cmd.PersistentFlags().StringVar(&o.istioAPIVersion, "istio-api-version", "", "networking.istio.io version to read and write (v1, v1beta1 or v1alpha3); default: the newest the cluster serves")
+	o.contextFlags.addFlags(cmd.PersistentFlags())
 	cmd.PersistentFlags().StringVar(&o.clusterDomain, "cluster-domain", routing.DefaultClusterDomain, "DNS suffix of the cluster's Service names, for host names the plugin writes")
 	cmd.AddCommand(
 		newCmdStart(o),

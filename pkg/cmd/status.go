@@ -121,6 +121,12 @@ func (o *StatusOptions) Validate() error {
 	if o.observed && o.watch {
 		return fmt.Errorf("--observed reads Prometheus once; leave out --watch, or run kubectl canary analyze for one Service")
 	}
+	if err := o.contextFlags.validate(); err != nil {
+		return err
+	}
+	if o.contextFlags.enabled() && (o.watch || o.observed || o.manifests.enabled()) {
+		return fmt.Errorf("--contexts shows every cluster's canaries once; leave out --watch, --observed and -f")
+	}
 	if o.manifests.enabled() && (o.watch || o.observed) {
 		return fmt.Errorf("--watch and --observed follow the cluster, and -f reads files; leave out one or the other")
 	}
@@ -134,6 +140,9 @@ func (o *StatusOptions) Validate() error {
 func (o *StatusOptions) Run(ctx context.Context) error {
 	if o.manifests.enabled() {
 		return o.runOnFiles(ctx)
+	}
+	if o.contextFlags.enabled() {
+		return o.runOnClusters(ctx)
 	}
 	cluster, err := o.conn.Cluster()
 	if err != nil {
@@ -272,6 +281,9 @@ func (o *StatusOptions) printTable(out io.Writer, statuses []routing.CanaryStatu
 	}
 	w := printers.GetNewTabWriter(out)
 	if header {
+		if o.contextFlags.enabled() {
+			fmt.Fprint(w, "CLUSTER\t")
+		}
 		if o.allNamespaces {
 			fmt.Fprint(w, "NAMESPACE\t")
 		}
@@ -282,6 +294,9 @@ func (o *StatusOptions) printTable(out io.Writer, statuses []routing.CanaryStatu
 		fmt.Fprintln(w, "PHASE\tSTABLE READY\tCANARY READY\tAGE\tROUTING")
 	}
 	for _, st := range statuses {
+		if o.contextFlags.enabled() {
+			fmt.Fprintf(w, "%s\t", st.Cluster)
+		}
 		if o.allNamespaces {
 			fmt.Fprintf(w, "%s\t", st.Namespace)
 		}
@@ -304,7 +319,7 @@ func (o *StatusOptions) printTable(out io.Writer, statuses []routing.CanaryStatu
 		if o.observed {
 			fmt.Fprintf(w, "%s\t", observedText(observed[st.Namespace+"/"+st.Service]))
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", st.Phase, st.StableReady, canaryReady, age, st.Routing())
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", st.Phase, st.StableReady, canaryReady, age, routingText(st))
 	}
 	return w.Flush()
 }

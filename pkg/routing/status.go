@@ -14,6 +14,12 @@ import (
 
 // CanaryStatus is one Service's canary as status shows it.
 type CanaryStatus struct {
+	// Cluster is the kubeconfig context of the cluster it runs in, when a
+	// command looks at several (--contexts).
+	Cluster string `json:"cluster,omitempty"`
+	// DiffersFromClusters names the other clusters where the same canary
+	// has another weight, phase or versions.
+	DiffersFromClusters []string `json:"differsFromClusters,omitempty"`
 	Namespace    string      `json:"namespace"`
 	Service      string      `json:"service"`
 	VersionLabel string      `json:"versionLabel"`

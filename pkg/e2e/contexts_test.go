@@ -1,0 +1,235 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"net/http"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+)
+
+// meshClusters is several clusters of one multi-primary mesh, each with its own
+// API server, and one kubeconfig with a context per cluster.
+type meshClusters struct {
+	clusters   map[string]*cluster
+	kubeconfig string
+}
+
+// newMesh starts the clusters other than the shared one (which is "east")
+// and writes a kubeconfig whose contexts are named after them; kubeconfigs
+// overrides the kubeconfig a context uses (a proxy in front of a cluster).
+func newMesh(t *testing.T, names ...string) *meshClusters {
+	t.Helper()
+	m := &meshClusters{clusters: map[string]*cluster{"east": shared}}
+	for _, name := range names {
+		if name != "east" {
+			m.clusters[name] = startCluster(t)
+		}
+	}
+	m.kubeconfig = m.writeKubeconfig(t, nil)
+	return m
+}
+
+// writeKubeconfig writes a kubeconfig with one context per cluster, each
+// the current context of the cluster's admin kubeconfig, or of the one
+// overrides gives for it.
+func (m *meshClusters) writeKubeconfig(t *testing.T, overrides map[string]string) string {
+	t.Helper()
+	merged := clientcmdapi.NewConfig()
+	for name, c := range m.clusters {
+		path := c.kubeconfig
+		if o, ok := overrides[name]; ok {
+			path = o
+		}
+		cfg, err := clientcmd.LoadFromFile(path)
+		require.NoError(t, err)
+		current := cfg.Contexts[cfg.CurrentContext]
+		merged.Clusters[name] = cfg.Clusters[current.Cluster]
+		merged.AuthInfos[name] = cfg.AuthInfos[current.AuthInfo]
+		merged.Contexts[name] = &clientcmdapi.Context{Cluster: name, AuthInfo: name}
+	}
+	merged.CurrentContext = "east"
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	require.NoError(t, clientcmd.WriteToFile(*merged, path))
+	return path
+}
+
+// names are the contexts of the mesh, sorted.
+func (m *meshClusters) names() []string {
+	var out []string
+	for name := range m.clusters {
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// deploy creates namespace ns in every cluster with reviews v1 and v2 (v1
+// alone where only says so) and bookinfo's routing of it.
+func (m *meshClusters) deploy(t *testing.T, ns string, onlyV1 ...string) {
+	t.Helper()
+	for name, c := range m.clusters {
+		if c != shared {
+			c.kubectl(t, "", "create", "namespace", ns)
+		}
+		versions := []string{"v1", "v2"}
+		for _, o := range onlyV1 {
+			if o == name {
+				versions = versions[:1]
+			}
+		}
+		c.deployVersions(t, ns, "reviews", versions...)
+		c.create(t, ns, bookinfoReviews())
+	}
+}
+
+// canary runs kubectl canary with the mesh's kubeconfig.
+func (m *meshClusters) canary(t *testing.T, kubeconfig string, args ...string) result {
+	t.Helper()
+	return shared.canary(t, []string{"KUBECONFIG=" + kubeconfig}, args...)
+}
+
+// weightsEverywhere are the default route's weights in each cluster.
+func (m *meshClusters) weightsEverywhere(t *testing.T, ns string) map[string]map[string]int64 {
+	t.Helper()
+	out := map[string]map[string]int64{}
+	for name, c := range m.clusters {
+		out[name] = weights(t, c.get(t, vsV1, ns, "reviews"), "http", 1)
+	}
+	return out
+}
+
+func same(names []string, w map[string]int64) map[string]map[string]int64 {
+	out := map[string]map[string]int64{}
+	for _, n := range names {
+		out[n] = w
+	}
+	return out
+}
+
+// One command carries the canary into every cluster of the mesh; status
+// shows a row per cluster and flags a cluster changed on its own.
+func TestContextsCarryOneCanaryIntoEveryCluster(t *testing.T) {
+	t.Parallel()
+	m := newMesh(t, "east", "west", "north")
+	ns := shared.newNamespace(t)
+	m.deploy(t, ns)
+	all := m.names()
+	contexts := strings.Join(all, ",")
+
+	r := m.canary(t, m.kubeconfig, "start", "reviews", "-n", ns, "--contexts", contexts)
+	require.NoError(t, r.err, "%s", r)
+	for _, name := range all {
+		assert.Contains(t, r.stdout, "["+name+"] canary "+ns+"/reviews started: canary version=v2 gets 10%")
+	}
+	assert.Equal(t, same(all, map[string]int64{"v1": 90, "v2": 10}), m.weightsEverywhere(t, ns))
+
+	r = m.canary(t, m.kubeconfig, "weight", "reviews", "50", "-n", ns, "--all-contexts")
+	require.NoError(t, r.err, "%s", r)
+	assert.Equal(t, same(all, map[string]int64{"v1": 50, "v2": 50}), m.weightsEverywhere(t, ns))
+
+	// west changed on its own: status flags it.
+	west := m.clusters["west"]
+	west.canary(t, nil, "weight", "reviews", "20", "-n", ns)
+	r = m.canary(t, m.kubeconfig, "status", "-n", ns, "--contexts", contexts)
+	require.NoError(t, r.err, "%s", r)
+	rows := table(t, r.stdout)
+	require.Len(t, rows, 3, r.stdout)
+	for _, row := range rows {
+		want := map[string]string{"east": "50%", "north": "50%", "west": "20%"}[row["CLUSTER"]]
+		assert.Equal(t, want, row["WEIGHT"], "%v", row)
+		assert.Contains(t, row["ROUTING"], "differs from", "%v", row)
+	}
+	assert.Contains(t, r.stderr, "Warning: canary "+ns+"/reviews differs between clusters")
+
+	// Run again, the same command brings them together.
+	r = m.canary(t, m.kubeconfig, "weight", "reviews", "50", "-n", ns, "--contexts", contexts)
+	require.NoError(t, r.err, "%s", r)
+	assert.Contains(t, r.stdout, "[east] canary "+ns+"/reviews unchanged")
+	assert.Equal(t, same(all, map[string]int64{"v1": 50, "v2": 50}), m.weightsEverywhere(t, ns))
+
+	r = m.canary(t, m.kubeconfig, "abort", "reviews", "-n", ns, "--contexts", contexts)
+	require.NoError(t, r.err, "%s", r)
+	assert.Equal(t, same(all, map[string]int64{"v1": 100}), m.weightsEverywhere(t, ns))
+}
+
+// A cluster that lacks the canary, or cannot be reached, stops the change
+// before anything is written anywhere.
+func TestContextsRefuseBeforeWritingAnywhere(t *testing.T) {
+	t.Parallel()
+	m := newMesh(t, "east", "west")
+	ns := shared.newNamespace(t)
+	m.deploy(t, ns, "west")
+	before := map[string]map[string]string{}
+	for name, c := range m.clusters {
+		before[name] = c.versionsOf(t, ns)
+	}
+	r := m.canary(t, m.kubeconfig, "start", "reviews", "-n", ns, "--contexts", "east,west")
+	require.Error(t, r.err, "%s", r)
+	assert.Contains(t, r.stderr, "cluster west: ")
+	assert.Contains(t, r.stderr, "nothing was changed in any cluster")
+	for name, c := range m.clusters {
+		assert.Equal(t, before[name], c.versionsOf(t, ns), "%s was written", name)
+	}
+
+	// A context whose cluster is gone.
+	cfg, err := clientcmd.LoadFromFile(m.kubeconfig)
+	require.NoError(t, err)
+	cfg.Clusters["gone"] = &clientcmdapi.Cluster{Server: "https://127.0.0.1:1", InsecureSkipTLSVerify: true}
+	cfg.AuthInfos["gone"] = &clientcmdapi.AuthInfo{Token: "nothing"}
+	cfg.Contexts["gone"] = &clientcmdapi.Context{Cluster: "gone", AuthInfo: "gone"}
+	withGone := filepath.Join(t.TempDir(), "kubeconfig")
+	require.NoError(t, clientcmd.WriteToFile(*cfg, withGone))
+	ns2 := shared.newNamespace(t)
+	m.deploy(t, ns2)
+	r = m.canary(t, withGone, "start", "reviews", "-n", ns2, "--contexts", "east,west,gone")
+	require.Error(t, r.err, "%s", r)
+	assert.Contains(t, r.stderr, "cluster gone: ")
+	assert.Contains(t, r.stderr, "--skip-unreachable")
+	assert.Equal(t, same([]string{"east", "west"}, map[string]int64{"v1": 100}), m.weightsEverywhere(t, ns2))
+
+	r = m.canary(t, withGone, "start", "reviews", "-n", ns2, "--contexts", "east,west,gone", "--skip-unreachable")
+	require.NoError(t, r.err, "%s", r)
+	assert.Contains(t, r.stderr, "Warning: skipped the clusters that cannot be reached: gone")
+	assert.Equal(t, same([]string{"east", "west"}, map[string]int64{"v1": 90, "v2": 10}), m.weightsEverywhere(t, ns2))
+}
+
+// A cluster lost in the middle of the writes: the others are written, the
+// error says which were and which were not, and the same command run
+// again brings every cluster to the change.
+func TestContextsReportAWriteLostMidwayAndConverge(t *testing.T) {
+	t.Parallel()
+	m := newMesh(t, "east", "west")
+	ns := shared.newNamespace(t)
+	m.deploy(t, ns)
+	r := m.canary(t, m.kubeconfig, "start", "reviews", "-n", ns, "--contexts", "east,west")
+	require.NoError(t, r.err, "%s", r)
+
+	var dropping atomic.Bool
+	dropping.Store(true)
+	westProxy := startProxy(t, m.clusters["west"], func(w http.ResponseWriter, req *http.Request, forward http.Handler) {
+		if dropping.Load() && req.Method == http.MethodPut && req.URL.Query().Get("dryRun") == "" && routingPath.MatchString(req.URL.Path) {
+			panic(http.ErrAbortHandler) // the connection drops, as when the API server goes away
+		}
+		forward.ServeHTTP(w, req)
+	})
+	faulty := m.writeKubeconfig(t, map[string]string{"west": westProxy})
+	r = m.canary(t, faulty, "weight", "reviews", "40", "-n", ns, "--contexts", "east,west")
+	require.Error(t, r.err, "%s", r)
+	assert.Contains(t, r.stderr, "cluster west: ")
+	assert.Contains(t, r.stderr, "the change was written in east and not in west; run the same command again")
+	assert.Equal(t, map[string]map[string]int64{"east": {"v1": 60, "v2": 40}, "west": {"v1": 90, "v2": 10}}, m.weightsEverywhere(t, ns))
+
+	dropping.Store(false)
+	r = m.canary(t, faulty, "weight", "reviews", "40", "-n", ns, "--contexts", "east,west")
+	require.NoError(t, r.err, "%s", r)
+	assert.Equal(t, same([]string{"east", "west"}, map[string]int64{"v1": 60, "v2": 40}), m.weightsEverywhere(t, ns))
+}
