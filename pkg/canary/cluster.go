@@ -38,3 +38,9 @@ func (c *Cluster) Authorise(ctx context.Context, changes []routing.Change) error
 func (c *Cluster) Write(ctx context.Context, change routing.Change, dryRun bool) (*unstructured.Unstructured, error) {
 	return c.clients.Write(ctx, change, dryRun)
 }
+
+// Reachable asks the API server for its version: an error says it cannot
+// be reached (or refuses the request).
+func (c *Cluster) Reachable(ctx context.Context) error {
+	return c.clients.Core.Discovery().RESTClient().Get().AbsPath("/version").Do(ctx).Error()
+}

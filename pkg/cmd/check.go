@@ -76,8 +76,16 @@ func (o *CheckOptions) Complete(args []string) error {
 	return err
 }
 
-// Validate rejects -R and --local without -f.
-func (o *CheckOptions) Validate() error { return o.manifests.validate() }
+// Validate rejects -R and --local without -f, and -f with --contexts.
+func (o *CheckOptions) Validate() error {
+	if err := o.contextFlags.validate(); err != nil {
+		return err
+	}
+	if o.contextFlags.enabled() && o.manifests.enabled() {
+		return fmt.Errorf("-f checks manifest files, --contexts the clusters; give one of them")
+	}
+	return o.manifests.validate()
+}
 
 // Run checks the Service and prints the findings.
 func (o *CheckOptions) Run(ctx context.Context) error {
@@ -113,6 +121,9 @@ func (o *CheckOptions) Run(ctx context.Context) error {
 func (o *CheckOptions) check(ctx context.Context) ([]routing.Finding, error) {
 	intent := routing.Intent{VersionLabel: o.versionLabel, ClusterDomain: o.clusterDomain}
 	opts := routing.CheckOptions{MinAvailable: o.minAvailable}
+	if o.contextFlags.enabled() {
+		return o.checkOnClusters(ctx)
+	}
 	if o.manifests.enabled() {
 		files, err := o.manifests.store(o.globalOptions, o.namespace)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"sync"
 
@@ -275,4 +276,36 @@ func routingText(st routing.CanaryStatus) string {
 		text = strings.TrimPrefix(strings.TrimPrefix(text, "-")+", differs from "+strings.Join(st.DiffersFromClusters, ","), ", ")
 	}
 	return text
+}
+
+// checkOnClusters checks the Service in every cluster of --contexts: the
+// findings of each, with the object named in its cluster.
+func (o *CheckOptions) checkOnClusters(ctx context.Context) ([]routing.Finding, error) {
+	members, err := o.members(ctx)
+	if err != nil {
+		return nil, err
+	}
+	o.namespace = members[0].namespace
+	intent := routing.Intent{VersionLabel: o.versionLabel, ClusterDomain: o.clusterDomain}
+	found := make([][]routing.Finding, len(members))
+	errs := make([]error, len(members))
+	var wg sync.WaitGroup
+	for i, m := range members {
+		wg.Go(func() {
+			found[i], errs[i] = m.cluster.CheckService(ctx, o.namespace, o.service, intent, routing.CheckOptions{MinAvailable: o.minAvailable})
+		})
+	}
+	wg.Wait()
+	var findings []routing.Finding
+	for i, m := range members {
+		if errs[i] != nil {
+			return nil, fmt.Errorf("cluster %s: %w", m.context, errs[i])
+		}
+		for _, f := range found[i] {
+			f.Object = m.context + ": " + f.Object
+			findings = append(findings, f)
+		}
+	}
+	sort.SliceStable(findings, func(i, j int) bool { return findings[i].Severity < findings[j].Severity })
+	return findings, nil
 }
