@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"math"
@@ -246,38 +247,61 @@ type analysisReport struct {
 // Run reads the canary, queries Prometheus and prints the verdict.
 func (o *AnalyzeOptions) Run(cmd *cobra.Command) error {
 	ctx := cmd.Context()
-	cluster, err := o.conn.Cluster()
+	if o.contextFlags.enabled() {
+		return o.analyzeClusters(ctx)
+	}
+	a, err := o.analyzeIn(ctx, o.conn)
 	if err != nil {
 		return err
+	}
+	if err := o.print(o.Out, a); err != nil {
+		return err
+	}
+	return canary.Verdict(o.namespace, o.service, a.report.Decision)
+}
+
+// analyzed is the judgement of the canary of one cluster.
+type analyzed struct {
+	report analysisReport
+	status routing.CanaryStatus
+	result analysis.Result
+}
+
+// analyzeIn judges the canary of the cluster conn reaches.
+func (o *AnalyzeOptions) analyzeIn(ctx context.Context, conn *canary.Connection) (*analyzed, error) {
+	cluster, err := conn.Cluster()
+	if err != nil {
+		return nil, err
 	}
 	target, st, err := canary.RunningCanary(ctx, cluster, o.namespace, o.service, o.clusterDomain)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	prom, err := o.prometheus(o.conn)
+	prom, err := o.prometheus(conn)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	minimum := prom.ScrapeMinimum(ctx, o.namespace, o.service, o.now())
 	if err := longEnough("window", o.window, "in it", minimum); err != nil {
-		return err
+		return nil, err
 	}
 	judgement := o.judgement()
 	judgement.Scrape = minimum
 	result, decision, err := prom.Judge(ctx, target, judgement, o.now())
 	if err != nil {
-		return err
+		return nil, err
 	}
+	report := analysisReport{Namespace: o.namespace, Service: o.service, Stable: st.Stable, Canary: st.Canary, Weight: st.Weight,
+		Window: o.window.String(), SelectedBy: result.By, Metrics: map[string]any{"stable": result.Stable, "canary": result.Canary}, Checks: result.Checks, Split: result.Split, Decision: decision}
+	return &analyzed{report: report, status: st, result: result}, nil
+}
+
+// print prints one judgement as -o asks, or as a table and lines.
+func (o *AnalyzeOptions) print(out io.Writer, a *analyzed) error {
 	if o.printer != nil {
-		report := analysisReport{Namespace: o.namespace, Service: o.service, Stable: st.Stable, Canary: st.Canary, Weight: st.Weight,
-			Window: o.window.String(), SelectedBy: result.By, Metrics: map[string]any{"stable": result.Stable, "canary": result.Canary}, Checks: result.Checks, Split: result.Split, Decision: decision}
-		if err := printReport(o.printer, report, o.Out); err != nil {
-			return err
-		}
-	} else if err := printAnalysis(o.Out, st, result, decision); err != nil {
-		return err
+		return printReport(o.printer, a.report, out)
 	}
-	return canary.Verdict(o.namespace, o.service, decision)
+	return printAnalysis(out, a.status, a.result, a.report.Decision)
 }
 
 func printAnalysis(out io.Writer, st routing.CanaryStatus, r analysis.Result, d analysis.Decision) error {

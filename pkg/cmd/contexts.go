@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/kubectl-canary/kubectl-canary/pkg/analysis"
 	"github.com/kubectl-canary/kubectl-canary/pkg/canary"
 	"github.com/kubectl-canary/kubectl-canary/pkg/routing"
 )
@@ -45,6 +46,7 @@ func (c *contextFlags) validate() error {
 type clusterMember struct {
 	context   string
 	namespace string
+	conn      *canary.Connection
 	cluster   *canary.Cluster
 }
 
@@ -61,7 +63,7 @@ func (g *globalOptions) members(ctx context.Context) ([]clusterMember, error) {
 	var wg sync.WaitGroup
 	for i, conn := range conns {
 		wg.Go(func() {
-			members[i].context = conn.Context
+			members[i].context, members[i].conn = conn.Context, conn.Connection
 			if members[i].namespace, errs[i] = conn.Namespace(); errs[i] != nil {
 				return
 			}
@@ -308,4 +310,59 @@ func (o *CheckOptions) checkOnClusters(ctx context.Context) ([]routing.Finding, 
 	}
 	sort.SliceStable(findings, func(i, j int) bool { return findings[i].Severity < findings[j].Severity })
 	return findings, nil
+}
+
+// analyzeClusters judges the canary in every cluster of --contexts, each
+// through its own API server's Prometheus; the verdict is the worst
+// cluster's, named.
+func (o *AnalyzeOptions) analyzeClusters(ctx context.Context) error {
+	if o.prometheusURL != "" {
+		return fmt.Errorf("--prometheus-url with --contexts would judge every cluster by the same series; leave it out to reach each cluster's Prometheus through its API server")
+	}
+	members, err := o.members(ctx)
+	if err != nil {
+		return err
+	}
+	o.namespace = members[0].namespace
+	judged := make([]*analyzed, len(members))
+	errs := make([]error, len(members))
+	var wg sync.WaitGroup
+	for i, m := range members {
+		wg.Go(func() { judged[i], errs[i] = o.analyzeIn(ctx, m.conn) })
+	}
+	wg.Wait()
+	worst, worstAt := analysis.Pass, ""
+	var byCluster []map[string]any
+	var mu sync.Mutex
+	for i, m := range members {
+		if errs[i] != nil {
+			return fmt.Errorf("cluster %s: %w", m.context, errs[i])
+		}
+		if rank(judged[i].report.Decision.Verdict) > rank(worst) {
+			worst, worstAt = judged[i].report.Decision.Verdict, m.context
+		}
+		if o.printer != nil {
+			byCluster = append(byCluster, map[string]any{"context": m.context, "analysis": judged[i].report})
+			continue
+		}
+		if err := o.print(&prefixWriter{mu: &mu, out: o.Out, prefix: "[" + m.context + "] "}, judged[i]); err != nil {
+			return err
+		}
+	}
+	if o.printer != nil {
+		if err := printReport(o.printer, map[string]any{"clusters": byCluster, "verdict": worst, "worstCluster": worstAt}, o.Out); err != nil {
+			return err
+		}
+	}
+	for i, m := range members {
+		if m.context == worstAt {
+			return canary.Verdict(o.namespace, o.service+" in cluster "+m.context, judged[i].report.Decision)
+		}
+	}
+	return nil
+}
+
+// rank orders verdicts from best to worst.
+func rank(v analysis.Verdict) int {
+	return map[analysis.Verdict]int{analysis.Pass: 0, analysis.Inconclusive: 1, analysis.Fail: 2}[v]
 }
