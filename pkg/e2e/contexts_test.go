@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -232,4 +233,41 @@ func TestContextsReportAWriteLostMidwayAndConverge(t *testing.T) {
 	r = m.canary(t, faulty, "weight", "reviews", "40", "-n", ns, "--contexts", "east,west")
 	require.NoError(t, r.err, "%s", r)
 	assert.Equal(t, same([]string{"east", "west"}, map[string]int64{"v1": 60, "v2": 40}), m.weightsEverywhere(t, ns))
+}
+
+// analyze --contexts judges the canary in every cluster, each through its
+// own API server's Prometheus (a real one per cluster, behind a Service),
+// and exits with the worst verdict, naming its cluster.
+func TestContextsAnalyzeEveryClusterTheWorstWins(t *testing.T) {
+	t.Parallel()
+	m := newMesh(t, "east", "west")
+	ns := shared.newNamespace(t)
+	m.deploy(t, ns)
+	r := m.canary(t, m.kubeconfig, "start", "reviews", "-n", ns, "--contexts", "east,west", "--weight", "50")
+	require.NoError(t, r.err, "%s", r)
+	errorShare := map[string]float64{"east": 0, "west": 0.5}
+	for _, name := range []string{"east", "west"} {
+		exporter := startIstioExporter(t)
+		prom := startPrometheus(t, exporter.URL)
+		exporter.set(workloadTraffic{Namespace: ns, Service: "reviews", Version: "v1", Workload: "reviews-v1", RPS: 20, LatencyMs: 20})
+		exporter.set(workloadTraffic{Namespace: ns, Service: "reviews", Version: "v2", Workload: "reviews-v2", RPS: 20, ErrorShare: errorShare[name], LatencyMs: 20})
+		servePrometheusAsService(t, m.clusters[name], ns, prom)
+		waitForSeries(t, prom, ns)
+	}
+	args := []string{"analyze", "reviews", "-n", ns, "--contexts", "east,west", "--prometheus-namespace", ns, "--window", "5s", "--min-requests", "5"}
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		r = m.canary(t, m.kubeconfig, args...)
+		if strings.Contains(r.stdout, "[east] verdict: pass") && strings.Contains(r.stdout, "[west] verdict: fail") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	require.Error(t, r.err, "%s", r)
+	assert.Equal(t, 1, exitCode(r), "fail is the worst verdict: %s", r)
+	assert.Contains(t, r.stdout, "[east] verdict: pass")
+	assert.Contains(t, r.stdout, "[west] verdict: fail")
+	assert.Contains(t, r.stderr, ns+"/reviews in cluster west")
+	r = m.canary(t, m.kubeconfig, append(args, "-o", "json")...)
+	assert.Contains(t, r.stdout, `"worstCluster": "west"`)
 }
