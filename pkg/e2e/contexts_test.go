@@ -271,3 +271,28 @@ func TestContextsAnalyzeEveryClusterTheWorstWins(t *testing.T) {
 	r = m.canary(t, m.kubeconfig, append(args, "-o", "json")...)
 	assert.Contains(t, r.stdout, `"worstCluster": "west"`)
 }
+
+// A permission missing in one cluster only stops the change everywhere
+// before the first write.
+func TestContextsPermissionMissingInOneCluster(t *testing.T) {
+	t.Parallel()
+	m := newMesh(t, "east", "west")
+	ns := shared.newNamespace(t)
+	m.deploy(t, ns)
+	role := readmeRole(t)
+	m.clusters["east"].bindUser(t, ns, role)
+	m.clusters["west"].bindUser(t, ns, withoutGrant(role, grant{"networking.istio.io", "virtualservices", "update"}))
+	asUser := m.writeKubeconfig(t, map[string]string{"east": m.clusters["east"].userKubeconfig, "west": m.clusters["west"].userKubeconfig})
+	before := map[string]map[string]string{}
+	for name, c := range m.clusters {
+		before[name] = c.versionsOf(t, ns)
+	}
+	r := m.canary(t, asUser, "start", "reviews", "-n", ns, "--contexts", "east,west")
+	require.Error(t, r.err, "%s", r)
+	assert.Contains(t, r.stderr, "cluster west: ")
+	assert.Contains(t, r.stderr, "virtualservices")
+	assert.Contains(t, r.stderr, "nothing was changed in any cluster")
+	for name, c := range m.clusters {
+		assert.Equal(t, before[name], c.versionsOf(t, ns), "%s was written", name)
+	}
+}
