@@ -5,8 +5,8 @@ package kube
 
 import (
 	"fmt"
+	"strings"
 
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/discovery"
@@ -124,19 +124,15 @@ func (f *configFlagsFactory) Clients() (*Clients, error) {
 	if err != nil {
 		return nil, err
 	}
-	mapper, err := f.flags.ToRESTMapper()
-	if err != nil {
-		return nil, err
-	}
 	var forced string
 	if f.istioVersion != nil {
 		forced = *f.istioVersion
 	}
-	version, err := servedIstioVersion(mapper, forced)
+	disco, err := f.flags.ToDiscoveryClient()
 	if err != nil {
 		return nil, err
 	}
-	disco, err := f.flags.ToDiscoveryClient()
+	version, err := servedIstioVersion(disco, forced)
 	if err != nil {
 		return nil, err
 	}
@@ -146,18 +142,13 @@ func (f *configFlagsFactory) Clients() (*Clients, error) {
 
 // servedIstioVersion picks the newest networking.istio.io version that
 // serves both VirtualService and DestinationRule, or checks that the forced
-// one is served. The mapper is backed by kubectl's discovery cache, so a
-// warm cache costs no request.
-func servedIstioVersion(mapper meta.RESTMapper, forced string) (string, error) {
-	served := map[string]int{}
-	for _, kind := range []string{"VirtualService", "DestinationRule"} {
-		mappings, err := mapper.RESTMappings(schema.GroupKind{Group: IstioNetworkingGroup, Kind: kind})
-		if err != nil && !meta.IsNoMatchError(err) {
-			return "", fmt.Errorf("cannot discover the Istio API of the cluster: %w", err)
-		}
-		for _, m := range mappings {
-			served[m.GroupVersionKind.Version]++
-		}
+// one is served. Only that group's discovery documents are read, from
+// kubectl's discovery cache when it is warm (no request): a RESTMapper would
+// parse every group's, which costs each command tens of milliseconds.
+func servedIstioVersion(disco discovery.DiscoveryInterface, forced string) (string, error) {
+	served, err := istioKindsServed(disco)
+	if err != nil {
+		return "", fmt.Errorf("cannot discover the Istio API of the cluster: %w", err)
 	}
 	if forced != "" {
 		if served[forced] == 2 {
@@ -177,4 +168,32 @@ func servedIstioVersion(mapper meta.RESTMapper, forced string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("the cluster does not serve VirtualService and DestinationRule of %s (tried %v); install Istio, or its CRDs, before running a canary", IstioNetworkingGroup, istioVersions)
+}
+
+// istioKindsServed counts, for each networking.istio.io version the cluster
+// serves, how many of VirtualService and DestinationRule it serves there.
+func istioKindsServed(disco discovery.DiscoveryInterface) (map[string]int, error) {
+	groups, err := disco.ServerGroups()
+	if err != nil {
+		return nil, err
+	}
+	served := map[string]int{}
+	for _, g := range groups.Groups {
+		if g.Name != IstioNetworkingGroup {
+			continue
+		}
+		for _, v := range g.Versions {
+			list, err := disco.ServerResourcesForGroupVersion(v.GroupVersion)
+			if err != nil {
+				return nil, err
+			}
+			for _, r := range list.APIResources {
+				// Subresources (virtualservices/status) carry the kind too.
+				if !strings.Contains(r.Name, "/") && (r.Kind == "VirtualService" || r.Kind == "DestinationRule") {
+					served[v.Version]++
+				}
+			}
+		}
+	}
+	return served, nil
 }

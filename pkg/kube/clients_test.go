@@ -5,21 +5,25 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/runtime/schema"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/discovery"
+	fakediscovery "k8s.io/client-go/discovery/fake"
+	clienttesting "k8s.io/client-go/testing"
 )
 
-func mapperServing(versions ...string) meta.RESTMapper {
-	var gvs []schema.GroupVersion
+// discoveryServing is discovery of a cluster that serves VirtualService and
+// DestinationRule (and their status) at the given networking.istio.io
+// versions, and apps/v1 besides.
+func discoveryServing(versions ...string) discovery.DiscoveryInterface {
+	fake := &fakediscovery.FakeDiscovery{Fake: &clienttesting.Fake{}}
+	fake.Resources = append(fake.Resources, &metav1.APIResourceList{GroupVersion: "apps/v1", APIResources: []metav1.APIResource{{Name: "deployments", Kind: "Deployment"}}})
 	for _, v := range versions {
-		gvs = append(gvs, schema.GroupVersion{Group: IstioNetworkingGroup, Version: v})
+		fake.Resources = append(fake.Resources, &metav1.APIResourceList{GroupVersion: IstioNetworkingGroup + "/" + v, APIResources: []metav1.APIResource{
+			{Name: "virtualservices", Kind: "VirtualService"}, {Name: "virtualservices/status", Kind: "VirtualService"},
+			{Name: "destinationrules", Kind: "DestinationRule"}, {Name: "destinationrules/status", Kind: "DestinationRule"},
+		}})
 	}
-	m := meta.NewDefaultRESTMapper(gvs)
-	for _, gv := range gvs {
-		m.Add(gv.WithKind("VirtualService"), meta.RESTScopeNamespace)
-		m.Add(gv.WithKind("DestinationRule"), meta.RESTScopeNamespace)
-	}
-	return m
+	return fake
 }
 
 func TestNewestServedIstioVersionIsUsed(t *testing.T) {
@@ -32,24 +36,24 @@ func TestNewestServedIstioVersionIsUsed(t *testing.T) {
 		{[]string{"v1alpha3"}, "v1alpha3"},
 	}
 	for _, c := range cases {
-		got, err := servedIstioVersion(mapperServing(c.served...), "")
+		got, err := servedIstioVersion(discoveryServing(c.served...), "")
 		require.NoError(t, err)
 		assert.Equal(t, c.want, got, "served %v", c.served)
 	}
 }
 
 func TestClusterWithoutIstioIsAClearError(t *testing.T) {
-	_, err := servedIstioVersion(mapperServing(), "")
+	_, err := servedIstioVersion(discoveryServing(), "")
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "the cluster does not serve VirtualService and DestinationRule of networking.istio.io")
 	assert.Contains(t, err.Error(), "install Istio")
 }
 
 func TestForcedIstioVersionMustBeServed(t *testing.T) {
-	got, err := servedIstioVersion(mapperServing("v1alpha3", "v1beta1", "v1"), "v1beta1")
+	got, err := servedIstioVersion(discoveryServing("v1alpha3", "v1beta1", "v1"), "v1beta1")
 	require.NoError(t, err)
 	assert.Equal(t, "v1beta1", got)
-	_, err = servedIstioVersion(mapperServing("v1alpha3", "v1beta1"), "v1")
+	_, err = servedIstioVersion(discoveryServing("v1alpha3", "v1beta1"), "v1")
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "--istio-api-version v1: the cluster does not serve VirtualService and DestinationRule at networking.istio.io/v1 (it serves [v1beta1 v1alpha3])")
 }
