@@ -58,7 +58,7 @@ type config struct {
 	runs, bytesRuns, startupRuns                         int
 	services, perNamespace, canaries, workers            int
 	out                                                  string
-	skipBig, skipGoBench                                 bool
+	skipBig, skipGoBench, skipClusters                   bool
 }
 
 func main() {
@@ -75,6 +75,7 @@ func main() {
 	flag.StringVar(&cfg.out, "out", ".bench", "folder for the JSON results (git-ignored)")
 	flag.BoolVar(&cfg.skipBig, "skip-big", false, "measure the small cluster only")
 	flag.BoolVar(&cfg.skipGoBench, "skip-go-bench", false, "do not run the routing core's Go benchmarks")
+	flag.BoolVar(&cfg.skipClusters, "skip-clusters", false, "do not start two more clusters to time weight --contexts over three")
 	flag.Parse()
 	if flag.NArg() != 0 {
 		flag.Usage()
@@ -193,6 +194,12 @@ func run(ctx context.Context, cfg config, stdout io.Writer) error {
 		return err
 	}
 	rep.Scales = append(rep.Scales, small)
+	if !cfg.skipClusters {
+		logf("starting two more clusters: weight --contexts over 1 and over 3 clusters (%d runs each)", cfg.runs)
+		if rep.Clusters, err = b.severalClusters(ctx, work); err != nil {
+			return err
+		}
+	}
 	if !cfg.skipBig {
 		logf("creating %d Services, %d Deployments, %d VirtualServices and %d DestinationRules", cfg.services, 2*cfg.services, cfg.services, cfg.services)
 		if err := cl.widenServiceCIDR(ctx); err != nil {

@@ -23,6 +23,7 @@ type report struct {
 	Startup     []startupResult `json:"startup"`
 	Population  *population     `json:"population,omitempty"`
 	Scales      []scaleResult   `json:"scales"`
+	Clusters    *clustersResult `json:"clusters,omitempty"`
 	Targets     []target        `json:"targets"`
 }
 
@@ -108,6 +109,7 @@ func evaluate(r *report) []target {
 			Detail: fmt.Sprintf("peak RSS %.1f MiB (kubectl get -A -o json %.1f MiB)", mib(c.Plugin.PeakRSS*1024), mib(c.Kubectl.PeakRSS*1024)),
 		})
 	}
+	out = append(out, clustersTarget(r.Clusters))
 	out = append(out, target{
 		Target: "binary size reported",
 		Met:    r.Size.PluginBytes > 0,
@@ -300,7 +302,10 @@ func printReport(w io.Writer, r *report) {
 		}
 	}
 
-	fmt.Fprintf(w, "\ntargets of issue 8:\n")
+	if c := r.Clusters; c != nil {
+		fmt.Fprintf(w, "\nweight with --contexts (median of %d runs, alternating): 1 cluster %.1f ms, 3 clusters %.1f ms (%.2fx)\n", len(c.OneRuns), c.OneMS, c.ThreeMS, c.Ratio)
+	}
+	fmt.Fprintf(w, "\ntargets of issues 8 and 17:\n")
 	for _, t := range r.Targets {
 		mark := "met    "
 		switch {
@@ -332,4 +337,17 @@ func writeJSON(dir string, r *report, t0 time.Time) error {
 	}
 	logf("figures written to %s and %s", name, filepath.Join(dir, "latest.json"))
 	return nil
+}
+
+// clustersTarget is issue 17's: weight over three clusters within 1.3x of
+// one, reads and writes going to the clusters at once.
+func clustersTarget(c *clustersResult) target {
+	t := target{Target: fmt.Sprintf("weight over 3 clusters within %.1fx of 1 cluster", clustersLimit)}
+	if c == nil {
+		t.Detail = "not measured (-skip-clusters)"
+		return t
+	}
+	t.Met = c.Ratio <= clustersLimit
+	t.Detail = fmt.Sprintf("%.1f ms vs %.1f ms: %.2fx", c.ThreeMS, c.OneMS, c.Ratio)
+	return t
 }
