@@ -101,6 +101,9 @@ func (o *RunOptions) Complete(cmd *cobra.Command, args []string) error {
 
 // Validate checks the steps and the analysis flags.
 func (o *RunOptions) Validate() error {
+	if o.contextFlags.enabled() {
+		return fmt.Errorf("run drives one cluster; across several, step with kubectl canary weight SERVICE N --contexts ... and judge each step with kubectl canary analyze SERVICE --contexts ...")
+	}
 	if len(o.steps) == 0 {
 		return fmt.Errorf("--steps is empty; give the weights, for example --steps 5,10,25,50,100")
 	}
