@@ -22,7 +22,7 @@ import (
 
 func TestRunValidate(t *testing.T) {
 	valid := func() *RunOptions {
-		o := &RunOptions{steps: []int{5, 10, 100}, interval: time.Minute, maxInconclusive: 3}
+		o := &RunOptions{globalOptions: &globalOptions{}, steps: []int{5, 10, 100}, interval: time.Minute, maxInconclusive: 3}
 		o.window = time.Minute
 		o.maxErrorRate, o.maxErrorRateIncrease, o.maxLatencyRatio, o.minRequests = 1, 1, 1.5, 20
 		return o
