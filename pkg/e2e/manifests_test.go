@@ -137,8 +137,9 @@ func assertOnlyRoutingLinesChanged(t *testing.T, before, after string) {
 	for _, kept := range []string{
 		"# Routing of the reviews service.\n# Owned by the shop team; reviewed in every pull request.\n",
 		"    team: \"shop\"   # who to call\n",
-		"  hosts:\n  - reviews\n\n  http:\n  # Jason always sees the new reviews.\n  - name: jason\n",
-		"  # Everyone else.\n  - name: default\n    timeout: 10s   # the page gives up after this\n",
+		"  hosts:\n  - reviews\n\n  http:\n",
+		"  # Jason always sees the new reviews.\n  - name: jason\n",
+		"\n  # Everyone else.\n  - name: default\n    timeout: 10s   # the page gives up after this\n",
 		"---\n# Subsets: one per version.\n",
 		"  trafficPolicy:\n    tls:\n      mode: ISTIO_MUTUAL\n",
 		"---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: reviews-settings   # not routing: never touched\ndata:\n  stars: \"5\"\n",
