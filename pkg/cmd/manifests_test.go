@@ -91,7 +91,7 @@ func TestEveryVerbOnManifestFiles(t *testing.T) {
 	for _, step := range steps {
 		stdout, stderr, err := runLocal(append(step.args, "-f", dir, "--local")...)
 		require.NoError(t, err, "%s: %s", step.name, stderr)
-		testutil.Golden(t, testutil.Testdata("manifests", "verbs", step.name+".out"), []byte(strings.ReplaceAll(stdout, dir, "DIR")))
+		testutil.Golden(t, testutil.Testdata("manifests", "verbs", step.name+".stdout"), []byte(strings.ReplaceAll(stdout, dir, "DIR")))
 		goldenDir(t, dir, testutil.Testdata("manifests", "verbs", step.name))
 		if step.name != "4-promote" {
 			assert.Contains(t, stderr, "readiness not checked")
