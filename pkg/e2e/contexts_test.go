@@ -133,6 +133,15 @@ func TestContextsCarryOneCanaryIntoEveryCluster(t *testing.T) {
 	}
 	assert.Equal(t, same(all, map[string]int64{"v1": 90, "v2": 10}), m.weightsEverywhere(t, ns))
 
+	// --dry-run: each cluster's diff on lines that name it, nothing written.
+	r = m.canary(t, m.kubeconfig, "weight", "reviews", "50", "-n", ns, "--contexts", contexts, "--dry-run")
+	require.NoError(t, r.err, "%s", r)
+	for _, name := range all {
+		assert.Regexp(t, `(?m)^\[`+name+`\] \+\s+weight: 50$`, r.stdout)
+		assert.Contains(t, r.stdout, "["+name+"] canary "+ns+"/reviews reweighted: canary version=v2 gets 50%, stable version=v1 gets 50% (dry run)")
+	}
+	assert.Equal(t, same(all, map[string]int64{"v1": 90, "v2": 10}), m.weightsEverywhere(t, ns))
+
 	r = m.canary(t, m.kubeconfig, "weight", "reviews", "50", "-n", ns, "--all-contexts")
 	require.NoError(t, r.err, "%s", r)
 	assert.Equal(t, same(all, map[string]int64{"v1": 50, "v2": 50}), m.weightsEverywhere(t, ns))
