@@ -175,6 +175,9 @@ func (o *changeOptions) runOnClusters(ctx context.Context) error {
 func (o *changeOptions) printByCluster(results []canary.MemberResult) error {
 	var clusters []map[string]any
 	for _, r := range results {
+		for _, w := range r.Result.Plan.Warnings {
+			fmt.Fprintf(o.ErrOut, "[%s] Warning: %s\n", r.Context, w)
+		}
 		var objects []map[string]any
 		for _, oc := range r.Result.Outcomes {
 			objects = append(objects, oc.Object.Object)
