@@ -147,6 +147,13 @@ func (f *configFlagsFactory) Clients() (*Clients, error) {
 // parse every group's, which costs each command tens of milliseconds.
 func servedIstioVersion(disco discovery.DiscoveryInterface, forced string) (string, error) {
 	served, err := istioKindsServed(disco)
+	if cached, ok := disco.(discovery.CachedDiscoveryInterface); ok && !cached.Fresh() && (err != nil || !servesBoth(served, forced)) {
+		// What the disk cache says may predate Istio's install (or another
+		// cluster's on the same address): ask the API server, as kubectl's
+		// RESTMapper does when a kind is missing from a stale cache.
+		cached.Invalidate()
+		served, err = istioKindsServed(disco)
+	}
 	if err != nil {
 		return "", fmt.Errorf("cannot discover the Istio API of the cluster: %w", err)
 	}
@@ -196,4 +203,18 @@ func istioKindsServed(disco discovery.DiscoveryInterface) (map[string]int, error
 		}
 	}
 	return served, nil
+}
+
+// servesBoth says whether VirtualService and DestinationRule are both
+// served at the forced version, or at any version when none is forced.
+func servesBoth(served map[string]int, forced string) bool {
+	if forced != "" {
+		return served[forced] == 2
+	}
+	for _, n := range served {
+		if n == 2 {
+			return true
+		}
+	}
+	return false
 }
