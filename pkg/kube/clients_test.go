@@ -57,3 +57,30 @@ func TestForcedIstioVersionMustBeServed(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "--istio-api-version v1: the cluster does not serve VirtualService and DestinationRule at networking.istio.io/v1 (it serves [v1beta1 v1alpha3])")
 }
+
+// staleCache is a discovery cache read from disk (not fresh) that predates
+// Istio's install: the API server, asked again, serves it.
+type staleCache struct {
+	discovery.DiscoveryInterface
+	now         discovery.DiscoveryInterface
+	invalidated bool
+}
+
+func (s *staleCache) Fresh() bool { return s.invalidated }
+func (s *staleCache) Invalidate() {
+	s.invalidated = true
+	s.DiscoveryInterface = s.now
+}
+
+func TestStaleDiscoveryCacheIsAskedAgain(t *testing.T) {
+	cache := &staleCache{DiscoveryInterface: discoveryServing(), now: discoveryServing("v1beta1", "v1")}
+	got, err := servedIstioVersion(cache, "")
+	require.NoError(t, err)
+	assert.Equal(t, "v1", got)
+	assert.True(t, cache.invalidated)
+
+	fresh := &staleCache{DiscoveryInterface: discoveryServing("v1"), now: discoveryServing()}
+	_, err = servedIstioVersion(fresh, "")
+	require.NoError(t, err)
+	assert.False(t, fresh.invalidated, "a cache that has the kinds is not asked again")
+}
