@@ -5,11 +5,10 @@ package routing
 // is stable and which the canary, the weight, the canary's recorded state
 // and its phases. The backend reads and shapes the API's routing objects.
 //
-// Istio's (VirtualServices and DestinationRules, istio_*.go) is the only
-// one today. A backend for the Kubernetes Gateway API (HTTPRoutes whose
-// backendRefs are weighted between a Service per version) implements the
-// same methods over its own objects, and newPlanner picks it by what the
-// Snapshot holds.
+// Istio's (VirtualServices and DestinationRules, istio_*.go) and the
+// Kubernetes Gateway API's (routes whose backendRefs are weighted between
+// a Service per version, gatewayapi_*.go) implement it; newPlanner picks
+// one by the canary recorded in the Snapshot, else by ChooseRoutingAPI.
 type backend interface {
 	// objects are the routing objects being planned, those whose recorded
 	// state speaks for the canary first.

@@ -9,7 +9,9 @@
 // and canary, the weight, the canary's recorded state (state.go) and its
 // phases. A backend (backend.go) reads and shapes the objects of one
 // routing API; istio_*.go is Istio's, for VirtualServices and
-// DestinationRules.
+// DestinationRules, gatewayapi_*.go the Kubernetes Gateway API's, for
+// HTTPRoutes, GRPCRoutes, TCPRoutes and TLSRoutes with a Service per
+// version.
 //
 // Routing objects are handled as unstructured data on purpose: a typed
 // read-modify-write through istio.io/client-go drops every field its Go structs

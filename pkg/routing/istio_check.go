@@ -30,6 +30,7 @@ func (b *istioBackend) check(c *checker, opts CheckOptions) {
 	ic.checkOwners(objects)
 	ic.checkGitOps(objects)
 	ic.checkGatewayAPIRoutes(ic.routing)
+	ic.checkAmbient()
 	ic.checkRuleCount()
 	deployments, versions := ic.versions()
 	definedSubsets := ic.checkSubsets(deployments)
@@ -60,6 +61,15 @@ func (b *istioBackend) newIstioCheck(c *checker) *istioCheck {
 		}
 	}
 	return ic
+}
+
+// checkAmbient warns that in an ambient namespace Istio applies
+// VirtualServices only on waypoints, and only as an alpha feature.
+func (c *istioCheck) checkAmbient() {
+	if !inAmbientNamespace(c.snap) {
+		return
+	}
+	c.add(SeverityWarning, c.svcRef, "is in ambient namespace %s (label %s=%s), where Istio applies VirtualServices only on waypoints and only as an alpha feature; consider {RoutingAPI} %s, which Istio supports there", c.snap.Service.Namespace, AmbientModeLabel, AmbientMode, RoutingAPIGatewayAPI)
 }
 
 // checkRuleCount reports several DestinationRules for the Service's host.

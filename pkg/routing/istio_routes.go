@@ -248,14 +248,14 @@ func locateRoute(spec map[string]interface{}, ref RouteRef) (int, error) {
 	}
 	if ref.Index < len(routes) {
 		r := asMap(routes[ref.Index])
-		if asString(r["name"]) == "" && matchFingerprint(r) == ref.Match {
+		if asString(r["name"]) == "" && routeFingerprint(ref.Kind, r) == ref.Match {
 			return ref.Index, nil
 		}
 	}
 	found := -1
 	for i, raw := range routes {
 		r := asMap(raw)
-		if asString(r["name"]) == "" && matchFingerprint(r) == ref.Match {
+		if asString(r["name"]) == "" && routeFingerprint(ref.Kind, r) == ref.Match {
 			if found >= 0 {
 				return 0, fmt.Errorf("managed %s cannot be told apart from another route with the same match", ref)
 			}

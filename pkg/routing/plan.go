@@ -51,6 +51,9 @@ type Intent struct {
 	Mirror *int
 	// Gateway splits external traffic of an ingress gateway's hosts too (start).
 	Gateway *GatewayIntent
+	// RoutingAPI is the routing API the canary is to run on (start); ""
+	// and RoutingAPIAuto let ChooseRoutingAPI decide.
+	RoutingAPI RoutingAPI
 }
 
 // GatewayIntent asks for external traffic entering an Istio ingress gateway
@@ -77,8 +80,21 @@ type Snapshot struct {
 	// Gateways holds the Gateway an intent names, when it exists.
 	Gateways []*unstructured.Unstructured
 	// GatewayAPIRoutes are the Gateway API routes (GatewayAPIRouteKinds)
-	// of the namespace, when read (start and check).
+	// of the namespace, when read (start and check; every command of a
+	// canary that runs on the Gateway API).
 	GatewayAPIRoutes []*unstructured.Unstructured
+	// GatewayAPIVersions are the apiVersions the cluster serves for the
+	// Gateway API kinds, by kind ("HTTPRoute": "gateway.networking.k8s.io/v1"),
+	// for the routes the plan creates; a kind missing gets
+	// DefaultGatewayAPIVersions'.
+	GatewayAPIVersions map[string]string
+	// Namespace is the Service's namespace, when read: its labels say
+	// whether it runs in Istio's ambient mode and names a waypoint.
+	Namespace *corev1.Namespace
+	// IstioServed and GatewayAPIServed say whether the cluster serves
+	// Istio's VirtualServices and the Gateway API's HTTPRoutes. Both false
+	// means the reader did not look, and the choice of API ignores them.
+	IstioServed, GatewayAPIServed bool
 	// ArgoCDApplications are the Argo CD Applications the routing objects
 	// name (ArgoCDApplicationsNamed), by namespace/name, as far as read.
 	ArgoCDApplications map[string]ArgoCDApplication
@@ -109,11 +125,16 @@ type Change struct {
 	Live    *unstructured.Unstructured
 	Desired *unstructured.Unstructured
 	Stage   Stage
+	// Delete says the object must be deleted (Live, with its
+	// resourceVersion as the precondition); Desired is then Live's copy.
+	// Only per-version Services a Gateway API canary created are ever
+	// deleted, at StagePrune, once no route names them.
+	Delete bool
 }
 
 // Changed reports whether the object must be written.
 func (c Change) Changed() bool {
-	return c.Live == nil || !sameObject(c.Live.Object, c.Desired.Object)
+	return c.Delete || c.Live == nil || !sameObject(c.Live.Object, c.Desired.Object)
 }
 
 // Plan is the outcome of an intent: the objects to write, in order.
@@ -143,6 +164,8 @@ type object struct {
 	desired *unstructured.Unstructured
 	stage   Stage
 	touched bool
+	// remove says the plan deletes the object (Change.Delete).
+	remove bool
 	// state caches the live object's recorded state, which the planner
 	// consults several times; each caller gets its own copy.
 	state     *State
@@ -190,14 +213,17 @@ type planner struct {
 	warnings    []string
 }
 
-// newPlanner plans for svc. Istio's is the one routing API today; a second
-// backend is picked here, by the objects the snapshot holds.
+// newPlanner plans for svc, on the routing API usesGatewayAPI picks.
 func newPlanner(snap Snapshot, intent Intent, svc serviceRef) *planner {
 	if svc.clusterDomain == "" {
 		svc.clusterDomain = DefaultClusterDomain
 	}
 	p := &planner{snap: snap, intent: intent, svc: svc}
-	p.backend = newIstioBackend(p)
+	if usesGatewayAPI(snap, intent, svc) {
+		p.backend = newGatewayAPIBackend(p)
+	} else {
+		p.backend = newIstioBackend(p)
+	}
 	return p
 }
 
@@ -205,6 +231,9 @@ func newPlanner(snap Snapshot, intent Intent, svc serviceRef) *planner {
 func Compute(snap Snapshot, intent Intent) (*Plan, error) {
 	if snap.Service == nil {
 		return nil, fmt.Errorf("no service given")
+	}
+	if err := refuseAskedRoutingAPI(snap, intent); err != nil {
+		return nil, err
 	}
 	p := newPlanner(snap, intent, serviceRef{name: snap.Service.Name, namespace: snap.Service.Namespace, clusterDomain: intent.ClusterDomain})
 	var err error
@@ -342,7 +371,7 @@ func (p *planner) plan(state *State) *Plan {
 	// of one stage.
 	for _, o := range p.backend.objects() {
 		if o.touched {
-			plan.Changes = append(plan.Changes, Change{Live: o.live, Desired: o.desired, Stage: o.stage})
+			plan.Changes = append(plan.Changes, Change{Live: o.live, Desired: o.desired, Stage: o.stage, Delete: o.remove})
 		}
 	}
 	sort.SliceStable(plan.Changes, func(i, j int) bool { return plan.Changes[i].Stage < plan.Changes[j].Stage })

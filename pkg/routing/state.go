@@ -269,6 +269,19 @@ func appendSpecHashForm(b []byte, v interface{}) []byte {
 	}
 }
 
+// routeFingerprint is RouteRef.Match of a route of kind: a Gateway API
+// rule's matches are its "matches", a VirtualService route's its "match".
+func routeFingerprint(kind string, route map[string]interface{}) string {
+	if kind != gatewayRules {
+		return matchFingerprint(route)
+	}
+	matches, ok := route["matches"]
+	if !ok {
+		return ""
+	}
+	return matchFingerprint(map[string]interface{}{"match": matches})
+}
+
 // matchFingerprint identifies an unnamed managed route by its match
 // conditions (RouteRef.Match): the hash of their encoding/json form.
 func matchFingerprint(route map[string]interface{}) string {

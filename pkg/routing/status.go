@@ -22,6 +22,8 @@ type CanaryStatus struct {
 	DiffersFromClusters []string    `json:"differsFromClusters,omitempty"`
 	Namespace           string      `json:"namespace"`
 	Service             string      `json:"service"`
+	// RoutingAPI is the API the canary's routing is written in.
+	RoutingAPI RoutingAPI `json:"routingAPI,omitempty"`
 	VersionLabel        string      `json:"versionLabel"`
 	Stable              string      `json:"stable"`
 	Canary              string      `json:"canary,omitempty"`
@@ -69,7 +71,13 @@ type canaryKey struct{ namespace, service string }
 // joins it with the readiness of its versions. The VirtualService's state
 // speaks for the canary; a DestinationRule's only when no VirtualService has one.
 func Summarize(services []corev1.Service, deployments []appsv1.Deployment, virtualServices, destinationRules []*unstructured.Unstructured) []CanaryStatus {
-	found := recordedCanaries(append(append([]*unstructured.Unstructured{}, virtualServices...), destinationRules...))
+	return SummarizeRouting(services, deployments, virtualServices, destinationRules, nil)
+}
+
+// SummarizeRouting is Summarize over the canaries recorded on Gateway API
+// routes too, whose state speaks for them as a VirtualService's does.
+func SummarizeRouting(services []corev1.Service, deployments []appsv1.Deployment, virtualServices, destinationRules, gatewayAPIRoutes []*unstructured.Unstructured) []CanaryStatus {
+	found := recordedCanaries(append(append(append([]*unstructured.Unstructured{}, virtualServices...), gatewayAPIRoutes...), destinationRules...))
 	servicesByKey := map[canaryKey]*corev1.Service{}
 	for i := range services {
 		servicesByKey[canaryKey{services[i].Namespace, services[i].Name}] = &services[i]
@@ -114,7 +122,7 @@ func recordedCanaries(objects []*unstructured.Unstructured) map[canaryKey]*Canar
 			cs := found[k]
 			if cs == nil {
 				cs = &CanaryStatus{
-					Namespace: k.namespace, Service: service, VersionLabel: st.VersionLabel,
+					Namespace: k.namespace, Service: service, RoutingAPI: routingAPIOf(obj), VersionLabel: st.VersionLabel,
 					Stable: st.Stable, Canary: st.Canary, PromotedFrom: st.PromotedFrom,
 					Weight: st.Weight, Phase: st.Phase, StartedAt: st.StartedAt, UpdatedAt: st.UpdatedAt,
 					Matches: st.Matches, Sticky: st.Sticky, Mirror: st.Mirror, Run: st.Run,
@@ -129,6 +137,11 @@ func recordedCanaries(objects []*unstructured.Unstructured) map[canaryKey]*Canar
 			for _, m := range GitOpsManagers(obj, nil, service) {
 				cs.ManagedBy = appendUnique(cs.ManagedBy, ref+": "+m.Tool)
 			}
+			if isGatewayAPIRoute(obj) && st.Phase == PhaseProgressing && !parentsService(asMap(obj.Object["spec"]), obj.GetNamespace(), serviceRef{name: service, namespace: k.namespace}) {
+				for _, h := range asSlice(asMap(obj.Object["spec"])["hostnames"]) {
+					cs.GatewayHosts = appendUnique(cs.GatewayHosts, asString(h))
+				}
+			}
 			if obj.GetKind() == "VirtualService" && st.Phase == PhaseProgressing && boundToAGateway(obj) {
 				for _, h := range asSlice(asMap(obj.Object["spec"])["hosts"]) {
 					cs.GatewayHosts = appendUnique(cs.GatewayHosts, asString(h))
@@ -137,6 +150,17 @@ func recordedCanaries(objects []*unstructured.Unstructured) map[canaryKey]*Canar
 		}
 	}
 	return found
+}
+
+func isGatewayAPIRoute(obj *unstructured.Unstructured) bool {
+	return strings.HasPrefix(obj.GetAPIVersion(), GatewayAPIGroup+"/")
+}
+
+func routingAPIOf(obj *unstructured.Unstructured) RoutingAPI {
+	if isGatewayAPIRoute(obj) {
+		return RoutingAPIGatewayAPI
+	}
+	return RoutingAPIIstio
 }
 
 // Routing sums up how traffic beyond the split reaches the canary, for

@@ -26,6 +26,8 @@ const (
 	FieldGateway       Field = "Gateway"
 	// FieldHosts are the hosts of the Gateway.
 	FieldHosts Field = "Hosts"
+	// FieldRoutingAPI is the routing API the canary runs on.
+	FieldRoutingAPI Field = "RoutingAPI"
 	// FieldOverride is going ahead despite the errors the preflight check
 	// found (Check's findings).
 	FieldOverride Field = "Override"
@@ -43,6 +45,7 @@ var fieldWords = map[Field]string{
 	FieldMirror:           "mirror",
 	FieldGateway:          "gateway",
 	FieldHosts:            "host",
+	FieldRoutingAPI:       "routing API",
 	FieldOverride:         "an override",
 }
 
