@@ -19,20 +19,20 @@ type CanaryStatus struct {
 	Cluster string `json:"cluster,omitempty"`
 	// DiffersFromClusters names the other clusters where the same canary
 	// has another weight, phase or versions.
-	DiffersFromClusters []string    `json:"differsFromClusters,omitempty"`
-	Namespace           string      `json:"namespace"`
-	Service             string      `json:"service"`
+	DiffersFromClusters []string `json:"differsFromClusters,omitempty"`
+	Namespace           string   `json:"namespace"`
+	Service             string   `json:"service"`
 	// RoutingAPI is the API the canary's routing is written in.
-	RoutingAPI RoutingAPI `json:"routingAPI,omitempty"`
-	VersionLabel        string      `json:"versionLabel"`
-	Stable              string      `json:"stable"`
-	Canary              string      `json:"canary,omitempty"`
-	PromotedFrom        string      `json:"promotedFrom,omitempty"`
-	Weight              int         `json:"weight"`
-	Phase               Phase       `json:"phase"`
-	Matches             []MatchRule `json:"matches,omitempty"`
-	Sticky              bool        `json:"sticky,omitempty"`
-	Mirror              int         `json:"mirror,omitempty"`
+	RoutingAPI   RoutingAPI  `json:"routingAPI,omitempty"`
+	VersionLabel string      `json:"versionLabel"`
+	Stable       string      `json:"stable"`
+	Canary       string      `json:"canary,omitempty"`
+	PromotedFrom string      `json:"promotedFrom,omitempty"`
+	Weight       int         `json:"weight"`
+	Phase        Phase       `json:"phase"`
+	Matches      []MatchRule `json:"matches,omitempty"`
+	Sticky       bool        `json:"sticky,omitempty"`
+	Mirror       int         `json:"mirror,omitempty"`
 	// GatewayHosts are the external hosts whose gateway traffic is split.
 	GatewayHosts []string  `json:"gatewayHosts,omitempty"`
 	StableReady  Ready     `json:"stableReady"`
