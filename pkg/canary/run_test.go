@@ -125,7 +125,7 @@ func (p *progressRecorder) Waiting(run routing.RunState, left time.Duration) {
 func (p *progressRecorder) WaitOver(interrupted bool) {
 	p.events = append(p.events, map[bool]string{true: "interrupted", false: "due"}[interrupted])
 }
-func (p *progressRecorder) Analysed(routing.RunState, analysis.Decision, analysis.Result) {
+func (p *progressRecorder) Analysed(routing.RunState, string, analysis.Decision, analysis.Result) {
 	p.events = append(p.events, "analysed")
 }
 
@@ -147,4 +147,82 @@ func TestRunnerWaits(t *testing.T) {
 	err := r.wait(ctx, run)
 	assert.EqualError(t, err, "interrupted at step 2/2 with the canary at 50%; it stays there, and kubectl canary run reviews resumes from this step")
 	assert.Equal(t, []string{"waiting", "interrupted"}, progress.events)
+}
+
+// runOver is a run over the clusters of stores, in the order given.
+func runOver(progress RunProgress, names []string, stores map[string]*memoryStore) *Runner {
+	r := &Runner{Plan: RunPlan{Steps: []int{10, 50, 100}, Interval: time.Minute}, Request: start(nil, 0), Progress: progress, Now: time.Now}
+	for _, name := range names {
+		r.Clusters = append(r.Clusters, RunCluster{Member: Member{Context: name, Engine: &Engine{Store: stores[name]}}})
+	}
+	return r
+}
+
+// Clusters left at different steps (a run whose write failed in one of
+// them) resume together from the least advanced, set again in every one.
+func TestRunOverClustersResumesFromTheLeastAdvanced(t *testing.T) {
+	ctx := context.Background()
+	stores := map[string]*memoryStore{"east": newMemoryStore(t, "no-istio"), "west": newMemoryStore(t, "no-istio")}
+	progress := &progressRecorder{}
+	r := runOver(progress, []string{"east", "west"}, stores)
+	// The first step in both, then the second step in east only.
+	require.NoError(t, r.take(ctx, r.firstStep(nil), NoDryRun))
+	second := RunStep{Action: routing.ActionWeight, Weight: 50, Run: routing.RunState{Steps: r.Plan.Steps, Step: 1, StepStartedAt: time.Now().UTC().Truncate(time.Second)}}
+	east := runOver(progress, []string{"east"}, stores)
+	require.NoError(t, east.take(ctx, second, NoDryRun))
+
+	st, err := r.RunningState(ctx)
+	require.NoError(t, err)
+	require.NotNil(t, st)
+	assert.Equal(t, 10, st.Weight, "west's canary, the least advanced")
+	assert.Equal(t, []string{"began: the clusters differ (east 50%, west 10%): every cluster resumes from 10%"}, progress.events)
+	first := r.firstStep(st)
+	assert.Equal(t, routing.ActionWeight, first.Action, "set again in every cluster, though west stands there")
+	assert.Equal(t, 10, first.Weight)
+	require.NoError(t, r.take(ctx, first, NoDryRun))
+	for name := range stores {
+		again, err := runOver(progress, []string{name}, stores).RunningState(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, 10, again.Weight, name)
+		assert.Equal(t, 0, again.Run.Step, name)
+	}
+}
+
+// A cluster without the canary makes the run start it everywhere; one
+// cluster alone resumes without a change when its weight is the step's.
+func TestRunOverClustersStartsWhereOneHasNoCanary(t *testing.T) {
+	ctx := context.Background()
+	stores := map[string]*memoryStore{"east": newMemoryStore(t, "no-istio"), "west": newMemoryStore(t, "no-istio")}
+	progress := &progressRecorder{}
+	east := runOver(progress, []string{"east"}, stores)
+	require.NoError(t, east.take(ctx, east.firstStep(nil), NoDryRun))
+	st, err := east.RunningState(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, routing.Action(""), east.firstStep(st).Action, "one cluster at its step: nothing to change")
+
+	both := runOver(progress, []string{"east", "west"}, stores)
+	st, err = both.RunningState(ctx)
+	require.NoError(t, err)
+	assert.Nil(t, st, "west has no canary")
+	assert.Contains(t, progress.events, "began: the clusters differ (east 10%, west no canary): every cluster starts at the first step")
+	assert.Equal(t, routing.ActionStart, both.firstStep(st).Action)
+}
+
+func TestLeastAdvanced(t *testing.T) {
+	at := func(w int) *routing.State { return &routing.State{Weight: w} }
+	for name, tc := range map[string]struct {
+		states []*routing.State
+		want   *routing.State
+		differ bool
+	}{
+		"none anywhere":    {[]*routing.State{nil, nil}, nil, false},
+		"same":             {[]*routing.State{at(10), at(10)}, at(10), false},
+		"lowest weight":    {[]*routing.State{at(50), at(10), at(25)}, at(10), true},
+		"missing in one":   {[]*routing.State{at(50), nil}, nil, true},
+		"missing in first": {[]*routing.State{nil, at(50)}, nil, true},
+	} {
+		got, differ := leastAdvanced(tc.states)
+		assert.Equal(t, tc.want, got, name)
+		assert.Equal(t, tc.differ, differ, name)
+	}
 }

@@ -2,7 +2,10 @@ package canary
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/kubectl-canary/kubectl-canary/pkg/analysis"
@@ -11,19 +14,28 @@ import (
 
 // Runner steps a canary through a RunPlan: it waits each interval, judges
 // the canary by its metrics and makes the change NextRunStep says, through
-// the Engine like every other command.
+// the Engine like every other command. With several clusters (a
+// multi-primary mesh) every step is made in all of them together, as a
+// Fleet makes it, and the worst cluster's verdict decides.
 type Runner struct {
-	Engine     *Engine
-	Prometheus *Prometheus
-	Plan       RunPlan
-	Judgement  Judgement
+	Clusters  []RunCluster
+	Plan      RunPlan
+	Judgement Judgement
 	// Request is the base of every change: the Service, the cluster
 	// domain and the preflight settings.
-	Request Request
-	// Observers see every change (the command's report).
-	Observers []Observer
-	Progress  RunProgress
-	Now       func() time.Time
+	Request  Request
+	Progress RunProgress
+	Now      func() time.Time
+}
+
+// RunCluster is one cluster a run steps and judges: its engine and the
+// observers of its changes (the command's report), and the Prometheus its
+// canary is judged by.
+type RunCluster struct {
+	Member
+	Prometheus *Prometheus
+	// Scrape is the cluster's Prometheus scrape minimum (ReadScrapeMinimum).
+	Scrape analysis.ScrapeMinimum
 }
 
 // RunProgress shows a run as it goes.
@@ -34,33 +46,106 @@ type RunProgress interface {
 	Waiting(run routing.RunState, left time.Duration)
 	// WaitOver ends a wait, interrupted or not.
 	WaitOver(interrupted bool)
-	// Analysed reports the verdict of a step's analysis.
-	Analysed(run routing.RunState, d analysis.Decision, r analysis.Result)
+	// Analysed reports the verdict of a step's analysis in one cluster
+	// (cluster is its context, empty when the run has one cluster).
+	Analysed(run routing.RunState, cluster string, d analysis.Decision, r analysis.Result)
+}
+
+// ReadScrapeMinimum reads each cluster's Prometheus scrape minimum and
+// returns the longest: the shortest interval and window every cluster's
+// Prometheus allows.
+func (r *Runner) ReadScrapeMinimum(ctx context.Context) analysis.ScrapeMinimum {
+	forEachCluster(r.Clusters, func(_ int, c *RunCluster) error {
+		c.Scrape = c.Prometheus.ScrapeMinimum(ctx, r.Request.Namespace, r.Request.Service, r.Now())
+		return nil
+	})
+	longest := r.Clusters[0].Scrape
+	for _, c := range r.Clusters[1:] {
+		if c.Scrape.Min > longest.Min {
+			longest = c.Scrape
+		}
+	}
+	return longest
 }
 
 // RunningState reads the Service's running canary, nil when none runs.
+// Across clusters it is the least advanced one (nil where a cluster has
+// none), which every cluster resumes from.
 func (r *Runner) RunningState(ctx context.Context) (*routing.State, error) {
-	snap, err := r.Engine.Store.Read(ctx, Query{Namespace: r.Request.Namespace, Service: r.Request.Service, ClusterDomain: r.Request.Intent.ClusterDomain})
+	states := make([]*routing.State, len(r.Clusters))
+	err := forEachCluster(r.Clusters, func(i int, c *RunCluster) error {
+		snap, err := c.Engine.Store.Read(ctx, Query{Namespace: r.Request.Namespace, Service: r.Request.Service, ClusterDomain: r.Request.Intent.ClusterDomain})
+		if err == nil {
+			states[i], err = routing.RunningCanary(*snap, r.Request.Service)
+		}
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	return routing.RunningCanary(*snap, r.Request.Service)
+	least, differ := leastAdvanced(states)
+	if differ {
+		from := "starts at the first step"
+		if least != nil {
+			from = fmt.Sprintf("resumes from %d%%", least.Weight)
+		}
+		r.Progress.Began(fmt.Sprintf("the clusters differ (%s): every cluster %s", r.statesText(states), from))
+	}
+	return least, nil
+}
+
+// leastAdvanced is the running canary with the lowest weight (none at all
+// before any), and whether the clusters' canaries differ.
+func leastAdvanced(states []*routing.State) (*routing.State, bool) {
+	least, differ := states[0], false
+	for _, st := range states[1:] {
+		differ = differ || weightText(st) != weightText(least)
+		if least != nil && (st == nil || st.Weight < least.Weight) {
+			least = st
+		}
+	}
+	return least, differ
+}
+
+func weightText(st *routing.State) string {
+	if st == nil {
+		return "no canary"
+	}
+	return fmt.Sprintf("%d%%", st.Weight)
+}
+
+func (r *Runner) statesText(states []*routing.State) string {
+	var parts []string
+	for i, c := range r.Clusters {
+		parts = append(parts, c.Context+" "+weightText(states[i]))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // DryRunFirstStep sends the first step's writes as a server dry run, so
 // the API server validates and authorises them; nothing is written.
 func (r *Runner) DryRunFirstStep(ctx context.Context, st *routing.State) error {
-	first := FirstRunStep(st, r.Plan, r.Now())
+	first := r.firstStep(st)
 	if first.Action == "" {
 		return nil
 	}
 	return r.take(ctx, first, ServerDryRun)
 }
 
+// firstStep is FirstRunStep; across clusters a resumed step is set again
+// in every cluster, since they may have stood at different weights.
+func (r *Runner) firstStep(st *routing.State) RunStep {
+	first := FirstRunStep(st, r.Plan, r.Now())
+	if first.Action == "" && len(r.Clusters) > 1 {
+		first.Action, first.Weight = routing.ActionWeight, first.Run.Steps[first.Run.Step]
+	}
+	return first
+}
+
 // Run steps the canary (st, nil when none runs) until it is promoted,
 // aborted or stopped.
 func (r *Runner) Run(ctx context.Context, st *routing.State) error {
-	first := FirstRunStep(st, r.Plan, r.Now())
+	first := r.firstStep(st)
 	r.Progress.Began(first.Says)
 	if first.Action != "" {
 		if err := r.take(ctx, first, NoDryRun); err != nil {
@@ -68,7 +153,7 @@ func (r *Runner) Run(ctx context.Context, st *routing.State) error {
 		}
 	}
 	// The versions do not change during a run: read them once, after start.
-	target, _, err := RunningCanary(ctx, r.Engine.Store, r.Request.Namespace, r.Request.Service, r.Request.Intent.ClusterDomain)
+	targets, err := r.targets(ctx)
 	if err != nil {
 		return err
 	}
@@ -77,30 +162,97 @@ func (r *Runner) Run(ctx context.Context, st *routing.State) error {
 		if err := r.wait(ctx, run); err != nil {
 			return err
 		}
-		// Before the Service's first series the scrape interval may be
-		// unknown, and the split's settling time with it: read it again.
-		if r.Judgement.Scrape.Unknown != "" {
-			r.Judgement.Scrape = r.Prometheus.ScrapeMinimum(ctx, r.Request.Namespace, r.Request.Service, r.Now())
-		}
-		result, decision, err := r.Prometheus.Judge(ctx, target, r.Judgement, r.Now())
+		worst, err := r.judge(ctx, run, targets)
 		if err != nil {
 			return fmt.Errorf("%w\nThe canary stays at step %s; kubectl canary run %s resumes from it", err, stepName(run), r.Request.Service)
 		}
-		r.Progress.Analysed(run, decision, result)
-		next := NextRunStep(run, decision, r.Plan, r.Now())
+		next := NextRunStep(run, worst.decision, r.Plan, r.Now())
 		if err := r.take(ctx, next, NoDryRun); err != nil {
 			return err
 		}
 		if next.End != RunGoesOn {
-			return r.ended(run, next, decision)
+			return r.ended(run, next, worst)
 		}
 		// The split is judged on the traffic since the weight last changed;
 		// a hold records the run but leaves the routing as it was.
-		if next.Weight != target.Routing.Weight {
-			target.Routing.Weight, target.Routing.ChangedAt = next.Weight, r.Now()
+		for i := range targets {
+			if next.Weight != targets[i].Routing.Weight {
+				targets[i].Routing.Weight, targets[i].Routing.ChangedAt = next.Weight, r.Now()
+			}
 		}
 		run = next.Run
 	}
+}
+
+// targets reads what each cluster's analysis judges: the running canary
+// and the Deployments of its versions.
+func (r *Runner) targets(ctx context.Context) ([]analysis.Target, error) {
+	targets := make([]analysis.Target, len(r.Clusters))
+	err := forEachCluster(r.Clusters, func(i int, c *RunCluster) error {
+		var err error
+		targets[i], _, err = RunningCanary(ctx, c.Engine.Store, r.Request.Namespace, r.Request.Service, r.Request.Intent.ClusterDomain)
+		return err
+	})
+	return targets, err
+}
+
+// clusterVerdict is one cluster's analysis.
+type clusterVerdict struct {
+	cluster  string
+	decision analysis.Decision
+}
+
+// judge analyses the canary in every cluster and returns the worst verdict.
+func (r *Runner) judge(ctx context.Context, run routing.RunState, targets []analysis.Target) (clusterVerdict, error) {
+	verdicts := make([]clusterVerdict, len(r.Clusters))
+	results := make([]analysis.Result, len(r.Clusters))
+	err := forEachCluster(r.Clusters, func(i int, c *RunCluster) error {
+		// Before the Service's first series the scrape interval may be
+		// unknown, and the split's settling time with it: read it again.
+		if c.Scrape.Unknown != "" {
+			c.Scrape = c.Prometheus.ScrapeMinimum(ctx, r.Request.Namespace, r.Request.Service, r.Now())
+		}
+		j := r.Judgement
+		j.Scrape = c.Scrape
+		var err error
+		results[i], verdicts[i].decision, err = c.Prometheus.Judge(ctx, targets[i], j, r.Now())
+		verdicts[i].cluster = c.Context
+		return err
+	})
+	if err != nil {
+		return clusterVerdict{}, err
+	}
+	worst := verdicts[0]
+	for i, v := range verdicts {
+		r.Progress.Analysed(run, v.cluster, v.decision, results[i])
+		if VerdictRank(v.decision.Verdict) > VerdictRank(worst.decision.Verdict) {
+			worst = v
+		}
+	}
+	return worst, nil
+}
+
+// VerdictRank orders verdicts from best to worst.
+func VerdictRank(v analysis.Verdict) int {
+	return map[analysis.Verdict]int{analysis.Pass: 0, analysis.Inconclusive: 1, analysis.Fail: 2}[v]
+}
+
+// forEachCluster calls fn for every cluster at once; the errors name
+// their cluster when there are several.
+func forEachCluster(clusters []RunCluster, fn func(i int, c *RunCluster) error) error {
+	errs := make([]error, len(clusters))
+	var wg sync.WaitGroup
+	for i := range clusters {
+		wg.Go(func() {
+			if err := fn(i, &clusters[i]); err != nil && len(clusters) > 1 {
+				errs[i] = fmt.Errorf("cluster %s: %w", clusters[i].Context, err)
+			} else {
+				errs[i] = err
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // take makes a step's change with the run state recorded in the canary's
@@ -111,13 +263,26 @@ func (r *Runner) take(ctx context.Context, step RunStep, dryRun DryRun) error {
 	req.DryRun = dryRun
 	recorded := step.Run
 	req.Run = &recorded
-	_, err := r.Engine.Change(context.WithoutCancel(ctx), req, r.Observers...)
+	ctx = context.WithoutCancel(ctx)
+	if len(r.Clusters) == 1 {
+		c := r.Clusters[0]
+		_, err := c.Engine.Change(ctx, req, c.Observers...)
+		return err
+	}
+	fleet := &Fleet{}
+	for _, c := range r.Clusters {
+		fleet.Members = append(fleet.Members, c.Member)
+	}
+	_, err := fleet.Change(ctx, req)
 	return err
 }
 
 // ended is the error (or nil) a run ends with, once its last change is made.
-func (r *Runner) ended(run routing.RunState, last RunStep, d analysis.Decision) error {
-	svc := r.Request.Namespace + "/" + r.Request.Service
+func (r *Runner) ended(run routing.RunState, last RunStep, worst clusterVerdict) error {
+	svc, d := r.Request.Namespace+"/"+r.Request.Service, worst.decision
+	if len(r.Clusters) > 1 {
+		svc += " in cluster " + worst.cluster
+	}
 	switch last.End {
 	case RunAborted:
 		return &VerdictError{Decision: d, Subject: fmt.Sprintf("%s failed its analysis at step %s on %s and was aborted, all traffic is back on stable", svc, stepName(run), d.Metric)}

@@ -147,27 +147,33 @@ func (o *changeOptions) runOnClusters(ctx context.Context) error {
 	var mu sync.Mutex
 	fleet := &canary.Fleet{}
 	for _, m := range members {
-		g := *o.globalOptions
-		prefix := "[" + m.context + "] "
-		g.IOStreams.Out = &prefixWriter{mu: &mu, out: o.Out, prefix: prefix}
-		g.IOStreams.ErrOut = &prefixWriter{mu: &mu, out: o.ErrOut, prefix: prefix}
-		member := *o
-		member.globalOptions = &g
-		member.printer = nil // -o prints every cluster's objects at once, below
-		observers := []canary.Observer{}
-		if o.printer == nil {
-			observers = append(observers, &reportPrinter{&member})
-		}
-		if o.wait.enabled {
-			observers = append(observers, member.wait.observer(m.cluster, &g, member.waitOut()))
-		}
-		fleet.Members = append(fleet.Members, canary.Member{Context: m.context, Engine: member.engine(m.cluster), Observers: observers})
+		fleet.Members = append(fleet.Members, o.member(m, &mu))
 	}
 	results, err := fleet.Change(ctx, o.request())
 	if err == nil && o.printer != nil {
 		return o.printByCluster(results)
 	}
 	return err
+}
+
+// member is the change in one cluster of --contexts: its engine, and
+// observers whose lines start with the cluster's context.
+func (o *changeOptions) member(m clusterMember, mu *sync.Mutex) canary.Member {
+	g := *o.globalOptions
+	prefix := "[" + m.context + "] "
+	g.IOStreams.Out = &prefixWriter{mu: mu, out: o.Out, prefix: prefix}
+	g.IOStreams.ErrOut = &prefixWriter{mu: mu, out: o.ErrOut, prefix: prefix}
+	member := *o
+	member.globalOptions = &g
+	member.printer = nil // -o prints every cluster's objects at once (printByCluster)
+	observers := []canary.Observer{}
+	if o.printer == nil {
+		observers = append(observers, &reportPrinter{&member})
+	}
+	if o.wait.enabled {
+		observers = append(observers, member.wait.observer(m.cluster, &g, member.waitOut()))
+	}
+	return canary.Member{Context: m.context, Engine: member.engine(m.cluster), Observers: observers}
 }
 
 // printByCluster prints -o yaml|json of a change in several clusters: the
@@ -341,7 +347,7 @@ func (o *AnalyzeOptions) analyzeClusters(ctx context.Context) error {
 		if errs[i] != nil {
 			return fmt.Errorf("cluster %s: %w", m.context, errs[i])
 		}
-		if rank(judged[i].report.Decision.Verdict) > rank(worst) {
+		if canary.VerdictRank(judged[i].report.Decision.Verdict) > canary.VerdictRank(worst) {
 			worst, worstAt = judged[i].report.Decision.Verdict, m.context
 		}
 		if o.printer != nil {
@@ -363,9 +369,4 @@ func (o *AnalyzeOptions) analyzeClusters(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// rank orders verdicts from best to worst.
-func rank(v analysis.Verdict) int {
-	return map[analysis.Verdict]int{analysis.Pass: 0, analysis.Inconclusive: 1, analysis.Fail: 2}[v]
 }

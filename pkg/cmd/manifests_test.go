@@ -150,7 +150,6 @@ func TestManifestFlagsThatCannotGoTogether(t *testing.T) {
 		"check reviews --local":                        "--local reads the objects from manifest files only",
 		"start reviews -f " + os.DevNull + "x --local": "no such file",
 		"run reviews -f x":                             "run steps the canary in the live cluster and cannot write manifests",
-		"run reviews --contexts a,b":                   "run drives one cluster",
 		"start reviews --contexts a --all-contexts":    "--contexts and --all-contexts both pick the clusters",
 		"weight reviews 5 --skip-unreachable":          "--skip-unreachable goes with --contexts",
 		"start reviews -f x --contexts a":              "leave out --contexts",

@@ -1,10 +1,12 @@
 package cmd
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -101,9 +103,6 @@ func (o *RunOptions) Complete(cmd *cobra.Command, args []string) error {
 
 // Validate checks the steps and the analysis flags.
 func (o *RunOptions) Validate() error {
-	if o.contextFlags.enabled() {
-		return fmt.Errorf("run drives one cluster; across several, step with kubectl canary weight SERVICE N --contexts ... and judge each step with kubectl canary analyze SERVICE --contexts ...")
-	}
 	if len(o.steps) == 0 {
 		return fmt.Errorf("--steps is empty; give the weights, for example --steps 5,10,25,50,100")
 	}
@@ -130,7 +129,7 @@ func (o *RunOptions) Validate() error {
 // --dry-run it prints the plan of the run instead.
 func (o *RunOptions) Run(cmd *cobra.Command) error {
 	ctx := cmd.Context()
-	runner, err := o.runner()
+	runner, err := o.runner(ctx)
 	if err != nil {
 		return err
 	}
@@ -138,14 +137,13 @@ func (o *RunOptions) Run(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	minimum := runner.Prometheus.ScrapeMinimum(ctx, o.namespace, o.service, o.now())
+	minimum := runner.ReadScrapeMinimum(ctx)
 	if err := longEnough("interval", o.interval, "of each step", minimum); err != nil {
 		return err
 	}
 	if err := longEnough("window", o.window, "in it", minimum); err != nil {
 		return err
 	}
-	runner.Judgement.Scrape = minimum
 	switch o.dryRun {
 	case cmdutil.DryRunServer:
 		if err := runner.DryRunFirstStep(ctx, state); err != nil {
@@ -153,14 +151,37 @@ func (o *RunOptions) Run(cmd *cobra.Command) error {
 		}
 		fallthrough
 	case cmdutil.DryRunClient:
-		o.printPlan(state, minimum)
+		o.printPlan(state, minimum, runner.Clusters)
 		return nil
 	}
 	return runner.Run(ctx, state)
 }
 
-// runner is the run the flags ask for, reporting as every change does.
-func (o *RunOptions) runner() (*canary.Runner, error) {
+// runner is the run the flags ask for, reporting as every change does:
+// in the cluster of the kubeconfig, or in every cluster of --contexts.
+func (o *RunOptions) runner(ctx context.Context) (*canary.Runner, error) {
+	change := newChangeOptions(o.globalOptions, "")
+	change.intent.ClusterDomain = o.clusterDomain
+	change.force, change.minAvailable = o.force, o.minAvailable
+	r := &canary.Runner{
+		Plan:      canary.RunPlan{Steps: o.steps, Interval: o.interval, MaxInconclusive: o.maxInconclusive, NoPromote: o.noPromote},
+		Judgement: o.judgement(),
+		Progress:  &runProgress{out: o.Out, terminal: o.onTerminal()},
+		Now:       o.now,
+	}
+	var err error
+	if o.contextFlags.enabled() {
+		r.Clusters, err = o.runClusters(ctx, change)
+	} else {
+		r.Clusters, err = o.runCluster(change)
+	}
+	change.namespace, change.service = o.namespace, o.service
+	r.Request = change.request()
+	return r, err
+}
+
+// runCluster is the cluster of the kubeconfig, as a run sees it.
+func (o *RunOptions) runCluster(change *changeOptions) ([]canary.RunCluster, error) {
 	cluster, err := o.conn.Cluster()
 	if err != nil {
 		return nil, err
@@ -169,20 +190,32 @@ func (o *RunOptions) runner() (*canary.Runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	change := newChangeOptions(o.globalOptions, "")
+	member := canary.Member{Engine: change.engine(cluster), Observers: []canary.Observer{&reportPrinter{change}}}
+	return []canary.RunCluster{{Member: member, Prometheus: prom}}, nil
+}
+
+// runClusters are the clusters of --contexts, each judged by the
+// Prometheus behind its own API server.
+func (o *RunOptions) runClusters(ctx context.Context, change *changeOptions) ([]canary.RunCluster, error) {
+	if o.prometheusURL != "" {
+		return nil, fmt.Errorf("--prometheus-url with --contexts would judge every cluster by the same series; leave it out to reach each cluster's Prometheus through its API server")
+	}
+	members, err := o.members(ctx)
+	if err != nil {
+		return nil, err
+	}
+	o.namespace = members[0].namespace
 	change.namespace, change.service = o.namespace, o.service
-	change.intent.ClusterDomain = o.clusterDomain
-	change.force, change.minAvailable = o.force, o.minAvailable
-	return &canary.Runner{
-		Engine:     change.engine(cluster),
-		Prometheus: prom,
-		Plan:       canary.RunPlan{Steps: o.steps, Interval: o.interval, MaxInconclusive: o.maxInconclusive, NoPromote: o.noPromote},
-		Judgement:  o.judgement(),
-		Request:    change.request(),
-		Observers:  []canary.Observer{&reportPrinter{change}},
-		Progress:   &runProgress{out: o.Out, terminal: o.onTerminal()},
-		Now:        o.now,
-	}, nil
+	var mu sync.Mutex
+	var clusters []canary.RunCluster
+	for _, m := range members {
+		prom, err := o.prometheus(m.conn)
+		if err != nil {
+			return nil, fmt.Errorf("cluster %s: %w", m.context, err)
+		}
+		clusters = append(clusters, canary.RunCluster{Member: change.member(m, &mu), Prometheus: prom})
+	}
+	return clusters, nil
 }
 
 // runProgress prints a run as it goes: on a terminal the wait is one line
@@ -229,12 +262,17 @@ func (p *runProgress) WaitOver(interrupted bool) {
 	}
 }
 
-func (p *runProgress) Analysed(run routing.RunState, d analysis.Decision, r analysis.Result) {
+func (p *runProgress) Analysed(run routing.RunState, cluster string, d analysis.Decision, r analysis.Result) {
 	p.lastMetrics = metricsLine(r)
-	fmt.Fprintf(p.out, "step %d/%d (%d%%): %s: %s; %s\n", run.Step+1, len(run.Steps), run.Steps[run.Step], d.Verdict, d.Reason, p.lastMetrics)
+	in := ""
+	if cluster != "" {
+		in = " in " + cluster
+		p.lastMetrics = cluster + ": " + p.lastMetrics
+	}
+	fmt.Fprintf(p.out, "step %d/%d (%d%%)%s: %s: %s; %s\n", run.Step+1, len(run.Steps), run.Steps[run.Step], in, d.Verdict, d.Reason, metricsLine(r))
 }
 
-func (o *RunOptions) printPlan(st *routing.State, minimum analysis.ScrapeMinimum) {
+func (o *RunOptions) printPlan(st *routing.State, minimum analysis.ScrapeMinimum, clusters []canary.RunCluster) {
 	switch {
 	case st == nil:
 		fmt.Fprintf(o.Out, "would start the canary of %s/%s\n", o.namespace, o.service)
@@ -242,6 +280,13 @@ func (o *RunOptions) printPlan(st *routing.State, minimum analysis.ScrapeMinimum
 		fmt.Fprintf(o.Out, "would resume the run of %s/%s at step %d/%d\n", o.namespace, o.service, st.Run.Step+1, len(st.Run.Steps))
 	default:
 		fmt.Fprintf(o.Out, "would take over the canary of %s/%s, now at %d%%\n", o.namespace, o.service, st.Weight)
+	}
+	if len(clusters) > 1 {
+		var names []string
+		for _, c := range clusters {
+			names = append(names, c.Context)
+		}
+		fmt.Fprintf(o.Out, "in the clusters %s, each step in all of them; each is judged by its own Prometheus, and the worst verdict decides\n", strings.Join(names, ", "))
 	}
 	t := o.thresholds()
 	for i, w := range o.steps {
