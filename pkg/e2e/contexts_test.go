@@ -305,3 +305,65 @@ func TestContextsPermissionMissingInOneCluster(t *testing.T) {
 		assert.Equal(t, before[name], c.versionsOf(t, ns), "%s was written", name)
 	}
 }
+
+// run --contexts steps the canary in every cluster together, judges each
+// by its own Prometheus and lets the worst verdict decide: a canary
+// failing in west only is aborted everywhere, and a healthy one promoted
+// everywhere.
+func TestContextsRunStepsEveryClusterTheWorstDecides(t *testing.T) {
+	t.Parallel()
+	m := newMesh(t, "east", "west")
+	// serve gives each cluster's namespace its own exporter and Prometheus,
+	// and traffic split by that cluster's weight.
+	serve := func(t *testing.T, ns string) map[string]*meshTraffic {
+		traffic := map[string]*meshTraffic{}
+		for _, name := range m.names() {
+			exporter := startIstioExporter(t)
+			prom := startPrometheus(t, exporter.URL)
+			traffic[name] = sendTraffic(t, m.clusters[name], exporter, ns, meshClient(100))
+			servePrometheusAsService(t, m.clusters[name], ns, prom)
+		}
+		return traffic
+	}
+	run := func(ns string) result {
+		return m.canary(t, m.kubeconfig, "run", "reviews", "-n", ns, "--contexts", "east,west", "--prometheus-namespace", ns,
+			"--steps", "20,50,100", "--interval", "10s", "--min-requests", "20")
+	}
+
+	t.Run("failing in one cluster aborts in all", func(t *testing.T) {
+		t.Parallel()
+		ns := shared.newNamespace(t)
+		m.deploy(t, ns)
+		traffic := serve(t, ns)
+		traffic["west"].setHealth("v2", versionHealth{ErrorShare: 0.3, LatencyMs: 20})
+		r := run(ns)
+		require.Error(t, r.err, "%s", r)
+		assert.Equal(t, 1, exitCode(r), "%s", r)
+		assert.Contains(t, r.stdout, "step 1/3 (20%) in east: pass")
+		assert.Contains(t, r.stdout, "step 1/3 (20%) in west: fail")
+		assert.Contains(t, r.stderr, ns+"/reviews in cluster west failed its analysis at step 1/3 (20%) on error-rate and was aborted")
+		for _, name := range m.names() {
+			assert.Contains(t, r.stdout, "["+name+"] canary "+ns+"/reviews aborted")
+			assert.Equal(t, map[string]int64{"v1": 100}, weights(t, m.clusters[name].get(t, vsV1, ns, "reviews"), "http", 1), name)
+		}
+	})
+
+	t.Run("healthy everywhere is promoted everywhere", func(t *testing.T) {
+		t.Parallel()
+		ns := shared.newNamespace(t)
+		m.deploy(t, ns)
+		serve(t, ns)
+		r := run(ns)
+		require.NoError(t, r.err, "%s", r)
+		for _, name := range m.names() {
+			for _, step := range []string{"1/3 (20%)", "2/3 (50%)", "3/3 (100%)"} {
+				assert.Contains(t, r.stdout, "step "+step+" in "+name+": pass")
+			}
+			assert.Contains(t, r.stdout, "["+name+"] canary "+ns+"/reviews promoted")
+			st, run := runStateOf(t, m.clusters[name], ns)
+			assert.Equal(t, "Promoted", st.Phase, name)
+			require.NotNil(t, run, name)
+			assert.Equal(t, 2, run.Step, name)
+		}
+	})
+}
