@@ -57,7 +57,9 @@ func (b *gatewayAPIBackend) shapeExtras(route *object, st *State) error {
 			ref := asMap(raw)
 			clearStickyFilter(ref, b.svc.name)
 			if st.Sticky && b.names(route, ref, t.canary) {
-				setStickyFilter(ref, b.svc.name, st.Canary)
+				if err := setStickyFilter(ref, b.svc.name, st.Canary); err != nil {
+					return err
+				}
 			}
 		}
 		if j := movedTo[at[i]]; j >= 0 {

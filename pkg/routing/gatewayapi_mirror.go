@@ -49,15 +49,34 @@ func setFilters(m map[string]interface{}, filters []interface{}) {
 }
 
 // setStickyFilter makes a backendRef add the sticky Set-Cookie header to
-// responses: add, not set, so the application's own cookies stay.
-func setStickyFilter(ref map[string]interface{}, service, canary string) {
-	filters := append(asSlice(ref["filters"]), map[string]interface{}{
-		"type": "ResponseHeaderModifier",
-		"responseHeaderModifier": map[string]interface{}{
-			"add": []interface{}{map[string]interface{}{"name": "Set-Cookie", "value": stickyHeaderValue(service, canary)}},
-		},
+// responses: add, not set, so the application's own cookies stay. The API
+// allows one ResponseHeaderModifier per backendRef, so an existing one
+// gets the header added to it.
+func setStickyFilter(ref map[string]interface{}, service, canary string) error {
+	header := map[string]interface{}{"name": "Set-Cookie", "value": stickyHeaderValue(service, canary)}
+	for _, raw := range asSlice(ref["filters"]) {
+		f := asMap(raw)
+		if asString(f["type"]) != "ResponseHeaderModifier" {
+			continue
+		}
+		modifier := asMap(f["responseHeaderModifier"])
+		if modifier == nil {
+			modifier = map[string]interface{}{}
+			f["responseHeaderModifier"] = modifier
+		}
+		for _, a := range asSlice(modifier["add"]) {
+			if strings.EqualFold(asString(asMap(a)["name"]), "Set-Cookie") {
+				return intentErrorf("the canary's backendRef already adds a Set-Cookie header of its own, and the Gateway API allows one per header; remove it, or run without sticky sessions")
+			}
+		}
+		modifier["add"] = append(asSlice(modifier["add"]), header)
+		return nil
+	}
+	ref["filters"] = append(asSlice(ref["filters"]), map[string]interface{}{
+		"type":                   "ResponseHeaderModifier",
+		"responseHeaderModifier": map[string]interface{}{"add": []interface{}{header}},
 	})
-	ref["filters"] = filters
+	return nil
 }
 
 // clearStickyFilter removes what setStickyFilter added and nothing else.

@@ -125,14 +125,15 @@ func (b *gatewayAPIBackend) splitBackends(route *object, rule map[string]interfa
 
 // soleBackend returns the backendRefs that send everything to target, the
 // shape a rule has before and after a canary; replacing as for
-// soleDestination.
+// soleDestination. The weight is the API's default, written out so that
+// the spec recorded is the one the server keeps.
 func (b *gatewayAPIBackend) soleBackend(route *object, rule map[string]interface{}, t splitTargets, target string, replacing bool) []interface{} {
 	stable, canary := b.backendTemplates(route, rule, t, replacing)
 	ref := stable
 	if target == t.canary {
 		ref = canary
 	}
-	delete(ref, "weight")
+	ref["weight"] = int64(1)
 	return []interface{}{ref}
 }
 

@@ -34,8 +34,20 @@ func snapshotOf(t testing.TB, objects []*unstructured.Unstructured) *Snapshot {
 	for _, u := range objects {
 		switch u.GetKind() {
 		case "Service":
-			snap.Service = &corev1.Service{}
-			require.NoError(t, runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, snap.Service))
+			// The first Service is the canary's; the others are the
+			// namespace's (per-version Services of the Gateway API).
+			s := corev1.Service{}
+			require.NoError(t, runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &s))
+			if snap.Service == nil {
+				snap.Service = &s
+			} else {
+				snap.Services = append(snap.Services, s)
+			}
+		case "Namespace":
+			snap.Namespace = &corev1.Namespace{}
+			require.NoError(t, runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, snap.Namespace))
+		case "HTTPRoute", "GRPCRoute", "TCPRoute", "TLSRoute":
+			snap.GatewayAPIRoutes = append(snap.GatewayAPIRoutes, u)
 		case "Deployment":
 			d := appsv1.Deployment{}
 			require.NoError(t, runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &d))
@@ -56,22 +68,55 @@ func snapshotOf(t testing.TB, objects []*unstructured.Unstructured) *Snapshot {
 // apply writes a plan into the snapshot the way the API server would.
 func (s *Snapshot) apply(plan *Plan) {
 	for _, c := range plan.Changes {
-		list := &s.VirtualServices
-		if c.Desired.GetKind() == "DestinationRule" {
-			list = &s.DestinationRules
-		}
-		replaced := false
-		for i, obj := range *list {
-			if obj.GetName() == c.Desired.GetName() && obj.GetNamespace() == c.Desired.GetNamespace() {
-				(*list)[i] = c.Desired.DeepCopy()
-				replaced = true
-			}
-		}
-		if !replaced {
-			*list = append(*list, c.Desired.DeepCopy())
-		}
+		s.applyChange(c)
 	}
 	s.Now = s.Now.Add(time.Minute)
+}
+
+// applyChange writes one change of a plan into the snapshot.
+func (s *Snapshot) applyChange(c Change) {
+	if c.Desired.GetKind() == "Service" {
+		s.applyService(c)
+		return
+	}
+	list := &s.VirtualServices
+	switch c.Desired.GetKind() {
+	case "DestinationRule":
+		list = &s.DestinationRules
+	case "HTTPRoute", "GRPCRoute", "TCPRoute", "TLSRoute":
+		list = &s.GatewayAPIRoutes
+	}
+	replaced := false
+	for i, obj := range *list {
+		if obj.GetKind() == c.Desired.GetKind() && obj.GetName() == c.Desired.GetName() && obj.GetNamespace() == c.Desired.GetNamespace() {
+			(*list)[i] = c.Desired.DeepCopy()
+			replaced = true
+		}
+	}
+	if !replaced {
+		*list = append(*list, c.Desired.DeepCopy())
+	}
+}
+
+// applyService creates, updates or deletes a per-version Service.
+func (s *Snapshot) applyService(c Change) {
+	var kept []corev1.Service
+	for _, svc := range s.Services {
+		if svc.Name != c.Desired.GetName() {
+			kept = append(kept, svc)
+		}
+	}
+	if !c.Delete {
+		svc := corev1.Service{}
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(c.Desired.Object, &svc); err != nil {
+			panic(err)
+		}
+		kept = append(kept, svc)
+	}
+	if kept == nil {
+		kept = []corev1.Service{}
+	}
+	s.Services = kept
 }
 
 // computeChecked is Compute that also fails the test if planning changed any
@@ -81,7 +126,7 @@ func (s *Snapshot) apply(plan *Plan) {
 func computeChecked(t testing.TB, snap Snapshot, intent Intent) (*Plan, error) {
 	t.Helper()
 	var live, before []*unstructured.Unstructured
-	for _, list := range [][]*unstructured.Unstructured{snap.VirtualServices, snap.DestinationRules, snap.Gateways} {
+	for _, list := range [][]*unstructured.Unstructured{snap.VirtualServices, snap.DestinationRules, snap.Gateways, snap.GatewayAPIRoutes} {
 		for _, obj := range list {
 			live = append(live, obj)
 			before = append(before, obj.DeepCopy())
@@ -166,8 +211,11 @@ func TestSharedContainerIsCaught(t *testing.T) {
 
 func (s *Snapshot) object(kind, name string) *unstructured.Unstructured {
 	list := s.VirtualServices
-	if kind == "DestinationRule" {
+	switch kind {
+	case "DestinationRule":
 		list = s.DestinationRules
+	case "HTTPRoute", "GRPCRoute", "TCPRoute", "TLSRoute":
+		list = s.GatewayAPIRoutes
 	}
 	for _, obj := range list {
 		if obj.GetName() == name && obj.GetNamespace() == s.Service.Namespace {
@@ -188,6 +236,8 @@ func renderPlan(t testing.TB, plan *Plan) []byte {
 	for _, c := range plan.Changes {
 		verb := "configured"
 		switch {
+		case c.Delete:
+			verb = "deleted"
 		case c.Live == nil:
 			verb = "created"
 		case !c.Changed():
