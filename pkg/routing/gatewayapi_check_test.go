@@ -71,7 +71,6 @@ func TestGatewayAPICheckFindings(t *testing.T) {
 	}
 }
 
-
 // A running Gateway API canary whose Service someone also routes with a
 // VirtualService: the check names the VirtualService.
 func TestGatewayAPICheckReportsAVirtualServiceBeside(t *testing.T) {

@@ -65,28 +65,38 @@ func TestGatewayAPIFlowsMatchGoldenFiles(t *testing.T) {
 }
 
 // applyInStages writes a plan change by change, checking after each that
-// no route names a Service that does not exist, and that the managed
-// rules' weights add up to 100.
+// no route names a Service that does not exist (but those routes named
+// before the plan), and that the managed rules' weights add up to 100.
 func applyInStages(t *testing.T, snap *Snapshot, plan *Plan) {
 	t.Helper()
+	dangling := missingServicesNamed(snap)
 	for _, c := range plan.Changes {
 		snap.applyChange(c)
-		assertNoRouteNamesAMissingService(t, snap, c)
+		for name := range missingServicesNamed(snap) {
+			assert.True(t, dangling[name], "after writing %s %s, a route names Service %s, which does not exist", c.Desired.GetKind(), c.Desired.GetName(), name)
+		}
 	}
 	assertManagedBackendWeights(t, snap)
 	snap.Now = snap.Now.Add(60e9)
 }
 
-func assertNoRouteNamesAMissingService(t *testing.T, snap *Snapshot, after Change) {
-	t.Helper()
+// missingServicesNamed are the Services the routes name that do not exist.
+func missingServicesNamed(snap *Snapshot) map[string]bool {
 	exists := map[string]bool{}
 	for _, s := range snap.Services {
 		exists[s.Name] = true
 	}
-	b := newGatewayAPIBackend(&planner{snap: *snap, svc: serviceRef{name: snap.Service.Name, namespace: snap.Service.Namespace}})
-	for name := range b.servicesNamed() {
-		assert.True(t, exists[name], "after writing %s %s, a route names Service %s, which does not exist", after.Desired.GetKind(), after.Desired.GetName(), name)
+	missing := map[string]bool{}
+	for name := range gatewayBackendOf(snap).servicesNamed() {
+		if !exists[name] {
+			missing[name] = true
+		}
 	}
+	return missing
+}
+
+func gatewayBackendOf(snap *Snapshot) *gatewayAPIBackend {
+	return newGatewayAPIBackend(&planner{snap: *snap, svc: serviceRef{name: snap.Service.Name, namespace: snap.Service.Namespace}})
 }
 
 func assertManagedBackendWeights(t *testing.T, snap *Snapshot) {
