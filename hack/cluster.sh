@@ -12,6 +12,7 @@
 # Service whose EndpointSlice names such a pod and the process's real port.
 #
 #   hack/cluster.sh up DIR [--crd-versions LIST] [--gateway-api] [--istiod]
+#                          [--cluster-id ID]
 #       Starts a cluster whose state, logs and config live in DIR (created if
 #       needed) and prints DIR/env on stdout. DIR/env is shell-sourceable:
 #         KUBECONFIG, CANARY_E2E_KUBECONFIG   admin kubeconfig (canary-admin,
@@ -68,6 +69,10 @@
 #       reaches it through podnet. istiod writes into the cluster as it would
 #       in a real one (ConfigMap istio-ca-root-cert in every namespace, its
 #       CA Secret and leader-election Leases in istio-system).
+#       --cluster-id ID is the Istio cluster ID of the cluster's istiod (its
+#       CLUSTER_ID, in the process's and the Pod's environment, as Istio's
+#       chart sets it), which Istio's metrics carry as source_cluster and
+#       destination_cluster; Istio's default, Kubernetes, without it.
 #   hack/cluster.sh replica DIR NAME
 #       With istiod running in DIR's cluster, starts another replica named
 #       NAME (Pod istio-system/NAME, pod IP 10.244.0.3, .4, ..., its own
@@ -348,9 +353,10 @@ write_kubeconfig() {
 }
 
 cmd_up() {
-  local dir="" crd_versions="" istiod="" gateway_api=""
+  local dir="" crd_versions="" istiod="" gateway_api="" cluster_id=Kubernetes
   while [[ $# -gt 0 ]]; do
     case $1 in
+      --cluster-id) [[ $# -ge 2 ]] || usage; cluster_id=$2; shift 2 ;;
       --crd-versions) [[ $# -ge 2 ]] || usage; crd_versions=$2; shift 2 ;;
       --crd-versions=*) crd_versions=${1#*=}; shift ;;
       --gateway-api) gateway_api=1; shift ;;
@@ -373,6 +379,8 @@ cmd_up() {
     rm -f "$dir/pids"
   fi
   local t0=$EPOCHREALTIME
+  # Replicas started later read it too.
+  echo "$cluster_id" >"$dir/cluster-id"
 
   # Let `run` stop clusters that its command started and could not stop.
   [[ -z ${CANARY_CLUSTER_REGISTRY:-} ]] || echo "$dir" >>"$CANARY_CLUSTER_REGISTRY"
@@ -602,8 +610,9 @@ EOF
 start_istiod() {
   local dir=$1 bin=$2 server=$3 token=$4 name=${5:-istiod-local} pod_ip=${6:-$istiod_pod_ip} t0=$EPOCHREALTIME
   local kubectl=("$bin/kubectl" --kubeconfig "$dir/kubeconfig")
-  local attempt pid p_http p_grpc p_mon p_https p_ctrlz
+  local attempt pid p_http p_grpc p_mon p_https p_ctrlz cluster_id
   local work=$dir/istiod logfile=$dir/istiod.log
+  cluster_id=$(cat "$dir/cluster-id" 2>/dev/null || echo Kubernetes)
   if [[ $name != istiod-local ]]; then
     work=$dir/$name logfile=$dir/$name.log
   fi
@@ -621,7 +630,7 @@ start_istiod() {
     # environment is the part of what Istio's chart gives the pod that
     # istiod needs to find itself.
     (cd "$work" && exec env -u KUBECONFIG \
-      POD_NAMESPACE=istio-system POD_NAME="$name" REVISION=default \
+      POD_NAMESPACE=istio-system POD_NAME="$name" REVISION=default CLUSTER_ID="$cluster_id" \
       setsid "$bin/pilot-discovery" discovery \
       --kubeconfig "$dir/istiod.kubeconfig" \
       --httpAddr "127.0.0.1:$p_http" \
@@ -663,6 +672,8 @@ spec:
   containers:
   - name: discovery
     image: local/pilot-discovery
+    env:
+    - {name: CLUSTER_ID, value: $cluster_id}
 ---
 apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice

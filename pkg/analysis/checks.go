@@ -27,6 +27,9 @@ type CheckVars struct {
 	// StableWorkloads and CanaryWorkloads are regular expressions matching
 	// the versions' Deployment names, for destination_workload=~"...".
 	StableWorkloads, CanaryWorkloads string
+	// Cluster is the Istio cluster ID being judged with a Prometheus of
+	// several clusters (destination_cluster), else empty.
+	Cluster string
 }
 
 // CheckResult is a custom check's value; Value is nil when the query
@@ -44,10 +47,10 @@ func (c Check) Render(t Target, window time.Duration) (string, error) {
 		return "", fmt.Errorf("custom query %s is not a valid template: %w", c.Name, err)
 	}
 	vars := CheckVars{Namespace: t.Namespace, Service: t.Service, Stable: t.Stable, Canary: t.Canary, Window: model.Duration(window).String(),
-		StableWorkloads: workloadRegexp(t.StableWorkloads), CanaryWorkloads: workloadRegexp(t.CanaryWorkloads)}
+		StableWorkloads: workloadRegexp(t.StableWorkloads), CanaryWorkloads: workloadRegexp(t.CanaryWorkloads), Cluster: t.Cluster}
 	var b strings.Builder
 	if err := tmpl.Execute(&b, vars); err != nil {
-		return "", fmt.Errorf("custom query %s: %w (variables: .Namespace .Service .Stable .Canary .Window .StableWorkloads .CanaryWorkloads)", c.Name, err)
+		return "", fmt.Errorf("custom query %s: %w (variables: .Namespace .Service .Stable .Canary .Window .StableWorkloads .CanaryWorkloads .Cluster)", c.Name, err)
 	}
 	return b.String(), nil
 }

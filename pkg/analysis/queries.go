@@ -40,13 +40,31 @@ type Target struct {
 	CanaryWorkloads []string
 	// Routing is what the routing gives the canary, to judge the split by.
 	Routing Routing
+	// Cluster, when set, narrows the series to the requests answered in
+	// one cluster of a multi-primary mesh, by its Istio cluster ID: for a
+	// Prometheus that holds the metrics of several clusters.
+	Cluster string
 }
+
+// ClusterLabel is the label of Istio's metrics that holds the cluster ID
+// of the workload that answered the request.
+const ClusterLabel = "destination_cluster"
 
 var regexpQuote = regexp.QuoteMeta
 
 // serviceMatchers select the Service's requests as its sidecars report them.
 func (t Target) serviceMatchers() string {
-	return fmt.Sprintf(`%s,destination_service_namespace=%s,destination_service_name=%s`, reporterDestination, strconv.Quote(t.Namespace), strconv.Quote(t.Service))
+	return reporterDestination + "," + t.destinationMatchers()
+}
+
+// destinationMatchers select the requests to the Service, by whichever
+// proxy reported them, in the target's cluster when it has one.
+func (t Target) destinationMatchers() string {
+	m := fmt.Sprintf(`destination_service_namespace=%s,destination_service_name=%s`, strconv.Quote(t.Namespace), strconv.Quote(t.Service))
+	if t.Cluster != "" {
+		m += fmt.Sprintf(`,%s=%s`, ClusterLabel, strconv.Quote(t.Cluster))
+	}
+	return m
 }
 
 // versionMatchers add the selector of one version, by version label or by
@@ -244,9 +262,8 @@ const (
 // VersionLabel or WorkloadLabel.
 func SplitQueries(t Target, by string, window time.Duration) (answered, sent string) {
 	w := model.Duration(window).String()
-	service := fmt.Sprintf(`destination_service_namespace=%s,destination_service_name=%s`, strconv.Quote(t.Namespace), strconv.Quote(t.Service))
 	answered = fmt.Sprintf(`sum by (%s, %s, %s) (increase(%s{%s}[%s]))`, by, SourceWorkloadLabel, SourceNamespaceLabel, RequestsMetric, t.serviceMatchers(), w)
-	sent = fmt.Sprintf(`sum by (%s, %s) (increase(%s{%s,%s}[%s]))`, SourceWorkloadLabel, SourceNamespaceLabel, RequestsMetric, reporterSource, service, w)
+	sent = fmt.Sprintf(`sum by (%s, %s) (increase(%s{%s,%s}[%s]))`, SourceWorkloadLabel, SourceNamespaceLabel, RequestsMetric, reporterSource, t.destinationMatchers(), w)
 	return answered, sent
 }
 

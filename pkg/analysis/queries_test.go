@@ -126,3 +126,23 @@ func TestFetchUnreachable(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "cannot query Prometheus at "+srv.URL)
 }
+
+// With a cluster, every query of the Service (metrics, split, custom
+// checks) keeps to the requests answered in that cluster.
+func TestQueriesOfOneClusterOfSeveral(t *testing.T) {
+	target := Target{Namespace: "shop", Service: "reviews", Stable: "v1", Canary: "v2", Cluster: "west"}
+	q := QueriesFor(target, VersionLabel, true, time.Minute)
+	for _, query := range []string{q.Requests, q.RPS, q.SuccessRate, q.P50, q.P99} {
+		assert.Contains(t, query, `destination_service_name="reviews",destination_cluster="west"`, query)
+	}
+	answered, sent := SplitQueries(target, VersionLabel, time.Minute)
+	assert.Contains(t, answered, `reporter="destination",destination_service_namespace="shop",destination_service_name="reviews",destination_cluster="west"`)
+	assert.Contains(t, sent, `reporter="source",destination_service_namespace="shop",destination_service_name="reviews",destination_cluster="west"}`)
+	rendered, err := Check{Name: "c", Query: `x{destination_cluster="{{.Cluster}}"}`}.Render(target, time.Minute)
+	require.NoError(t, err)
+	assert.Equal(t, `x{destination_cluster="west"}`, rendered)
+
+	target.Cluster = ""
+	answered, _ = SplitQueries(target, VersionLabel, time.Minute)
+	assert.NotContains(t, answered, "destination_cluster", "one cluster's Prometheus: no cluster label")
+}

@@ -44,3 +44,9 @@ func (c *Cluster) Write(ctx context.Context, change routing.Change, dryRun bool)
 func (c *Cluster) Reachable(ctx context.Context) error {
 	return c.clients.Core.Discovery().RESTClient().Get().AbsPath("/version").Do(ctx).Error()
 }
+
+// IstioClusterID is the cluster ID of the cluster's istiod in namespace,
+// which Istio's metrics carry as destination_cluster.
+func (c *Cluster) IstioClusterID(ctx context.Context, namespace string) (string, error) {
+	return c.clients.IstioClusterID(ctx, namespace)
+}

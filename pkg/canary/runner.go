@@ -34,6 +34,9 @@ type Runner struct {
 type RunCluster struct {
 	Member
 	Prometheus *Prometheus
+	// IstioCluster, when Prometheus holds the metrics of several clusters,
+	// is this one's Istio cluster ID, which its requests carry.
+	IstioCluster string
 	// Scrape is the cluster's Prometheus scrape minimum (ReadScrapeMinimum).
 	Scrape analysis.ScrapeMinimum
 }
@@ -191,6 +194,7 @@ func (r *Runner) targets(ctx context.Context) ([]analysis.Target, error) {
 	err := forEachCluster(r.Clusters, func(i int, c *RunCluster) error {
 		var err error
 		targets[i], _, err = RunningCanary(ctx, c.Engine.Store, r.Request.Namespace, r.Request.Service, r.Request.Intent.ClusterDomain)
+		targets[i].Cluster = c.IstioCluster
 		return err
 	})
 	return targets, err

@@ -250,7 +250,7 @@ func (o *AnalyzeOptions) Run(cmd *cobra.Command) error {
 	if o.contextFlags.enabled() {
 		return o.analyzeClusters(ctx)
 	}
-	a, err := o.analyzeIn(ctx, o.conn)
+	a, err := o.analyzeIn(ctx, o.conn, "")
 	if err != nil {
 		return err
 	}
@@ -268,7 +268,7 @@ type analyzed struct {
 }
 
 // analyzeIn judges the canary of the cluster conn reaches.
-func (o *AnalyzeOptions) analyzeIn(ctx context.Context, conn *canary.Connection) (*analyzed, error) {
+func (o *AnalyzeOptions) analyzeIn(ctx context.Context, conn *canary.Connection, istioCluster string) (*analyzed, error) {
 	cluster, err := conn.Cluster()
 	if err != nil {
 		return nil, err
@@ -277,6 +277,7 @@ func (o *AnalyzeOptions) analyzeIn(ctx context.Context, conn *canary.Connection)
 	if err != nil {
 		return nil, err
 	}
+	target.Cluster = istioCluster
 	prom, err := o.prometheus(conn)
 	if err != nil {
 		return nil, err

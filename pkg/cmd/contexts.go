@@ -325,19 +325,20 @@ func (o *CheckOptions) checkOnClusters(ctx context.Context) ([]routing.Finding, 
 // through its own API server's Prometheus; the verdict is the worst
 // cluster's, named.
 func (o *AnalyzeOptions) analyzeClusters(ctx context.Context) error {
-	if o.prometheusURL != "" {
-		return fmt.Errorf("--prometheus-url with --contexts would judge every cluster by the same series; leave it out to reach each cluster's Prometheus through its API server")
-	}
 	members, err := o.members(ctx)
 	if err != nil {
 		return err
 	}
 	o.namespace = members[0].namespace
+	istioClusters, err := o.istioClusters(ctx, members)
+	if err != nil {
+		return err
+	}
 	judged := make([]*analyzed, len(members))
 	errs := make([]error, len(members))
 	var wg sync.WaitGroup
 	for i, m := range members {
-		wg.Go(func() { judged[i], errs[i] = o.analyzeIn(ctx, m.conn) })
+		wg.Go(func() { judged[i], errs[i] = o.analyzeIn(ctx, m.conn, istioClusters[i]) })
 	}
 	wg.Wait()
 	worst, worstAt := analysis.Pass, ""
@@ -370,3 +371,34 @@ func (o *AnalyzeOptions) analyzeClusters(ctx context.Context) error {
 	}
 	return nil
 }
+
+// istioClusters are the Istio cluster IDs the metrics of each member are
+// told apart by in one Prometheus of the whole mesh (--prometheus-url):
+// those of the clusters' istiods, which must differ. Empty without
+// --prometheus-url: each cluster's own Prometheus holds its metrics only.
+func (f *prometheusFlags) istioClusters(ctx context.Context, members []clusterMember) ([]string, error) {
+	ids := make([]string, len(members))
+	if f.prometheusURL == "" {
+		return ids, nil
+	}
+	errs := make([]error, len(members))
+	var wg sync.WaitGroup
+	for i, m := range members {
+		wg.Go(func() { ids[i], errs[i] = m.cluster.IstioClusterID(ctx, istioNamespace) })
+	}
+	wg.Wait()
+	for i, m := range members {
+		if errs[i] != nil {
+			return nil, fmt.Errorf("cluster %s: cannot read the Istio cluster ID that tells its requests apart in Prometheus at %s: %w; grant list on pods in %s, or leave out --prometheus-url to reach each cluster's Prometheus through its API server", m.context, f.prometheusURL, errs[i], istioNamespace)
+		}
+		for j := range i {
+			if ids[j] == ids[i] {
+				return nil, fmt.Errorf("clusters %s and %s have the same Istio cluster ID %q, so Prometheus at %s cannot tell their requests apart (label %s); give every cluster its own ID (Istio's values.global.multiCluster.clusterName), or leave out --prometheus-url to reach each cluster's Prometheus through its API server", members[j].context, m.context, ids[i], f.prometheusURL, analysis.ClusterLabel)
+			}
+		}
+	}
+	return ids, nil
+}
+
+// istioNamespace is where istiod runs, as Istio installs it.
+const istioNamespace = "istio-system"

@@ -195,25 +195,27 @@ func (o *RunOptions) runCluster(change *changeOptions) ([]canary.RunCluster, err
 }
 
 // runClusters are the clusters of --contexts, each judged by the
-// Prometheus behind its own API server.
+// Prometheus behind its own API server, or by its requests in the one of
+// --prometheus-url.
 func (o *RunOptions) runClusters(ctx context.Context, change *changeOptions) ([]canary.RunCluster, error) {
-	if o.prometheusURL != "" {
-		return nil, fmt.Errorf("--prometheus-url with --contexts would judge every cluster by the same series; leave it out to reach each cluster's Prometheus through its API server")
-	}
 	members, err := o.members(ctx)
 	if err != nil {
 		return nil, err
 	}
 	o.namespace = members[0].namespace
 	change.namespace, change.service = o.namespace, o.service
+	istioClusters, err := o.istioClusters(ctx, members)
+	if err != nil {
+		return nil, err
+	}
 	var mu sync.Mutex
 	var clusters []canary.RunCluster
-	for _, m := range members {
+	for i, m := range members {
 		prom, err := o.prometheus(m.conn)
 		if err != nil {
 			return nil, fmt.Errorf("cluster %s: %w", m.context, err)
 		}
-		clusters = append(clusters, canary.RunCluster{Member: change.member(m, &mu), Prometheus: prom})
+		clusters = append(clusters, canary.RunCluster{Member: change.member(m, &mu), Prometheus: prom, IstioCluster: istioClusters[i]})
 	}
 	return clusters, nil
 }

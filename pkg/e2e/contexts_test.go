@@ -29,11 +29,23 @@ type meshClusters struct {
 // overrides the kubeconfig a context uses (a proxy in front of a cluster).
 func newMesh(t *testing.T, names ...string) *meshClusters {
 	t.Helper()
+	return newMeshWith(t, nil, names...)
+}
+
+// newMeshWith is newMesh with hack/cluster.sh up's arguments for each
+// cluster it starts.
+func newMeshWith(t *testing.T, args func(name string) []string, names ...string) *meshClusters {
+	t.Helper()
 	m := &meshClusters{clusters: map[string]*cluster{"east": shared}}
 	for _, name := range names {
-		if name != "east" {
-			m.clusters[name] = startCluster(t)
+		if name == "east" {
+			continue
 		}
+		var up []string
+		if args != nil {
+			up = args(name)
+		}
+		m.clusters[name] = startCluster(t, up...)
 	}
 	m.kubeconfig = m.writeKubeconfig(t, nil)
 	return m
@@ -366,4 +378,47 @@ func TestContextsRunStepsEveryClusterTheWorstDecides(t *testing.T) {
 			assert.Equal(t, 2, run.Step, name)
 		}
 	})
+}
+
+// One Prometheus of the whole mesh (--prometheus-url) holds every
+// cluster's series: each cluster is judged on the requests its workloads
+// answered, told apart by the cluster ID of its istiod (east's is Istio's
+// default, Kubernetes; west's istiod Pod says west).
+func TestContextsOnePrometheusJudgesEachClusterByItsClusterID(t *testing.T) {
+	t.Parallel()
+	m := newMesh(t, "east", "west")
+	m.clusters["west"].create(t, "istio-system", `apiVersion: v1
+kind: Pod
+metadata: {name: istiod-west, labels: {app: istiod}}
+spec:
+  containers:
+  - name: discovery
+    image: local/pilot-discovery
+    env: [{name: CLUSTER_ID, value: west}]
+`)
+	ns := shared.newNamespace(t)
+	m.deploy(t, ns)
+	r := m.canary(t, m.kubeconfig, "start", "reviews", "-n", ns, "--contexts", "east,west", "--weight", "50")
+	require.NoError(t, r.err, "%s", r)
+	exporter := startIstioExporter(t)
+	prom := startPrometheus(t, exporter.URL)
+	for id, errors := range map[string]float64{"Kubernetes": 0, "west": 0.5} {
+		exporter.set(workloadTraffic{Namespace: ns, Service: "reviews", Version: "v1", Workload: "reviews-v1", RPS: 20, LatencyMs: 20, Cluster: id})
+		exporter.set(workloadTraffic{Namespace: ns, Service: "reviews", Version: "v2", Workload: "reviews-v2", RPS: 20, ErrorShare: errors, LatencyMs: 20, Cluster: id})
+	}
+	waitForSeries(t, prom, ns)
+	args := []string{"analyze", "reviews", "-n", ns, "--contexts", "east,west", "--prometheus-url", prom, "--window", "5s", "--min-requests", "5"}
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		r = m.canary(t, m.kubeconfig, args...)
+		if strings.Contains(r.stdout, "[east] verdict: pass") && strings.Contains(r.stdout, "[west] verdict: fail") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	require.Error(t, r.err, "%s", r)
+	assert.Equal(t, 1, exitCode(r), "%s", r)
+	assert.Contains(t, r.stdout, "[east] verdict: pass")
+	assert.Contains(t, r.stdout, "[west] verdict: fail")
+	assert.Contains(t, r.stderr, ns+"/reviews in cluster west")
 }

@@ -36,6 +36,10 @@ type workloadTraffic struct {
 	// without a sidecar, which Istio reports as source "unknown".
 	Source, SourceNamespace string
 	OutsideMesh             bool
+	// Cluster is the Istio cluster ID of the answering workload
+	// (destination_cluster), for a Prometheus of several clusters; no
+	// label when empty.
+	Cluster string
 }
 
 // client is the source labels of the traffic.
@@ -101,7 +105,7 @@ func (e *istioExporter) set(w workloadTraffic) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	source, sourceNamespace := w.client()
-	e.traffic[w.Namespace+"/"+w.Service+"/"+w.Workload+"/"+sourceNamespace+"/"+source] = w
+	e.traffic[w.Cluster+"/"+w.Namespace+"/"+w.Service+"/"+w.Workload+"/"+sourceNamespace+"/"+source] = w
 }
 
 func (e *istioExporter) advance(seconds float64) {
@@ -164,8 +168,12 @@ func (e *istioExporter) serve(w http.ResponseWriter, _ *http.Request) {
 
 func istioLabels(w workloadTraffic) string {
 	source, sourceNamespace := w.client()
-	return fmt.Sprintf(`reporter="destination",source_workload=%[5]q,source_workload_namespace=%[6]q,destination_service="%[2]s.%[1]s.svc.cluster.local",destination_service_name=%[2]q,destination_service_namespace=%[1]q,destination_workload=%[3]q,destination_workload_namespace=%[1]q,destination_version=%[4]q,destination_canonical_service=%[2]q,request_protocol="http"`,
-		w.Namespace, w.Service, w.Workload, w.Version, source, sourceNamespace)
+	cluster := ""
+	if w.Cluster != "" {
+		cluster = fmt.Sprintf(",destination_cluster=%q", w.Cluster)
+	}
+	return fmt.Sprintf(`reporter="destination",source_workload=%[5]q,source_workload_namespace=%[6]q,destination_service="%[2]s.%[1]s.svc.cluster.local",destination_service_name=%[2]q,destination_service_namespace=%[1]q,destination_workload=%[3]q,destination_workload_namespace=%[1]q,destination_version=%[4]q,destination_canonical_service=%[2]q,request_protocol="http"%[7]s`,
+		w.Namespace, w.Service, w.Workload, w.Version, source, sourceNamespace, cluster)
 }
 
 // sourceReported is the labels of the same requests as the client's own

@@ -97,3 +97,29 @@ func (c *Clients) MayProxy(ctx context.Context, resource, namespace string) (boo
 	}
 	return review.Status.Allowed, nil
 }
+
+// IstioClusterID is the cluster ID of the istiod pods of namespace: the
+// CLUSTER_ID of their environment, as Istio's chart sets it, else Istio's
+// default, Kubernetes. Istio's metrics carry it as destination_cluster.
+func (c *Clients) IstioClusterID(ctx context.Context, namespace string) (string, error) {
+	pods, err := c.Core.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: "app=istiod"})
+	if err != nil {
+		return "", err
+	}
+	if len(pods.Items) == 0 {
+		return "", fmt.Errorf("no istiod pod (label app=istiod) in namespace %s", namespace)
+	}
+	for _, pod := range pods.Items {
+		for _, container := range pod.Spec.Containers {
+			for _, env := range container.Env {
+				if env.Name == "CLUSTER_ID" && env.Value != "" {
+					return env.Value, nil
+				}
+			}
+		}
+	}
+	return DefaultIstioClusterID, nil
+}
+
+// DefaultIstioClusterID is istiod's cluster ID when its install names none.
+const DefaultIstioClusterID = "Kubernetes"
