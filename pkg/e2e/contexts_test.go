@@ -15,6 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/kubectl-canary/kubectl-canary/pkg/e2e/xds"
 )
 
 // meshClusters is several clusters of one multi-primary mesh, each with its own
@@ -421,4 +423,41 @@ spec:
 	assert.Contains(t, r.stdout, "[east] verdict: pass")
 	assert.Contains(t, r.stdout, "[west] verdict: fail")
 	assert.Contains(t, r.stderr, ns+"/reviews in cluster west")
+}
+
+// --wait with --contexts waits for each cluster's own istiod: after every
+// command, the sidecar connected to east's istiod and the one connected to
+// west's have both been served the new split. Not parallel: --wait counts
+// every proxy connected to the shared istiod.
+func TestContextsWaitForEveryClustersIstiod(t *testing.T) {
+	m := newMeshWith(t, func(name string) []string { return []string{"--istiod", "--cluster-id", name} }, "east", "west")
+	west := m.clusters["west"]
+	meshes := map[string]mesh{"east": requireMesh(t), "west": {xdsAddr: west.env["CANARY_E2E_ISTIOD_XDS"], debugAddr: west.env["CANARY_E2E_ISTIOD_HTTP"]}}
+	require.NotEmpty(t, meshes["west"].xdsAddr, "west's istiod")
+	ns := shared.newNamespace(t)
+	m.deploy(t, ns)
+	host := fqdn(ns, "reviews")
+	proxies := map[string]*xds.Client{}
+	for name, ms := range meshes {
+		proxies[name] = ms.sidecar(t, ns, "productpage", xds.Options{})
+		served(t, proxies[name], "9080", host, hasSplit(map[string]uint32{"v1": 100}))
+	}
+	for _, step := range []struct {
+		args string
+		want map[string]uint32
+	}{
+		{"start reviews --weight 30", map[string]uint32{"v1": 70, "v2": 30}},
+		{"weight reviews 60", map[string]uint32{"v1": 40, "v2": 60}},
+		{"abort reviews", map[string]uint32{"v1": 100}},
+	} {
+		for _, ms := range meshes {
+			ms.quiet(t) // the previous command's pushes may still be on their way
+		}
+		r := m.canary(t, m.kubeconfig, append(strings.Fields(step.args), "-n", ns, "--contexts", "east,west", "--wait")...)
+		require.NoError(t, r.err, "%s", r)
+		for name := range meshes {
+			assert.Regexp(t, `\[`+name+`\] 1 of 1 proxy calling service `+ns+`/reviews in sync with the new routing after [0-9.]+m?s\n`, r.stdout)
+			assert.Equal(t, step.want, split(last(now(t, proxies[name], "9080", host).Routes)), "%s after %s", name, step.args)
+		}
+	}
 }
