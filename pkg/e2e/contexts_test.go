@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"net/http"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -183,6 +184,41 @@ func TestContextsCarryOneCanaryIntoEveryCluster(t *testing.T) {
 	r = m.canary(t, m.kubeconfig, "abort", "reviews", "-n", ns, "--contexts", contexts)
 	require.NoError(t, r.err, "%s", r)
 	assert.Equal(t, same(all, map[string]int64{"v1": 100}), m.weightsEverywhere(t, ns))
+
+	// A new canary, promoted in every cluster.
+	r = m.canary(t, m.kubeconfig, "start", "reviews", "-n", ns, "--contexts", contexts, "--weight", "30")
+	require.NoError(t, r.err, "%s", r)
+	r = m.canary(t, m.kubeconfig, "promote", "reviews", "-n", ns, "--contexts", contexts)
+	require.NoError(t, r.err, "%s", r)
+	for _, name := range all {
+		assert.Contains(t, r.stdout, "["+name+"] canary "+ns+"/reviews promoted")
+		assert.Equal(t, "Promoted", stateOf(t, m.clusters[name].get(t, vsV1, ns, "reviews"), "reviews").Phase, name)
+	}
+	assert.Equal(t, same(all, map[string]int64{"v2": 100}), m.weightsEverywhere(t, ns))
+}
+
+// A cluster whose API server was stopped before the command: an error
+// naming it, and nothing written in the others; --skip-unreachable goes on
+// without it and says so.
+func TestContextsAClusterStoppedBeforeTheCommand(t *testing.T) {
+	t.Parallel()
+	m := newMesh(t, "east", "west")
+	ns := shared.newNamespace(t)
+	m.deploy(t, ns)
+	west := m.clusters["west"]
+	out, err := exec.Command(shared.env["CANARY_E2E_CLUSTER_SH"], "down", west.env["CANARY_E2E_DIR"]).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+
+	r := m.canary(t, m.kubeconfig, "start", "reviews", "-n", ns, "--contexts", "east,west")
+	require.Error(t, r.err, "%s", r)
+	assert.Contains(t, r.stderr, "cluster west: ")
+	assert.Contains(t, r.stderr, "nothing was changed in any cluster (pass --skip-unreachable to go on without it)")
+	assert.Equal(t, map[string]int64{"v1": 100}, weights(t, shared.get(t, vsV1, ns, "reviews"), "http", 1), "east was not written")
+
+	r = m.canary(t, m.kubeconfig, "start", "reviews", "-n", ns, "--contexts", "east,west", "--skip-unreachable")
+	require.NoError(t, r.err, "%s", r)
+	assert.Contains(t, r.stderr, "Warning: skipped the clusters that cannot be reached: west (")
+	assert.Equal(t, map[string]int64{"v1": 90, "v2": 10}, weights(t, shared.get(t, vsV1, ns, "reviews"), "http", 1))
 }
 
 // A cluster that lacks the canary, or cannot be reached, stops the change
