@@ -129,3 +129,19 @@ func TestContextsOnePrometheusTellsClustersApartByIstioClusterID(t *testing.T) {
 	}
 	assert.True(t, east && west, "each cluster's queries keep to its requests: %q", queries())
 }
+
+// run --contexts --dry-run prints one plan for every cluster and writes
+// nothing anywhere.
+func TestContextsRunDryRunPlansEveryCluster(t *testing.T) {
+	clusters := map[string]*fakeCluster{"east": newFakeCluster(t, "no-istio", "shop"), "west": newFakeCluster(t, "no-istio", "shop")}
+	istiodPod(t, clusters["east"], "cluster-east")
+	istiodPod(t, clusters["west"], "cluster-west")
+	out, stderr, err := runOnContexts(clusters, "run", "reviews", "--contexts", "east,west", "--interval", "5s", "--dry-run", "--prometheus-url", scrapingPrometheus(t, "1s"))
+	require.NoError(t, err, stderr)
+	assert.Contains(t, out, "would start the canary of shop/reviews\n")
+	assert.Contains(t, out, `in the clusters east (destination_cluster="cluster-east"), west (destination_cluster="cluster-west"), each step in all of them; each is judged on its own requests, and the worst verdict decides`+"\n")
+	assert.True(t, strings.HasSuffix(out, "(dry run: nothing was written)\n"), out)
+	for name, f := range clusters {
+		assert.Empty(t, f.writes(), name)
+	}
+}

@@ -285,10 +285,16 @@ func (o *RunOptions) printPlan(st *routing.State, minimum analysis.ScrapeMinimum
 	}
 	if len(clusters) > 1 {
 		var names []string
+		judged := "by its own Prometheus"
 		for _, c := range clusters {
-			names = append(names, c.Context)
+			name := c.Context
+			if c.IstioCluster != "" {
+				name += fmt.Sprintf(" (%s=%q)", analysis.ClusterLabel, c.IstioCluster)
+				judged = "on its own requests"
+			}
+			names = append(names, name)
 		}
-		fmt.Fprintf(o.Out, "in the clusters %s, each step in all of them; each is judged by its own Prometheus, and the worst verdict decides\n", strings.Join(names, ", "))
+		fmt.Fprintf(o.Out, "in the clusters %s, each step in all of them; each is judged %s, and the worst verdict decides\n", strings.Join(names, ", "), judged)
 	}
 	t := o.thresholds()
 	for i, w := range o.steps {
