@@ -151,7 +151,7 @@ func RunningCanary(ctx context.Context, store Store, namespace, service, cluster
 }
 
 func canaryTarget(snap *routing.Snapshot, namespace, service string) (analysis.Target, routing.CanaryStatus, error) {
-	statuses := routing.Summarize([]corev1.Service{*snap.Service}, snap.Deployments, snap.VirtualServices, snap.DestinationRules)
+	statuses := routing.SummarizeRouting([]corev1.Service{*snap.Service}, snap.Deployments, snap.VirtualServices, snap.DestinationRules, snap.GatewayAPIRoutes)
 	for _, st := range statuses {
 		if st.Service != service || st.Namespace != namespace {
 			continue

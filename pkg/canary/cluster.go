@@ -26,6 +26,9 @@ func (c *Cluster) Read(ctx context.Context, q Query) (*routing.Snapshot, error) 
 		ClusterDomain:    q.ClusterDomain,
 		Services:         q.Services,
 		GatewayAPIRoutes: q.GatewayAPIRoutes,
+		// Every command may act on a Gateway API canary; when an Istio
+		// object records the canary in progress, no route is read.
+		GatewayAPIRoutesUnlessIstio: true,
 	})
 }
 

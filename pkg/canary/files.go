@@ -62,9 +62,8 @@ func (f *Files) Read(ctx context.Context, q Query) (*routing.Snapshot, error) {
 		}
 	}
 	snap.DestinationRules = inNamespace(set.Objects("DestinationRule"), q.Namespace)
-	if q.GatewayAPIRoutes {
-		snap.GatewayAPIRoutes = inNamespace(set.Objects(routing.GatewayAPIRouteKinds...), q.Namespace)
-	}
+	// The files hold whatever routes there are: reading them costs nothing.
+	snap.GatewayAPIRoutes = inNamespace(set.Objects(routing.GatewayAPIRouteKinds...), q.Namespace)
 	if err := f.readWorkloads(ctx, set, q, snap); err != nil {
 		return nil, err
 	}
@@ -177,6 +176,9 @@ func (f *Files) Preview(changes []routing.Change) ([]*manifests.File, error) {
 		if !c.Changed() {
 			continue
 		}
+		if err := refuseInManifests(c); err != nil {
+			return nil, err
+		}
 		if _, err := preview.Apply(c.Desired); err != nil {
 			return nil, err
 		}
@@ -188,6 +190,9 @@ func (f *Files) Preview(changes []routing.Change) ([]*manifests.File, error) {
 // writes it. A file changed on disk since it was read is a conflict: the
 // engine reads the files again and plans anew.
 func (f *Files) Write(_ context.Context, change routing.Change, dryRun bool) (*unstructured.Unstructured, error) {
+	if err := refuseInManifests(change); err != nil {
+		return nil, err
+	}
 	set := f.set
 	if dryRun {
 		set = set.Clone()
@@ -210,6 +215,16 @@ func (f *Files) Write(_ context.Context, change routing.Change, dryRun bool) (*u
 		return nil, fmt.Errorf("%s %s/%s is not in %s after it was written there", change.Desired.GetKind(), change.Desired.GetNamespace(), change.Desired.GetName(), file.Path)
 	}
 	return written.DeepCopy(), nil
+}
+
+// refuseInManifests refuses the changes of a Gateway API canary: its
+// per-version Services are created and deleted as the canary goes, which
+// an edit of manifest files in place does not do faithfully.
+func refuseInManifests(c routing.Change) error {
+	if kind := c.Desired.GetKind(); kind == "VirtualService" || kind == "DestinationRule" {
+		return nil
+	}
+	return &ManifestError{fmt.Errorf("%s %s/%s belongs to a Kubernetes Gateway API canary, which -f does not edit in manifest files (its per-version Services come and go with the canary); run the command against the cluster without -f, or with --routing-api istio", c.Desired.GetKind(), c.Desired.GetNamespace(), c.Desired.GetName())}
 }
 
 // ManifestError is a manifest the plugin cannot edit faithfully (JSON, say):

@@ -43,7 +43,9 @@ type Query struct {
 	ClusterDomain    string
 	// Services also reads every Service of the namespace (check).
 	Services bool
-	// GatewayAPIRoutes also reads the namespace's Gateway API routes, which
-	// must not carry the Service beside a VirtualService (start, check).
+	// GatewayAPIRoutes also reads the namespace's Gateway API routes, its
+	// Services and the Namespace, which start and check choose the routing
+	// API by. Commands on a running canary read the routes and Services
+	// whenever no Istio object records the canary in progress.
 	GatewayAPIRoutes bool
 }

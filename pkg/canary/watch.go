@@ -89,7 +89,7 @@ func nextBurst(ctx context.Context, changes <-chan struct{}) bool {
 // all) or of one Service, with an error that says what to do when the
 // Service is missing or has no canary.
 func statusesOf(inv *kube.Inventory, namespace, service string) ([]routing.CanaryStatus, error) {
-	statuses := routing.Summarize(inv.Services, inv.Deployments, inv.VirtualServices, inv.DestinationRules)
+	statuses := routing.SummarizeRouting(inv.Services, inv.Deployments, inv.VirtualServices, inv.DestinationRules, inv.GatewayAPIRoutes)
 	if namespace != "" {
 		// VirtualServices of other namespaces may name canaries there.
 		kept := statuses[:0]

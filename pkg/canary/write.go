@@ -56,7 +56,10 @@ func (w *planWriter) refused(c routing.Change, err error, dryRun bool) error {
 		return err
 	}
 	verb := "update"
-	if c.Live == nil {
+	switch {
+	case c.Delete:
+		verb = "delete"
+	case c.Live == nil:
 		verb = "create"
 	}
 	switch {

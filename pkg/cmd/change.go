@@ -177,7 +177,10 @@ func (o *changeOptions) report(result *canary.Result) error {
 	if o.printer != nil {
 		list := &unstructured.UnstructuredList{Object: map[string]interface{}{"apiVersion": "v1", "kind": "List"}}
 		for _, oc := range result.Outcomes {
-			list.Items = append(list.Items, *oc.Object)
+			// The objects as they must become: a deleted one is no more.
+			if !oc.Change.Delete {
+				list.Items = append(list.Items, *oc.Object)
+			}
 		}
 		return o.printer.PrintObj(list, o.Out)
 	}
@@ -225,6 +228,8 @@ func (o *changeOptions) reportFiles(result *canary.Result) error {
 // outcomeVerb says what became of an object, in kubectl apply's words.
 func outcomeVerb(oc canary.Outcome) string {
 	switch {
+	case oc.Change.Delete:
+		return "deleted"
 	case oc.Change.Live == nil:
 		return "created"
 	case !oc.Change.Changed():
@@ -235,7 +240,10 @@ func outcomeVerb(oc canary.Outcome) string {
 
 // resourceName names an object as kubectl apply does: kind.group/name.
 func resourceName(obj *unstructured.Unstructured) string {
-	return fmt.Sprintf("%s.%s/%s", strings.ToLower(obj.GetKind()), obj.GroupVersionKind().Group, obj.GetName())
+	if group := obj.GroupVersionKind().Group; group != "" {
+		return fmt.Sprintf("%s.%s/%s", strings.ToLower(obj.GetKind()), group, obj.GetName())
+	}
+	return fmt.Sprintf("%s/%s", strings.ToLower(obj.GetKind()), obj.GetName())
 }
 
 // summary is the one line that says where the canary stands.

@@ -21,6 +21,7 @@ type CheckOptions struct {
 	output       *outputFlag
 	printer      printers.ResourcePrinter
 	manifests    manifestFlags
+	routingAPI   routingAPIFlag
 }
 
 func newCmdCheck(g *globalOptions) *cobra.Command {
@@ -60,6 +61,7 @@ func newCmdCheck(g *globalOptions) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&o.versionLabel, "version-label", "", "Pod label that tells the versions apart, instead of inferring it.")
 	cmd.Flags().Int32Var(&o.minAvailable, "min-available", 1, "Fewest available canary replicas that may take traffic.")
+	o.routingAPI.addFlag(cmd)
 	o.output = addOutputFlag(cmd, "a table")
 	o.manifests.addFlags(cmd)
 	return cmd
@@ -68,6 +70,9 @@ func newCmdCheck(g *globalOptions) *cobra.Command {
 // Complete reads SERVICE, the namespace and the output format.
 func (o *CheckOptions) Complete(args []string) error {
 	o.service = args[0]
+	if _, err := o.routingAPI.api(); err != nil {
+		return err
+	}
 	var err error
 	if o.printer, err = o.output.printer(); err != nil {
 		return err
@@ -119,7 +124,7 @@ func (o *CheckOptions) Run(ctx context.Context) error {
 // check reads the Service and its routing from the cluster, or from the
 // files with -f, and checks them.
 func (o *CheckOptions) check(ctx context.Context) ([]routing.Finding, error) {
-	intent := routing.Intent{VersionLabel: o.versionLabel, ClusterDomain: o.clusterDomain}
+	intent := routing.Intent{VersionLabel: o.versionLabel, ClusterDomain: o.clusterDomain, RoutingAPI: routing.RoutingAPI(o.routingAPI.value)}
 	opts := routing.CheckOptions{MinAvailable: o.minAvailable}
 	if o.contextFlags.enabled() {
 		return o.checkOnClusters(ctx)

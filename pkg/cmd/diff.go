@@ -33,7 +33,11 @@ func (d diffObject) Merged() (runtime.Object, error) { return d.oc.Object, nil }
 func (d diffObject) Name() string {
 	u := d.oc.Object
 	gvk := u.GroupVersionKind()
-	return fmt.Sprintf("%s.%s.%s.%s.%s", gvk.Group, gvk.Version, gvk.Kind, u.GetNamespace(), u.GetName())
+	name := fmt.Sprintf("%s.%s.%s.%s", gvk.Version, gvk.Kind, u.GetNamespace(), u.GetName())
+	if gvk.Group == "" {
+		return name
+	}
+	return gvk.Group + "." + name
 }
 
 // printDiff prints a unified diff of live against intended for every object
@@ -49,7 +53,7 @@ func printDiff(streams genericiooptions.IOStreams, outcomes []canary.Outcome) er
 		if oc.Change.Live != nil && !oc.Change.Changed() {
 			continue
 		}
-		if err := differ.Diff(diffObject{oc}, diff.Printer{}, false, false); err != nil {
+		if err := diffOne(differ, oc); err != nil {
 			return err
 		}
 		changed++
@@ -63,6 +67,18 @@ func printDiff(streams genericiooptions.IOStreams, outcomes []canary.Outcome) er
 		return diffExit(cmd.Run())
 	}
 	return diffExit(differ.Run(&diff.DiffProgram{Exec: kexec.New(), IOStreams: streams}))
+}
+
+// diffOne adds one outcome to the diff. A deletion is the live object
+// alone: with no intended file, diff -N shows every line removed (kubectl's
+// Differ cannot take a missing intended object).
+func diffOne(differ *diff.Differ, oc canary.Outcome) error {
+	if !oc.Change.Delete {
+		return differ.Diff(diffObject{oc}, diff.Printer{}, false, false)
+	}
+	live := oc.Change.Live.DeepCopy()
+	live.SetManagedFields(nil)
+	return differ.From.Print(diffObject{oc}.Name(), live, diff.Printer{})
 }
 
 // diffExit treats exit status 1 ("the files differ") as success, as every

@@ -21,6 +21,7 @@ var intentFlags = map[routing.Field]string{
 	routing.FieldMirror:           "--mirror",
 	routing.FieldGateway:          "--gateway",
 	routing.FieldHosts:            "--host",
+	routing.FieldRoutingAPI:       "--routing-api",
 	routing.FieldOverride:         "--force",
 }
 

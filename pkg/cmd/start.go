@@ -21,7 +21,13 @@ var startLong = templates.LongDesc(`
 	by a version label: --version-label, else version, app.kubernetes.io/version,
 	service.istio.io/canonical-revision, else the one label whose values differ.
 	Stable is the version the routes send traffic to today (else the oldest
-	Deployment); the canary is the other one, or --canary when there are several.`)
+	Deployment); the canary is the other one, or --canary when there are several.
+
+	With --routing-api gateway-api (or by default where the Gateway API routes the
+	Service already, in ambient namespaces, behind a waypoint), the split is
+	written in the backendRefs of HTTPRoutes, GRPCRoutes, TCPRoutes and TLSRoutes,
+	to one Service per version (SERVICE-VERSION, created where none selects the
+	version). Both APIs routing one Service is refused.`)
 
 var startExample = templates.Examples(`
 	# Send 10% of reviews' traffic to its other version
@@ -42,16 +48,20 @@ var startExample = templates.Examples(`
 	# 5% of users, who then stay on the canary, and a shadow copy of 20% of traffic
 	kubectl canary start reviews --weight 5 --sticky --mirror 20
 
+	# Split with the Kubernetes Gateway API (HTTPRoute, a Service per version)
+	kubectl canary start reviews --routing-api gateway-api
+
 	# See what would change without writing anything
 	kubectl canary start reviews --dry-run`)
 
 // StartOptions holds the flags of `kubectl canary start`.
 type StartOptions struct {
 	*changeOptions
-	matches matchFlags
-	mirror  mirrorFlag
-	gateway string
-	hosts   []string
+	matches    matchFlags
+	mirror     mirrorFlag
+	gateway    string
+	hosts      []string
+	routingAPI routingAPIFlag
 }
 
 func newCmdStart(g *globalOptions) *cobra.Command {
@@ -73,8 +83,9 @@ func newCmdStart(g *globalOptions) *cobra.Command {
 	cmd.Flags().BoolVar(&o.intent.Sticky, "sticky", false, "Keep a client that reached the canary on it: the canary sets a cookie that later requests are routed by.")
 	o.matches.addFlags(cmd)
 	o.mirror.addFlag(cmd)
-	cmd.Flags().StringVar(&o.gateway, "gateway", "", "Istio ingress Gateway (NAMESPACE/NAME) whose external traffic for --host gets the same split.")
+	cmd.Flags().StringVar(&o.gateway, "gateway", "", "Ingress Gateway (NAMESPACE/NAME; Istio's, or the Gateway API's with --routing-api gateway-api) whose external traffic for --host gets the same split.")
 	cmd.Flags().StringArrayVar(&o.hosts, "host", nil, "External host served by --gateway (repeatable).")
+	o.routingAPI.addFlag(cmd)
 	o.addFlags(cmd)
 	return cmd
 }
@@ -86,6 +97,9 @@ func (o *StartOptions) Complete(cmd *cobra.Command, args []string) error {
 		return err
 	}
 	if o.intent.Mirror, err = o.mirror.intent(cmd); err != nil {
+		return err
+	}
+	if o.intent.RoutingAPI, err = o.routingAPI.api(); err != nil {
 		return err
 	}
 	switch {

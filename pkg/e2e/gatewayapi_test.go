@@ -63,10 +63,12 @@ spec:
 	})
 }
 
-// A Service the Gateway API already routes, in the mesh (a parentRef to the
+// A Service that the Gateway API routes, in the mesh (a parentRef to the
 // Service) or from a Gateway (a backendRef to one of its per-version
-// Services), gets no VirtualService canary beside it: check reports the
-// route, start refuses and writes nothing, --force writes with a warning.
+// Services), and a VirtualService routes too, gets no canary on either:
+// Istio leaves undefined which applies. check reports each route beside
+// the VirtualService, start refuses naming both and writes nothing,
+// --force writes the VirtualService canary with a warning.
 func TestStartRefusesAServiceTheGatewayAPIRoutes(t *testing.T) {
 	t.Parallel()
 	c := shared
@@ -78,6 +80,11 @@ spec:
   selector: {app: reviews, version: v1}
   ports: [{name: http, port: 9080}]
 `
+	reviewsVS := "---\n" + virtualService("reviews", httpRoutes(`
+name: default
+route:
+- destination: {host: reviews}
+`))
 	cases := []struct{ name, route, how string }{
 		{"mesh HTTPRoute", `---
 apiVersion: gateway.networking.k8s.io/v1
@@ -103,8 +110,9 @@ spec:
 			t.Parallel()
 			ns := c.newNamespace(t)
 			c.deployVersions(t, ns, "reviews", "v1", "v2")
-			c.create(t, ns, tc.route)
-			finding := fmt.Sprintf(tc.how, ns, ns)
+			c.create(t, ns, tc.route+reviewsVS)
+			before := c.versionsOf(t, ns)
+			finding := fmt.Sprintf(tc.how, ns, ns) + "; a VirtualService canary beside VirtualService " + ns + "/reviews leaves Istio's routing of it undefined"
 			object, message, _ := strings.Cut(finding, ": ")
 
 			r := c.failCanary(t, "check", "reviews", "-n", ns)
@@ -114,8 +122,8 @@ spec:
 			r = c.failCanary(t, "start", "reviews", "-n", ns)
 			assert.Contains(t, r.stderr, "preflight check of service "+ns+"/reviews failed, nothing was changed")
 			assert.Contains(t, r.stderr, finding)
-			assert.Contains(t, r.stderr, "Split the traffic with this route's backendRef weights instead")
-			assert.Empty(t, c.versionsOf(t, ns), "a refused start wrote")
+			assert.Contains(t, r.stderr, "Keep the Service's routing in one API")
+			assert.Equal(t, before, c.versionsOf(t, ns), "a refused start wrote")
 
 			r = c.canary(t, nil, "start", "reviews", "-n", ns, "--force")
 			require.NoError(t, r.err, "%s", r)

@@ -36,8 +36,13 @@ type SnapshotOptions struct {
 	Services bool
 	// GatewayAPIRoutes also lists the namespace's Gateway API routes of the
 	// kinds the cluster serves (and then its Services, to know the
-	// per-version Services they may name).
+	// per-version Services they may name), and reads the Namespace (Istio's
+	// ambient mode and waypoint labels).
 	GatewayAPIRoutes bool
+	// GatewayAPIRoutesUnlessIstio lists the routes and Services only when
+	// no VirtualService or DestinationRule records a canary of the Service
+	// in progress: the commands after start, on either API.
+	GatewayAPIRoutesUnlessIstio bool
 	// WarnIfNotAllowed says so, with a warning on the plan, when the
 	// cluster-wide list is forbidden (start does; the commands after it
 	// would only repeat it).
@@ -45,25 +50,29 @@ type SnapshotOptions struct {
 }
 
 // ReadSnapshot reads everything the routing core needs about one Service:
-// one GET and three LISTs, plus a GET for each Gateway named, and a LIST
+// one GET and three LISTs, plus GETs for each Gateway named, and a LIST
 // for each Gateway API route kind served when asked. The reads that
 // do not depend on each other go out together: their round trips are most
 // of a command's time.
 func (c *Clients) ReadSnapshot(ctx context.Context, namespace, service string, opts SnapshotOptions) (*routing.Snapshot, error) {
-	snap := &routing.Snapshot{APIVersion: c.APIVersion(), Now: time.Now()}
-	var svcErr, deploymentsErr, servicesErr, routesErr error
-	servedRoutes, err := c.gatewayAPIRoutesToRead(&opts)
+	snap := &routing.Snapshot{APIVersion: c.APIVersion(), Now: time.Now(), IstioServed: true}
+	gatewayAPI, err := c.gatewayAPIToRead(opts)
 	if err != nil {
 		return nil, err
 	}
-	gateways := make([]*unstructured.Unstructured, len(opts.Gateways))
-	gatewayErrs := make([]error, len(opts.Gateways))
-	var routeWarnings []string
+	var svcErr, deploymentsErr, servicesErr, routesErr, gatewaysErr, namespaceErr error
+	var routeWarnings, namespaceWarnings []string
 	var wg sync.WaitGroup
-	if len(servedRoutes) > 0 {
-		wg.Go(func() {
-			snap.GatewayAPIRoutes, routeWarnings, routesErr = c.readGatewayAPIRoutes(ctx, namespace, servedRoutes)
-		})
+	if opts.GatewayAPIRoutes {
+		opts.Services = opts.Services || len(gatewayAPI.routes) > 0
+		snap.GatewayAPIServed = len(gatewayAPI.routes) > 0
+		snap.GatewayAPIVersions = gatewayAPIVersions(gatewayAPI.routes)
+		if len(gatewayAPI.routes) > 0 {
+			wg.Go(func() {
+				snap.GatewayAPIRoutes, routeWarnings, routesErr = c.readGatewayAPIRoutes(ctx, namespace, gatewayAPI.routes)
+			})
+		}
+		wg.Go(func() { snap.Namespace, namespaceWarnings, namespaceErr = c.readNamespace(ctx, namespace) })
 	}
 	wg.Go(func() {
 		snap.Service, svcErr = c.Core.CoreV1().Services(namespace).Get(ctx, service, metav1.GetOptions{})
@@ -72,10 +81,8 @@ func (c *Clients) ReadSnapshot(ctx context.Context, namespace, service string, o
 	if opts.Services {
 		wg.Go(func() { snap.Services, servicesErr = c.listServices(ctx, namespace) })
 	}
-	for i, g := range opts.Gateways {
-		wg.Go(func() {
-			gateways[i], gatewayErrs[i] = c.Dynamic.Resource(c.Gateways()).Namespace(g.Namespace).Get(ctx, g.Name, metav1.GetOptions{})
-		})
+	if len(opts.Gateways) > 0 {
+		wg.Go(func() { snap.Gateways, gatewaysErr = c.readGateways(ctx, opts.Gateways, gatewayAPI.gateway) })
 	}
 	// VirtualServices are read before DestinationRules: start writes subsets
 	// before routes, so a start running meanwhile can never show routes to a
@@ -88,17 +95,19 @@ func (c *Clients) ReadSnapshot(ctx context.Context, namespace, service string, o
 	}
 	wg.Wait()
 
-	if err := firstReadError(namespace, service, svcErr, deploymentsErr, servicesErr, errors.Join(routingErr, routesErr)); err != nil {
+	if err := firstReadError(namespace, service, svcErr, deploymentsErr, servicesErr, errors.Join(routingErr, routesErr, gatewaysErr, namespaceErr)); err != nil {
 		return nil, err
 	}
-	snap.Warnings = append(append(snap.Warnings, warnings...), routeWarnings...)
+	snap.Warnings = append(append(append(snap.Warnings, warnings...), routeWarnings...), namespaceWarnings...)
+	if opts.GatewayAPIRoutesUnlessIstio && !opts.GatewayAPIRoutes {
+		if err := c.readGatewayAPIOfCanary(ctx, snap, namespace, service, gatewayAPI); err != nil {
+			return nil, err
+		}
+	}
 	if !opts.OtherNamespaces {
 		if snap.VirtualServices, err = c.withRecordedElsewhere(ctx, snap.VirtualServices, snap.DestinationRules, service); err != nil {
 			return nil, err
 		}
-	}
-	if snap.Gateways, err = foundGateways(opts.Gateways, gateways, gatewayErrs); err != nil {
-		return nil, err
 	}
 	objects := append(append([]*unstructured.Unstructured{}, snap.VirtualServices...), snap.DestinationRules...)
 	snap.ArgoCDApplications = c.readArgoCDApplications(ctx, routingOfService(objects, namespace, service))
@@ -220,6 +229,9 @@ type Inventory struct {
 	Deployments      []appsv1.Deployment
 	VirtualServices  []*unstructured.Unstructured
 	DestinationRules []*unstructured.Unstructured
+	// GatewayAPIRoutes are the Gateway API routes of the kinds served that
+	// the user may list (status of Gateway API canaries).
+	GatewayAPIRoutes []*unstructured.Unstructured
 }
 
 // ReadInventory lists Services, Deployments, VirtualServices and
@@ -242,6 +254,9 @@ func (c *Clients) ReadInventory(ctx context.Context, namespace string) (*Invento
 		return nil, err
 	}
 	if inv.VirtualServices, err = c.listRouting(ctx, c.VirtualServices(), namespace); err != nil {
+		return nil, err
+	}
+	if inv.GatewayAPIRoutes, err = c.inventoryGatewayAPIRoutes(ctx, namespace); err != nil {
 		return nil, err
 	}
 	if namespace != "" {
@@ -313,34 +328,111 @@ func listError(resource, namespace string, err error) error {
 	return fmt.Errorf("cannot list %s %s: %w", resource, where, err)
 }
 
-// Write creates or updates one object of a plan. An update carries the
-// resourceVersion that was read, so a concurrent change is a conflict, never
-// a silent overwrite; the caller re-reads and plans again.
+// Write creates, updates or deletes one object of a plan. An update or a
+// delete carries the resourceVersion that was read, so a concurrent change
+// is a conflict, never a silent overwrite; the caller re-reads and plans
+// again. A deletion returns the object as it was.
 func (c *Clients) Write(ctx context.Context, change routing.Change, serverDryRun bool) (*unstructured.Unstructured, error) {
-	gvr := c.VirtualServices()
-	if change.Desired.GetKind() == "DestinationRule" {
-		gvr = c.DestinationRules()
+	gvr, err := c.resourceFor(change.Desired)
+	if err != nil {
+		return nil, err
 	}
 	var dryRun []string
 	if serverDryRun {
 		dryRun = []string{metav1.DryRunAll}
 	}
+	if gvr.Group == "" {
+		return c.writeService(ctx, change, dryRun)
+	}
 	client := c.Dynamic.Resource(gvr).Namespace(change.Desired.GetNamespace())
+	if change.Delete {
+		return deleteObject(ctx, change, dryRun, client.Delete)
+	}
 	desired := change.Desired.DeepCopy()
-	desired.SetAPIVersion(c.APIVersion())
+	desired.SetAPIVersion(gvr.GroupVersion().String())
 	if change.Live == nil {
 		return client.Create(ctx, desired, metav1.CreateOptions{DryRun: dryRun, FieldManager: FieldManager})
 	}
 	return client.Update(ctx, desired, metav1.UpdateOptions{DryRun: dryRun, FieldManager: FieldManager})
 }
 
-// ResourceOf names an object's resource the way RBAC rules and errors do,
-// for example virtualservices.networking.istio.io.
-func ResourceOf(obj *unstructured.Unstructured) string {
-	if obj.GetKind() == "DestinationRule" {
-		return "destinationrules." + IstioNetworkingGroup
+// deleteObject deletes the live object if it is still the one read; one
+// already gone is what was asked.
+func deleteObject(ctx context.Context, change routing.Change, dryRun []string, del func(context.Context, string, metav1.DeleteOptions, ...string) error) (*unstructured.Unstructured, error) {
+	opts := metav1.DeleteOptions{DryRun: dryRun}
+	if rv := change.Live.GetResourceVersion(); rv != "" {
+		opts.Preconditions = &metav1.Preconditions{ResourceVersion: &rv}
 	}
-	return "virtualservices." + IstioNetworkingGroup
+	if err := del(ctx, change.Live.GetName(), opts); err != nil && !apierrors.IsNotFound(err) {
+		return nil, err
+	}
+	return change.Live.DeepCopy(), nil
+}
+
+// writeService writes a per-version Service through the typed client,
+// which knows every field of a core Service and reads it back the same way.
+func (c *Clients) writeService(ctx context.Context, change routing.Change, dryRun []string) (*unstructured.Unstructured, error) {
+	client := c.Core.CoreV1().Services(change.Desired.GetNamespace())
+	if change.Delete {
+		return deleteObject(ctx, change, dryRun, func(ctx context.Context, name string, opts metav1.DeleteOptions, _ ...string) error {
+			return client.Delete(ctx, name, opts)
+		})
+	}
+	svc := &corev1.Service{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(change.Desired.Object, svc); err != nil {
+		return nil, fmt.Errorf("cannot write Service %s/%s: %w", change.Desired.GetNamespace(), change.Desired.GetName(), err)
+	}
+	var err error
+	if change.Live == nil {
+		svc, err = client.Create(ctx, svc, metav1.CreateOptions{DryRun: dryRun, FieldManager: FieldManager})
+	} else {
+		svc, err = client.Update(ctx, svc, metav1.UpdateOptions{DryRun: dryRun, FieldManager: FieldManager})
+	}
+	if err != nil {
+		return nil, err
+	}
+	data, err := runtime.DefaultUnstructuredConverter.ToUnstructured(svc)
+	if err != nil {
+		return nil, err
+	}
+	u := &unstructured.Unstructured{Object: data}
+	u.SetAPIVersion("v1")
+	u.SetKind("Service")
+	return u, nil
+}
+
+// resourceFor is the resource an object of a plan is written to: Istio's
+// at the version in use, core Services, Gateway API routes at the version
+// the plan gives them.
+func (c *Clients) resourceFor(obj *unstructured.Unstructured) (schema.GroupVersionResource, error) {
+	gvk := obj.GroupVersionKind()
+	switch {
+	case obj.GetKind() == "DestinationRule":
+		return c.DestinationRules(), nil
+	case obj.GetKind() == "VirtualService":
+		return c.VirtualServices(), nil
+	case obj.GetKind() == "Service" && gvk.Group == "":
+		return corev1.SchemeGroupVersion.WithResource("services"), nil
+	case gvk.Group == routing.GatewayAPIGroup && gvk.Version != "":
+		return gvk.GroupVersion().WithResource(resourceOfKind(gvk.Kind)), nil
+	}
+	return schema.GroupVersionResource{}, fmt.Errorf("%s %s/%s (%s) is no routing object kubectl canary writes", obj.GetKind(), obj.GetNamespace(), obj.GetName(), obj.GetAPIVersion())
+}
+
+// ResourceOf names an object's resource the way RBAC rules and errors do,
+// for example virtualservices.networking.istio.io, services or
+// httproutes.gateway.networking.k8s.io.
+func ResourceOf(obj *unstructured.Unstructured) string {
+	switch group := obj.GroupVersionKind().Group; {
+	case obj.GetKind() == "DestinationRule":
+		return "destinationrules." + IstioNetworkingGroup
+	case obj.GetKind() == "VirtualService":
+		return "virtualservices." + IstioNetworkingGroup
+	case group == "":
+		return resourceOfKind(obj.GetKind())
+	default:
+		return resourceOfKind(obj.GetKind()) + "." + group
+	}
 }
 
 // IsRetryable tells whether a write lost a race with another writer.
@@ -348,30 +440,57 @@ func IsRetryable(err error) bool {
 	return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err)
 }
 
-// CheckPermissions asks the API server, before the first write, whether
-// every write of the plan is allowed, so a missing permission stops the
-// command before it changes anything.
-func (c *Clients) CheckPermissions(ctx context.Context, changes []routing.Change) error {
-	// Updates are asked about by object name: RBAC can grant them on named
-	// objects only.
-	type need struct{ verb, resource, namespace, name string }
-	var needs []need
-	seen := map[need]bool{}
+// permissionNeed is one question to the API server: may the user do verb
+// on the resource (of group) in namespace, to the named object if any.
+type permissionNeed struct{ verb, group, resource, namespace, name string }
+
+func (n permissionNeed) String() string {
+	what := n.verb + " " + n.resource
+	if n.group != "" {
+		what += "." + n.group
+	}
+	if n.name != "" {
+		what += fmt.Sprintf(" %q", n.name)
+	}
+	return what + " in namespace " + n.namespace
+}
+
+// permissionNeeds are the questions a plan's writes raise. Updates and
+// deletions are asked about by object name: RBAC can grant them on named
+// objects only.
+func (c *Clients) permissionNeeds(changes []routing.Change) ([]permissionNeed, error) {
+	var needs []permissionNeed
+	seen := map[permissionNeed]bool{}
 	for _, ch := range changes {
 		if !ch.Changed() {
 			continue
 		}
-		n := need{verb: "update", resource: c.VirtualServices().Resource, namespace: ch.Desired.GetNamespace(), name: ch.Desired.GetName()}
-		if ch.Desired.GetKind() == "DestinationRule" {
-			n.resource = c.DestinationRules().Resource
+		gvr, err := c.resourceFor(ch.Desired)
+		if err != nil {
+			return nil, err
 		}
-		if ch.Live == nil {
+		n := permissionNeed{verb: "update", group: gvr.Group, resource: gvr.Resource, namespace: ch.Desired.GetNamespace(), name: ch.Desired.GetName()}
+		switch {
+		case ch.Delete:
+			n.verb = "delete"
+		case ch.Live == nil:
 			n.verb, n.name = "create", ""
 		}
 		if !seen[n] {
 			seen[n] = true
 			needs = append(needs, n)
 		}
+	}
+	return needs, nil
+}
+
+// CheckPermissions asks the API server, before the first write, whether
+// every write of the plan is allowed, so a missing permission stops the
+// command before it changes anything.
+func (c *Clients) CheckPermissions(ctx context.Context, changes []routing.Change) error {
+	needs, err := c.permissionNeeds(changes)
+	if err != nil {
+		return err
 	}
 	// The questions are independent: ask them all at once.
 	allowed := make([]bool, len(needs))
@@ -381,7 +500,7 @@ func (c *Clients) CheckPermissions(ctx context.Context, changes []routing.Change
 		wg.Go(func() {
 			review, err := c.Core.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
 				Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
-					Namespace: n.namespace, Verb: n.verb, Group: IstioNetworkingGroup, Resource: n.resource, Name: n.name,
+					Namespace: n.namespace, Verb: n.verb, Group: n.group, Resource: n.resource, Name: n.name,
 				}},
 			}, metav1.CreateOptions{})
 			if err != nil {
@@ -398,11 +517,7 @@ func (c *Clients) CheckPermissions(ctx context.Context, changes []routing.Change
 			return fmt.Errorf("cannot check permissions with the API server: %w", errs[i])
 		}
 		if !allowed[i] {
-			what := fmt.Sprintf("%s %s.%s", n.verb, n.resource, IstioNetworkingGroup)
-			if n.name != "" {
-				what += fmt.Sprintf(" %q", n.name)
-			}
-			denied = append(denied, what+" in namespace "+n.namespace)
+			denied = append(denied, n.String())
 		}
 	}
 	if len(denied) > 0 {

@@ -85,7 +85,7 @@ func (c *checker) checkGatewayAPIRoutes(virtualServices []*unstructured.Unstruct
 		if how == "" {
 			continue
 		}
-		c.add(SeverityError, objectRef(route), "routes %s through the Kubernetes Gateway API (%s); a VirtualService canary %s leaves Istio's routing of it undefined, and kubectl canary runs canaries on VirtualServices only. Split the traffic with this route's backendRef weights instead, or move the Service's routing to a VirtualService and delete this route; or pass {Override} to write all the same",
-			c.svcRef, how, beside)
+		c.add(SeverityError, objectRef(route), "routes %s through the Kubernetes Gateway API (%s); a VirtualService canary %s leaves Istio's routing of it undefined. Keep the Service's routing in one API: delete this route to run the canary on VirtualServices, or delete the VirtualServices to run it on this route's backendRefs ({RoutingAPI} %s); or pass {Override} to write all the same",
+			c.svcRef, how, beside, RoutingAPIGatewayAPI)
 	}
 }

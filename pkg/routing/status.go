@@ -167,6 +167,10 @@ func routingAPIOf(obj *unstructured.Unstructured) RoutingAPI {
 // status's table: match rules, stickiness and mirror.
 func (cs CanaryStatus) Routing() string {
 	var parts []string
+	if cs.RoutingAPI == RoutingAPIGatewayAPI {
+		// Istio's API is the default, left unsaid.
+		parts = append(parts, string(RoutingAPIGatewayAPI))
+	}
 	for _, m := range cs.Matches {
 		parts = append(parts, m.String())
 	}
