@@ -44,6 +44,10 @@ type Target struct {
 	// one cluster of a multi-primary mesh, by its Istio cluster ID: for a
 	// Prometheus that holds the metrics of several clusters.
 	Cluster string
+	// VersionServices are the per-version Services a Gateway API canary
+	// routes to (reviews-v1, reviews-v2): sidecars report the requests
+	// under those names as destination_service_name, not the Service's.
+	VersionServices []string
 }
 
 // ClusterLabel is the label of Istio's metrics that holds the cluster ID
@@ -61,6 +65,14 @@ func (t Target) serviceMatchers() string {
 // proxy reported them, in the target's cluster when it has one.
 func (t Target) destinationMatchers() string {
 	m := fmt.Sprintf(`destination_service_namespace=%s,destination_service_name=%s`, strconv.Quote(t.Namespace), strconv.Quote(t.Service))
+	if len(t.VersionServices) > 0 {
+		// PromQL anchors =~ at both ends.
+		names := []string{regexpQuote(t.Service)}
+		for _, s := range t.VersionServices {
+			names = append(names, regexpQuote(s))
+		}
+		m = fmt.Sprintf(`destination_service_namespace=%s,destination_service_name=~%s`, strconv.Quote(t.Namespace), strconv.Quote(strings.Join(names, "|")))
+	}
 	if t.Cluster != "" {
 		m += fmt.Sprintf(`,%s=%s`, ClusterLabel, strconv.Quote(t.Cluster))
 	}

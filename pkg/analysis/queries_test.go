@@ -146,3 +146,27 @@ func TestQueriesOfOneClusterOfSeveral(t *testing.T) {
 	answered, _ = SplitQueries(target, VersionLabel, time.Minute)
 	assert.NotContains(t, answered, "destination_cluster", "one cluster's Prometheus: no cluster label")
 }
+
+// A Gateway API canary's requests are addressed to per-version Services:
+// every query selects them beside the Service, by an anchored regexp.
+func TestQueriesOfAGatewayAPICanarySelectItsVersionServices(t *testing.T) {
+	cases := []struct {
+		name     string
+		services []string
+		want     string
+	}{
+		{"istio", nil, `destination_service_name="reviews"`},
+		{"gateway-api", []string{"reviews-v1", "reviews-v2"}, `destination_service_name=~"reviews|reviews-v1|reviews-v2"`},
+		{"dots quoted", []string{"reviews.v1"}, `destination_service_name=~"reviews|reviews\\.v1"`},
+	}
+	for _, c := range cases {
+		target := Target{Namespace: "shop", Service: "reviews", Stable: "v1", Canary: "v2", VersionServices: c.services}
+		q := QueriesFor(target, VersionLabel, true, time.Minute)
+		for _, query := range []string{q.Requests, q.RPS, q.SuccessRate, q.P50, q.P99} {
+			assert.Contains(t, query, `destination_service_namespace="shop",`+c.want+`,destination_version="v2"`, c.name)
+		}
+		answered, sent := SplitQueries(target, VersionLabel, time.Minute)
+		assert.Contains(t, answered, c.want, c.name)
+		assert.Contains(t, sent, c.want, c.name)
+	}
+}

@@ -159,7 +159,7 @@ func canaryTarget(snap *routing.Snapshot, namespace, service string) (analysis.T
 		if st.Phase != routing.PhaseProgressing || st.Canary == "" {
 			return analysis.Target{}, st, fmt.Errorf("service %s/%s has no running canary (phase %s); start one with kubectl canary start %s", namespace, service, st.Phase, service)
 		}
-		t := analysis.Target{Namespace: namespace, Service: service, Stable: st.Stable, Canary: st.Canary, Routing: routingOf(snap, st)}
+		t := analysis.Target{Namespace: namespace, Service: service, Stable: st.Stable, Canary: st.Canary, Routing: routingOf(snap, st), VersionServices: versionServices(snap, st)}
 		for _, d := range snap.Deployments {
 			switch d.Spec.Template.Labels[st.VersionLabel] {
 			case st.Stable:
@@ -171,6 +171,25 @@ func canaryTarget(snap *routing.Snapshot, namespace, service string) (analysis.T
 		return t, st, nil
 	}
 	return analysis.Target{}, routing.CanaryStatus{}, fmt.Errorf("service %s/%s has no canary; start one with kubectl canary start %s", namespace, service, service)
+}
+
+// versionServices are the per-version Services of a Gateway API canary,
+// which its requests are addressed to.
+func versionServices(snap *routing.Snapshot, st routing.CanaryStatus) []string {
+	if st.RoutingAPI != routing.RoutingAPIGatewayAPI {
+		return nil
+	}
+	running, err := routing.RunningCanary(*snap, st.Service)
+	if err != nil || running == nil {
+		return nil
+	}
+	var out []string
+	for _, name := range []string{running.StableSubset, running.CanarySubset} {
+		if name != "" && name != st.Service {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // routingOf is what the canary's routing gives it: weight, mirror, rules,
