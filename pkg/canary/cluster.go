@@ -53,3 +53,8 @@ func (c *Cluster) Reachable(ctx context.Context) error {
 func (c *Cluster) IstioClusterID(ctx context.Context, namespace string) (string, error) {
 	return c.clients.IstioClusterID(ctx, namespace)
 }
+
+// Reread reads a routing object as the API server has it now.
+func (c *Cluster) Reread(ctx context.Context, obj *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	return c.clients.Reread(ctx, obj)
+}

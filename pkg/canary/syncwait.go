@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -278,6 +279,7 @@ func (w *SyncWaiter) readAll(ctx context.Context, src *istiodSource) ([][]meshsy
 // --wait-timeout.
 func (w *SyncWaiter) baseline(ctx context.Context, plan *routing.Plan) (*istiodSource, error) {
 	src := &istiodSource{audience: meshsync.AudienceOf(virtualServicesOf(plan))}
+	src.audience.AddGatewayAPIRoutes(gatewayAPIRoutesOf(plan))
 	src.forwards, src.stop = context.WithCancel(ctx)
 	ctx, cancel := context.WithTimeout(ctx, w.Timeout)
 	defer cancel()
@@ -409,6 +411,18 @@ func virtualServicesOf(plan *routing.Plan) []*unstructured.Unstructured {
 	var out []*unstructured.Unstructured
 	for _, c := range plan.Changes {
 		if c.Desired.GetKind() == "VirtualService" {
+			out = append(out, c.Desired)
+		}
+	}
+	return out
+}
+
+// gatewayAPIRoutesOf lists the Gateway API routes of a plan as they are
+// once it is written: their parentRefs say which proxies call the Service.
+func gatewayAPIRoutesOf(plan *routing.Plan) []*unstructured.Unstructured {
+	var out []*unstructured.Unstructured
+	for _, c := range plan.Changes {
+		if slices.Contains(routing.GatewayAPIRouteKinds, c.Desired.GetKind()) {
 			out = append(out, c.Desired)
 		}
 	}

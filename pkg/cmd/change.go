@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -115,12 +116,27 @@ func (o *changeOptions) Run(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	observers := []canary.Observer{&reportPrinter{o}}
+	observers := []canary.Observer{&reportPrinter{o}, o.routeStatus(cluster)}
 	if o.wait.enabled {
 		observers = append(observers, o.wait.observer(cluster, o.globalOptions, o.waitOut()))
 	}
 	_, err = o.engine(cluster).Change(ctx, o.request(), observers...)
 	return err
+}
+
+// routeStatusTimeout bounds, without --wait, the wait for the controllers'
+// status of written Gateway API routes that had one before.
+const routeStatusTimeout = 2 * time.Second
+
+// routeStatus reads back the written Gateway API routes' status; --wait
+// waits for them to be accepted, then for the proxies.
+func (o *changeOptions) routeStatus(cluster *canary.Cluster) *canary.RouteStatusReader {
+	r := &canary.RouteStatusReader{Reread: cluster.Reread, Timeout: routeStatusTimeout, RequireAccepted: o.wait.enabled,
+		Warn: func(message string) { fmt.Fprintf(o.ErrOut, "Warning: %s\n", message) }}
+	if o.wait.enabled {
+		r.Timeout = o.wait.timeout
+	}
+	return r
 }
 
 // engine is the engine writing to cluster, warning on ErrOut.

@@ -213,3 +213,44 @@ func TestGatewayAPICreatesARouteFromNothing(t *testing.T) {
 	out = c.mustCanary(t, "promote", "reviews", "-n", ns)
 	assert.Contains(t, out, "unchanged")
 }
+
+// TestGatewayAPIWaitForAcceptedThenProxies: with --wait, start and weight
+// wait until istiod accepts the written HTTPRoute's generation, then until
+// productpage's sidecar acknowledges the push: the split is served at once.
+// A rule of the user's that names a missing Service comes back from istiod
+// as ResolvedRefs False, and the command says so.
+func TestGatewayAPIWaitForAcceptedThenProxies(t *testing.T) {
+	route := strings.Replace(bookinfoHTTPRoute, `  - name: health
+    matches: [{path: {type: PathPrefix, value: /health}}]
+    backendRefs: [{name: reviews-v1, port: 9080}]`, `  - name: legacy
+    matches: [{path: {type: PathPrefix, value: /legacy}}]
+    backendRefs: [{name: reviews-legacy, port: 9080}]`, 1)
+	s := newMeshScene(t, versionService("reviews", "v1")+route, "v1", "v2")
+	for _, step := range []struct {
+		args []string
+		want map[string]uint32
+	}{
+		{[]string{"start", "reviews", "--weight", "30"}, map[string]uint32{"reviews-v1": 70, "reviews-v2": 30}},
+		{[]string{"weight", "reviews", "60"}, map[string]uint32{"reviews-v1": 40, "reviews-v2": 60}},
+	} {
+		s.quiet(t)
+		r := shared.canary(t, nil, append(append([]string{"-n", s.ns}, step.args...), "--wait")...)
+		require.NoError(t, r.err, "%s", r)
+		waitedFor(t, r.stdout, 1, s.ns, "reviews")
+		assert.Contains(t, r.stderr, "reviews-legacy", "the missing Service of the user's rule is reported")
+		vh := now(t, s.productpage, "9080", s.host)
+		assert.Equal(t, clusterWeights(s.ns, step.want), nonZero(last(vh.Routes).Weights()), "after %v", step.args)
+		got := shared.get(t, httpRoutesV1, s.ns, "reviews")
+		accepted := false
+		parents, _, _ := unstructured.NestedSlice(got.Object, "status", "parents")
+		for _, p := range parents {
+			conds, _, _ := unstructured.NestedSlice(p.(map[string]interface{}), "conditions")
+			for _, c := range conds {
+				cond := c.(map[string]interface{})
+				accepted = accepted || (cond["type"] == "Accepted" && cond["status"] == "True" && cond["observedGeneration"] == got.GetGeneration())
+			}
+		}
+		assert.True(t, accepted, "istiod accepted generation %d: %v", got.GetGeneration(), parents)
+		t.Logf("kubectl canary %v --wait:\n%s%s", step.args, r.stdout, r.stderr)
+	}
+}

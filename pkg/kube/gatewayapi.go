@@ -247,3 +247,13 @@ func (c *Clients) inventoryGatewayAPIRoutes(ctx context.Context, namespace strin
 	routes, _, err := c.readGatewayAPIRoutes(ctx, namespace, served)
 	return routes, err
 }
+
+// Reread reads a routing object again, as the API server has it now: a
+// route's status after its controller saw a write.
+func (c *Clients) Reread(ctx context.Context, obj *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	gvr, err := c.resourceFor(obj)
+	if err != nil {
+		return nil, err
+	}
+	return c.Dynamic.Resource(gvr).Namespace(obj.GetNamespace()).Get(ctx, obj.GetName(), metav1.GetOptions{})
+}

@@ -197,6 +197,30 @@ func AudienceOf(virtualServices []*unstructured.Unstructured) Audience {
 	return a
 }
 
+// AddGatewayAPIRoutes adds the audience of Gateway API routes: a
+// parentRef to a Service in the route's own namespace (a producer route)
+// reaches the sidecars of every namespace, one to a Service elsewhere (a
+// consumer route) those of the route's namespace, any other parentRef (a
+// Gateway) the gateways.
+func (a *Audience) AddGatewayAPIRoutes(routes []*unstructured.Unstructured) {
+	for _, route := range routes {
+		spec, _ := route.Object["spec"].(map[string]interface{})
+		parents, _ := spec["parentRefs"].([]interface{})
+		for _, p := range parents {
+			ref, _ := p.(map[string]interface{})
+			if kind, _ := ref["kind"].(string); kind != "Service" {
+				a.Gateways = true
+				continue
+			}
+			if ns, _ := ref["namespace"].(string); ns == "" || ns == route.GetNamespace() {
+				a.AllNamespaces = true
+			} else {
+				a.Namespaces[route.GetNamespace()] = true
+			}
+		}
+	}
+}
+
 func stringList(v interface{}) []string {
 	list, _ := v.([]interface{})
 	out := make([]string, 0, len(list))

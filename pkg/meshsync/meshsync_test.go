@@ -205,3 +205,30 @@ func TestJudge(t *testing.T) {
 		assert.ErrorContains(t, err, "without --wait")
 	})
 }
+
+func gatewayAPIRoute(namespace string, parentRefs ...map[string]interface{}) *unstructured.Unstructured {
+	var refs []interface{}
+	for _, r := range parentRefs {
+		refs = append(refs, r)
+	}
+	route := &unstructured.Unstructured{Object: map[string]interface{}{"kind": "HTTPRoute", "spec": map[string]interface{}{"parentRefs": refs}}}
+	route.SetNamespace(namespace)
+	return route
+}
+
+// A producer route (parentRef to a Service of its namespace) reaches every
+// namespace's sidecars, a consumer route its own namespace's, a route
+// attached to a Gateway the gateways.
+func TestAudienceOfGatewayAPIRoutes(t *testing.T) {
+	a := AudienceOf(nil)
+	a.AddGatewayAPIRoutes([]*unstructured.Unstructured{gatewayAPIRoute("web", map[string]interface{}{"kind": "Service", "name": "reviews", "namespace": "shop"})})
+	assert.Equal(t, "web", a.Namespace())
+	assert.False(t, a.Gateways)
+
+	a.AddGatewayAPIRoutes([]*unstructured.Unstructured{gatewayAPIRoute("shop", map[string]interface{}{"name": "public", "namespace": "ingress"})})
+	assert.True(t, a.Gateways)
+	assert.False(t, a.AllNamespaces)
+
+	a.AddGatewayAPIRoutes([]*unstructured.Unstructured{gatewayAPIRoute("shop", map[string]interface{}{"group": "", "kind": "Service", "name": "reviews"})})
+	assert.True(t, a.AllNamespaces)
+}

@@ -1,6 +1,8 @@
 package routing
 
 import (
+	"fmt"
+
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
@@ -89,23 +91,67 @@ func (b *gatewayAPIBackend) checkBackends(c *checker, route *unstructured.Unstru
 // current generation: not Accepted (the route does nothing, an error) or
 // refs not resolved (a backend is missing, a warning).
 func checkRouteStatus(c *checker, route *unstructured.Unstructured) {
+	for _, p := range RouteStatusProblems(route) {
+		severity := SeverityWarning
+		if p.Type == "Accepted" {
+			severity = SeverityError
+		}
+		c.add(severity, objectRef(route), "%s", p.String())
+	}
+}
+
+// RouteProblem is a condition Accepted or ResolvedRefs that a controller
+// set False on a Gateway API route's current generation.
+type RouteProblem struct {
+	Type, Controller, Reason, Message string
+}
+
+func (p RouteProblem) String() string {
+	if p.Type == "Accepted" {
+		return fmt.Sprintf("is not accepted by %s (%s: %s), so its rules take no effect; fix what the message says first", p.Controller, p.Reason, p.Message)
+	}
+	return fmt.Sprintf("has references %s cannot resolve (%s: %s); requests to them fail", p.Controller, p.Reason, p.Message)
+}
+
+// RouteStatusProblems are the route's conditions Accepted and ResolvedRefs
+// that are False for its current generation (conditions of an older
+// generation say nothing of the spec as it is).
+func RouteStatusProblems(route *unstructured.Unstructured) []RouteProblem {
+	var out []RouteProblem
 	for _, raw := range asSlice(asMap(route.Object["status"])["parents"]) {
 		parent := asMap(raw)
 		for _, cr := range asSlice(parent["conditions"]) {
 			cond := asMap(cr)
-			if asString(cond["status"]) != "False" {
+			kind := asString(cond["type"])
+			if asString(cond["status"]) != "False" || (kind != "Accepted" && kind != "ResolvedRefs") {
 				continue
 			}
 			if gen, ok := asInt(cond["observedGeneration"]); ok && route.GetGeneration() != 0 && gen != route.GetGeneration() {
 				continue
 			}
-			controller := asString(parent["controllerName"])
-			switch asString(cond["type"]) {
-			case "Accepted":
-				c.add(SeverityError, objectRef(route), "is not accepted by %s (%s: %s), so its rules take no effect; fix what the message says first", controller, asString(cond["reason"]), asString(cond["message"]))
-			case "ResolvedRefs":
-				c.add(SeverityWarning, objectRef(route), "has references %s cannot resolve (%s: %s); requests to them fail", controller, asString(cond["reason"]), asString(cond["message"]))
-			}
+			out = append(out, RouteProblem{Type: kind, Controller: asString(parent["controllerName"]), Reason: asString(cond["reason"]), Message: asString(cond["message"])})
 		}
 	}
+	return out
+}
+
+// RouteAccepted says whether a controller has accepted the route's current
+// generation for every parent it reports on, and whether any reported on
+// that generation at all.
+func RouteAccepted(route *unstructured.Unstructured) (accepted, observed bool) {
+	accepted = true
+	for _, raw := range asSlice(asMap(route.Object["status"])["parents"]) {
+		for _, cr := range asSlice(asMap(raw)["conditions"]) {
+			cond := asMap(cr)
+			if asString(cond["type"]) != "Accepted" {
+				continue
+			}
+			if gen, ok := asInt(cond["observedGeneration"]); ok && route.GetGeneration() != 0 && gen != route.GetGeneration() {
+				continue
+			}
+			observed = true
+			accepted = accepted && asString(cond["status"]) == "True"
+		}
+	}
+	return accepted && observed, observed
 }
