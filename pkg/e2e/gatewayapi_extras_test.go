@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -239,4 +240,61 @@ route:
 
 	r = c.failCanary(t, "start", "reviews", "-n", ns, "--routing-api", "gatewayapi")
 	assert.Contains(t, r.stderr, `--routing-api "gatewayapi" is no routing API; pass auto, istio or gateway-api`)
+}
+
+// TestGatewayAPIWeightCostsOneReadPerKind: a weight on a Gateway API canary
+// reads each kind once (the Service, Deployments, VirtualServices,
+// DestinationRules, each Gateway API route kind, the Services) and writes
+// the one route that changes, as the audit log of the API server records.
+func TestGatewayAPIWeightCostsOneReadPerKind(t *testing.T) {
+	t.Parallel()
+	c := shared
+	ns := c.newNamespace(t)
+	c.deployVersions(t, ns, "reviews", "v1", "v2")
+	c.mustCanary(t, "start", "reviews", "-n", ns, "--routing-api", "gateway-api")
+	plugin := func() []auditEvent {
+		var out []auditEvent
+		for _, e := range c.audit(t, ns) {
+			if strings.HasPrefix(e.UserAgent, "kubectl-canary") {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	before := len(plugin())
+	c.mustCanary(t, "weight", "reviews", "40", "-n", ns)
+	var requests []string
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		requests = nil
+		updated := false
+		for _, e := range plugin()[before:] {
+			requests = append(requests, e.Verb+" "+e.ObjectRef.Resource)
+			updated = updated || e.Verb == "update"
+		}
+		if updated || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var beforeWrite []string
+	for _, r := range requests {
+		if r == "update httproutes" {
+			break
+		}
+		beforeWrite = append(beforeWrite, r)
+	}
+	assert.ElementsMatch(t, []string{
+		"get services", "list deployments", "list virtualservices", "list destinationrules",
+		"list httproutes", "list grpcroutes", "list tcproutes", "list tlsroutes", "list services",
+	}, beforeWrite, "the reads of weight")
+	writes := 0
+	for _, r := range requests {
+		if !strings.HasPrefix(r, "get ") && !strings.HasPrefix(r, "list ") {
+			writes++
+			assert.Equal(t, "update httproutes", r)
+		}
+	}
+	assert.Equal(t, 1, writes, "one write: %v", requests)
+	t.Logf("weight on a Gateway API canary: %v", requests)
 }

@@ -100,7 +100,7 @@ func (c *Clients) ReadSnapshot(ctx context.Context, namespace, service string, o
 	}
 	snap.Warnings = append(append(append(snap.Warnings, warnings...), routeWarnings...), namespaceWarnings...)
 	if opts.GatewayAPIRoutesUnlessIstio && !opts.GatewayAPIRoutes {
-		if err := c.readGatewayAPIOfCanary(ctx, snap, namespace, service, gatewayAPI); err != nil {
+		if err := c.readGatewayAPIOfCanary(ctx, snap, namespace, service); err != nil {
 			return nil, err
 		}
 	}

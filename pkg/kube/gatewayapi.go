@@ -126,10 +126,11 @@ type gatewayAPIReads struct {
 	gateway *schema.GroupVersionResource
 }
 
-// gatewayAPIToRead asks discovery what opts needs of the Gateway API:
-// nothing for a command on an Istio canary without --gateway.
+// gatewayAPIToRead asks discovery what start, check and --gateway read of
+// the Gateway API; the commands after start ask later, and only when no
+// Istio object records the canary (readGatewayAPIOfCanary).
 func (c *Clients) gatewayAPIToRead(opts SnapshotOptions) (gatewayAPIReads, error) {
-	if !opts.GatewayAPIRoutes && !opts.GatewayAPIRoutesUnlessIstio && len(opts.Gateways) == 0 {
+	if !opts.GatewayAPIRoutes && len(opts.Gateways) == 0 {
 		return gatewayAPIReads{}, nil
 	}
 	routes, gateway, err := c.servedGatewayAPI()
@@ -140,9 +141,14 @@ func (c *Clients) gatewayAPIToRead(opts SnapshotOptions) (gatewayAPIReads, error
 // Services of a command on a running canary when no Istio object records
 // one in progress: the canary runs on the Gateway API, or on none. An Istio
 // canary's commands so cost no more reads than before.
-func (c *Clients) readGatewayAPIOfCanary(ctx context.Context, snap *routing.Snapshot, namespace, service string, reads gatewayAPIReads) error {
-	if len(reads.routes) == 0 || istioRecordsProgressing(snap, service) {
+func (c *Clients) readGatewayAPIOfCanary(ctx context.Context, snap *routing.Snapshot, namespace, service string) error {
+	if istioRecordsProgressing(snap, service) {
 		return nil
+	}
+	var reads gatewayAPIReads
+	var err error
+	if reads.routes, _, err = c.servedGatewayAPI(); err != nil || len(reads.routes) == 0 {
+		return err
 	}
 	var routesErr, servicesErr error
 	var warnings []string
