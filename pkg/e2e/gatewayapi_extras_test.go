@@ -200,7 +200,11 @@ func TestGatewayAPIAmbientNeedsAWaypoint(t *testing.T) {
 	c.deployVersions(t, ns, "reviews", "v1", "v2")
 	before := c.gatewayAPIObjectsOf(t, ns)
 
-	r := c.failCanary(t, "start", "reviews", "-n", ns)
+	r := c.failCanary(t, "check", "reviews", "-n", ns)
+	requireExitCode(t, r, 1)
+	assertFindings(t, []checkFinding{{"error", "Service " + ns + "/reviews", "is in ambient namespace " + ns + " (label istio.io/dataplane-mode=ambient) and has no waypoint"}}, rowsOf(t, r.stdout))
+
+	r = c.failCanary(t, "start", "reviews", "-n", ns)
 	assert.Contains(t, r.stderr, "is in ambient namespace "+ns)
 	assert.Contains(t, r.stderr, "istioctl waypoint apply -n "+ns)
 	assert.Contains(t, r.stderr, "nothing was changed")
@@ -218,6 +222,15 @@ func TestGatewayAPIAmbientNeedsAWaypoint(t *testing.T) {
 	c.kubectl(t, "", "label", "service", "reviews", "-n", ns2, "istio.io/use-waypoint=waypoint")
 	c.mustCanary(t, "start", "reviews", "-n", ns2)
 	assert.Equal(t, "gateway-api", c.statusTable(t, "reviews", "-n", ns2)[0]["ROUTING"])
+
+	// Istio's classic API, asked for, still runs there, with a warning.
+	ns3 := c.newNamespace(t)
+	c.kubectl(t, "", "label", "namespace", ns3, "istio.io/dataplane-mode=ambient")
+	c.deployVersions(t, ns3, "reviews", "v1", "v2")
+	r = c.canary(t, nil, "start", "reviews", "-n", ns3, "--routing-api", "istio")
+	require.NoError(t, r.err, "%s", r)
+	assert.Contains(t, r.stderr, "only as an alpha feature; consider --routing-api gateway-api")
+	c.get(t, vsV1, ns3, "reviews")
 }
 
 // TestGatewayAPIRefusesTheOtherAPI: asking for the Gateway API where a
