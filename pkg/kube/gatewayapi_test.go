@@ -215,3 +215,28 @@ func TestPermissionNeedsOfAGatewayAPIPlan(t *testing.T) {
 	}, got)
 	require.NoError(t, c.CheckPermissions(context.Background(), []routing.Change{{Desired: serviceObject("reviews-v2", "")}}))
 }
+
+// status --watch follows the Gateway API routes too, where served and
+// the user may watch them: a Gateway API canary's state lives on them.
+func TestWatchInventoryFollowsGatewayAPIRoutes(t *testing.T) {
+	c, _, dyn := gatewayAPIShop(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w, err := c.WatchInventory(ctx, "shop")
+	require.NoError(t, err)
+	inv, err := w.Inventory(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"shop/reviews"}, names(inv.GatewayAPIRoutes))
+	drainChanges(w)
+
+	route, err := dyn.Resource(httpRoutes).Namespace("shop").Get(ctx, "reviews", metav1.GetOptions{})
+	require.NoError(t, err)
+	route.SetAnnotations(map[string]string{"kubectl-canary.io/reviews": `{"service":"reviews","phase":"Progressing"}`})
+	_, err = dyn.Resource(httpRoutes).Namespace("shop").Update(ctx, route, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	awaitChange(t, w)
+	inv, err = w.Inventory(ctx)
+	require.NoError(t, err)
+	require.Len(t, inv.GatewayAPIRoutes, 1)
+	assert.Contains(t, inv.GatewayAPIRoutes[0].GetAnnotations(), "kubectl-canary.io/reviews")
+}

@@ -29,6 +29,9 @@ type InventoryWatch struct {
 	namespace string
 	services, deployments,
 	virtualServices, destinationRules watchedResource
+	// gatewayAPIRoutes are the Gateway API route kinds served that the
+	// user may watch: Gateway API canaries are recorded on them.
+	gatewayAPIRoutes []watchedResource
 	// everyVirtualService says the VirtualServices are watched in every
 	// namespace, not just this one (see WatchInventory).
 	everyVirtualService bool
@@ -74,6 +77,15 @@ func (c *Clients) WatchInventory(ctx context.Context, namespace string) (*Invent
 	w.deployments = watchedResource{appsinformers.NewDeploymentInformer(c.Core, namespace, 0, cache.Indexers{}), "deployments", namespace}
 	w.destinationRules = c.routingInformer(c.DestinationRules(), namespace)
 	w.virtualServices = c.routingInformer(c.VirtualServices(), vsNamespace)
+	served, _, err := c.servedGatewayAPI()
+	if err != nil {
+		return nil, err
+	}
+	for _, gvr := range served {
+		if c.mayWatch(ctx, gvr, namespace) {
+			w.gatewayAPIRoutes = append(w.gatewayAPIRoutes, c.routingInformer(gvr, namespace))
+		}
+	}
 	if err := w.start(ctx); err != nil {
 		return nil, err
 	}
@@ -104,7 +116,7 @@ func (w *InventoryWatch) changed() {
 }
 
 func (w *InventoryWatch) resources() []watchedResource {
-	return []watchedResource{w.services, w.deployments, w.destinationRules, w.virtualServices}
+	return append([]watchedResource{w.services, w.deployments, w.destinationRules, w.virtualServices}, w.gatewayAPIRoutes...)
 }
 
 // start runs the informers until ctx ends and waits until each has
@@ -207,10 +219,16 @@ func watchError(resource, namespace string, err error) error {
 // watch a resource of Istio's networking group in every namespace. An
 // error counts as no: the watch then falls back to what one namespace gives.
 func (c *Clients) mayWatchEveryNamespace(ctx context.Context, resource string) bool {
+	return c.mayWatch(ctx, schema.GroupVersionResource{Group: IstioNetworkingGroup, Resource: resource}, metav1.NamespaceAll)
+}
+
+// mayWatch says whether the user may list and watch a resource in a
+// namespace ("" for all): a watch refused would end the whole watch.
+func (c *Clients) mayWatch(ctx context.Context, gvr schema.GroupVersionResource, namespace string) bool {
 	for _, verb := range []string{"list", "watch"} {
 		review, err := c.Core.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
 			Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
-				Verb: verb, Group: IstioNetworkingGroup, Resource: resource,
+				Verb: verb, Group: gvr.Group, Resource: gvr.Resource, Namespace: namespace,
 			}},
 		}, metav1.CreateOptions{})
 		if err != nil || !review.Status.Allowed {
@@ -236,6 +254,9 @@ func (w *InventoryWatch) Inventory(ctx context.Context) (*Inventory, error) {
 	}
 	inv.DestinationRules = cachedRouting(w.destinationRules.informer.GetStore(), w.namespace)
 	inv.VirtualServices = cachedRouting(w.virtualServices.informer.GetStore(), w.namespace)
+	for _, r := range w.gatewayAPIRoutes {
+		inv.GatewayAPIRoutes = append(inv.GatewayAPIRoutes, cachedRouting(r.informer.GetStore(), w.namespace)...)
+	}
 	if w.namespace == "" {
 		return inv, nil
 	}
