@@ -99,19 +99,31 @@ func (c *Clients) ReadSnapshot(ctx context.Context, namespace, service string, o
 		return nil, err
 	}
 	snap.Warnings = append(append(append(snap.Warnings, warnings...), routeWarnings...), namespaceWarnings...)
+	if err := c.readDependentReads(ctx, snap, namespace, service, opts); err != nil {
+		return nil, err
+	}
+	return snap, nil
+}
+
+// readDependentReads are the reads that depend on what the routing objects
+// record: the Gateway API routes of a canary no Istio object records, the
+// VirtualServices of other namespaces start recorded, and the Argo CD
+// Applications that manage the routing objects.
+func (c *Clients) readDependentReads(ctx context.Context, snap *routing.Snapshot, namespace, service string, opts SnapshotOptions) error {
 	if opts.GatewayAPIRoutesUnlessIstio && !opts.GatewayAPIRoutes {
 		if err := c.readGatewayAPIOfCanary(ctx, snap, namespace, service); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if !opts.OtherNamespaces {
+		var err error
 		if snap.VirtualServices, err = c.withRecordedElsewhere(ctx, snap.VirtualServices, snap.DestinationRules, service); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	objects := append(append([]*unstructured.Unstructured{}, snap.VirtualServices...), snap.DestinationRules...)
 	snap.ArgoCDApplications = c.readArgoCDApplications(ctx, routingOfService(objects, namespace, service))
-	return snap, nil
+	return nil
 }
 
 // listServices lists the Services of a namespace.
