@@ -67,12 +67,13 @@ func (c *Clients) ReadSnapshot(ctx context.Context, namespace, service string, o
 		opts.Services = opts.Services || len(gatewayAPI.routes) > 0
 		snap.GatewayAPIServed = len(gatewayAPI.routes) > 0
 		snap.GatewayAPIVersions = gatewayAPIVersions(gatewayAPI.routes)
+		// Without the Gateway API, ambient mode leaves no choice to make.
 		if len(gatewayAPI.routes) > 0 {
 			wg.Go(func() {
 				snap.GatewayAPIRoutes, routeWarnings, routesErr = c.readGatewayAPIRoutes(ctx, namespace, gatewayAPI.routes)
 			})
+			wg.Go(func() { snap.Namespace, namespaceWarnings, namespaceErr = c.readNamespace(ctx, namespace) })
 		}
-		wg.Go(func() { snap.Namespace, namespaceWarnings, namespaceErr = c.readNamespace(ctx, namespace) })
 	}
 	wg.Go(func() {
 		snap.Service, svcErr = c.Core.CoreV1().Services(namespace).Get(ctx, service, metav1.GetOptions{})
