@@ -74,42 +74,12 @@ func (b *gatewayAPIBackend) shapeExtras(route *object, st *State) error {
 // It returns where each rule went, -1 for the added rules it dropped.
 func (b *gatewayAPIBackend) shapeMatchRules(route *object, st *State, managed map[int]bool) ([]int, error) {
 	spec := route.spec()
-	added := map[string]bool{}
-	for _, name := range st.AddedRoutes {
-		added[name] = true
-	}
-	st.AddedRoutes = nil
-	var sets [][]MatchRule
-	if len(st.Matches) > 0 {
-		sets = append(sets, st.Matches)
-	}
-	if st.Sticky {
-		sets = append(sets, []MatchRule{{Cookie: true, Name: StickyCookie(b.svc.name), Op: "exact", Value: st.Canary}})
-	}
-	rules := rulesOf(spec)
-	taken := map[string]bool{}
-	for _, raw := range rules {
-		if name := asString(asMap(raw)["name"]); !added[name] {
-			taken[name] = true
-		}
-	}
-	movedTo := make([]int, len(rules))
-	var out []interface{}
-	for j, raw := range rules {
-		rule := asMap(raw)
-		if added[asString(rule["name"])] {
-			movedTo[j] = -1
-			continue
-		}
-		if managed[j] {
-			extras, err := b.matchRulesBefore(route, rule, sets, st, taken)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, extras...)
-		}
-		movedTo[j] = len(out)
-		out = append(out, rule)
+	sets := canaryMatchSets(st, b.svc.name)
+	out, movedTo, err := placeMatchItems(rulesOf(spec), st, managed, func(rule map[string]interface{}, taken map[string]bool) ([]interface{}, error) {
+		return b.matchRulesBefore(route, rule, sets, st, taken)
+	})
+	if err != nil {
+		return nil, err
 	}
 	if len(out) > 0 || spec[gatewayRules] != nil {
 		spec[gatewayRules] = out

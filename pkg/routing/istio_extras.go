@@ -65,42 +65,12 @@ func (b *istioBackend) shapeExtras(vs *object, st *State) error {
 // It returns where each HTTP route went, -1 for the added routes it dropped.
 func (b *istioBackend) shapeMatchRoutes(vs *object, st *State, managed map[int]bool) ([]int, error) {
 	spec := vs.spec()
-	added := map[string]bool{}
-	for _, name := range st.AddedRoutes {
-		added[name] = true
-	}
-	st.AddedRoutes = nil
-	var rules [][]MatchRule
-	if len(st.Matches) > 0 {
-		rules = append(rules, st.Matches)
-	}
-	if st.Sticky {
-		rules = append(rules, []MatchRule{{Cookie: true, Name: StickyCookie(b.svc.name), Op: "exact", Value: st.Canary}})
-	}
-	routes := routesOf(spec, "http")
-	taken := make(map[string]bool, len(routes))
-	for _, raw := range routes {
-		if name := asString(asMap(raw)["name"]); !added[name] {
-			taken[name] = true
-		}
-	}
-	movedTo := make([]int, len(routes))
-	var out []interface{}
-	for j, raw := range routes {
-		route := asMap(raw)
-		if added[asString(route["name"])] {
-			movedTo[j] = -1
-			continue
-		}
-		if managed[j] {
-			extras, err := b.matchRoutesBefore(vs, route, rules, st, taken)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, extras...)
-		}
-		movedTo[j] = len(out)
-		out = append(out, route)
+	sets := canaryMatchSets(st, b.svc.name)
+	out, movedTo, err := placeMatchItems(routesOf(spec, "http"), st, managed, func(route map[string]interface{}, taken map[string]bool) ([]interface{}, error) {
+		return b.matchRoutesBefore(vs, route, sets, st, taken)
+	})
+	if err != nil {
+		return nil, err
 	}
 	if len(out) > 0 || spec["http"] != nil {
 		spec["http"] = out
