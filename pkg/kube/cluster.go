@@ -363,10 +363,34 @@ func (c *Clients) Write(ctx context.Context, change routing.Change, serverDryRun
 	}
 	desired := change.Desired.DeepCopy()
 	desired.SetAPIVersion(gvr.GroupVersion().String())
+	// Strict: a field the served CRD lacks (an older version of its API)
+	// is an error, not silently dropped into a different routing.
+	var written *unstructured.Unstructured
 	if change.Live == nil {
-		return client.Create(ctx, desired, metav1.CreateOptions{DryRun: dryRun, FieldManager: FieldManager})
+		written, err = client.Create(ctx, desired, metav1.CreateOptions{DryRun: dryRun, FieldManager: FieldManager, FieldValidation: fieldValidationStrict})
+	} else {
+		written, err = client.Update(ctx, desired, metav1.UpdateOptions{DryRun: dryRun, FieldManager: FieldManager, FieldValidation: fieldValidationStrict})
 	}
-	return client.Update(ctx, desired, metav1.UpdateOptions{DryRun: dryRun, FieldManager: FieldManager})
+	if err != nil {
+		return nil, explainUnknownFields(desired, err)
+	}
+	return written, nil
+}
+
+const fieldValidationStrict = "Strict"
+
+// explainUnknownFields words a write the API server refused for fields
+// its CRD does not have: the cluster serves an older version of the API.
+func explainUnknownFields(obj *unstructured.Unstructured, err error) error {
+	if !apierrors.IsBadRequest(err) || !strings.Contains(err.Error(), "unknown field") {
+		return err
+	}
+	hint := ""
+	if strings.Contains(err.Error(), "requestMirror.percent") {
+		hint = "; mirroring a share of the requests needs Gateway API v1.2 or newer, mirroring all of them does not"
+	}
+	return fmt.Errorf("%s %s/%s needs fields that the cluster's %s CRD lacks, an older version of its API (%w)%s; upgrade the CRDs",
+		obj.GetKind(), obj.GetNamespace(), obj.GetName(), obj.GroupVersionKind().GroupKind(), err, hint)
 }
 
 // deleteObject deletes the live object if it is still the one read; one

@@ -240,3 +240,16 @@ func TestWatchInventoryFollowsGatewayAPIRoutes(t *testing.T) {
 	require.Len(t, inv.GatewayAPIRoutes, 1)
 	assert.Contains(t, inv.GatewayAPIRoutes[0].GetAnnotations(), "kubectl-canary.io/reviews")
 }
+
+// A write refused by strict field validation says the cluster serves an
+// older version of the API, and what mirroring part of the requests needs.
+func TestUnknownFieldsAreExplained(t *testing.T) {
+	route := &unstructured.Unstructured{Object: map[string]interface{}{"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+		"metadata": map[string]interface{}{"name": "reviews", "namespace": "shop"}}}
+	refused := apierrors.NewBadRequest(`HTTPRoute in version "v1" cannot be handled as a HTTPRoute: strict decoding error: unknown field "spec.rules[0].filters[0].requestMirror.percent"`)
+	err := explainUnknownFields(route, refused)
+	assert.EqualError(t, err, `HTTPRoute shop/reviews needs fields that the cluster's HTTPRoute.gateway.networking.k8s.io CRD lacks, an older version of its API (`+refused.Error()+`); mirroring a share of the requests needs Gateway API v1.2 or newer, mirroring all of them does not; upgrade the CRDs`)
+	assert.True(t, apierrors.IsBadRequest(err), "still the API server's error")
+	conflict := apierrors.NewConflict(schema.GroupResource{Resource: "httproutes"}, "reviews", nil)
+	assert.Equal(t, conflict, explainUnknownFields(route, conflict), "other errors pass as they are")
+}

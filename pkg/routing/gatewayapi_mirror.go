@@ -11,13 +11,15 @@ func (b *gatewayAPIBackend) shapeMirror(route *object, st *State, rule map[strin
 	filters := b.withoutMirrorTo(route, asSlice(rule["filters"]), st.CanarySubset)
 	if st.Mirror > 0 {
 		stable, _ := b.backendTemplates(route, rule, targetsOf(st), false)
-		filters = append(filters, map[string]interface{}{
-			"type": "RequestMirror",
-			"requestMirror": map[string]interface{}{
-				"backendRef": map[string]interface{}{"group": "", "kind": "Service", "name": st.CanarySubset, "port": stable["port"]},
-				"percent":    int64(st.Mirror),
-			},
-		})
+		mirror := map[string]interface{}{
+			"backendRef": map[string]interface{}{"group": "", "kind": "Service", "name": st.CanarySubset, "port": stable["port"]},
+		}
+		// Without percent every request is mirrored; leaving it out then
+		// keeps full mirrors working where the CRD predates the field.
+		if st.Mirror < 100 {
+			mirror["percent"] = int64(st.Mirror)
+		}
+		filters = append(filters, map[string]interface{}{"type": "RequestMirror", "requestMirror": mirror})
 	}
 	setFilters(rule, filters)
 }

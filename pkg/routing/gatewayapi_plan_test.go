@@ -180,3 +180,25 @@ func TestGatewayAPIRunningTheSameCommandTwiceChangesNothing(t *testing.T) {
 		}
 	}
 }
+
+// A mirror of part of the traffic carries percent; mirroring all of it
+// leaves the field out (the API's default, and all a CRD older than
+// Gateway API v1.2 knows).
+func TestGatewayAPIMirrorPercentOnlyBelowAll(t *testing.T) {
+	for mirror, want := range map[int]interface{}{30: int64(30), 100: nil} {
+		snap := loadGatewaySnapshot(t, "bookinfo-adopted")
+		plan, err := computeChecked(t, *snap, Intent{Action: ActionStart, Weight: 10, Canary: "v3", Mirror: intPtr(mirror)})
+		require.NoError(t, err)
+		applyInStages(t, snap, plan)
+		var found bool
+		for _, rule := range rulesOf(snap.object("HTTPRoute", "reviews").Object["spec"].(map[string]interface{})) {
+			for _, f := range asSlice(asMap(rule)["filters"]) {
+				if m := asMap(asMap(f)["requestMirror"]); m != nil {
+					found = true
+					assert.Equal(t, want, m["percent"], "--mirror %d", mirror)
+				}
+			}
+		}
+		assert.True(t, found, "--mirror %d sets a RequestMirror", mirror)
+	}
+}
