@@ -154,4 +154,26 @@ spec:
 		ns := managed(t, "  annotations: {argocd.argoproj.io/tracking-id: \"gone:networking.istio.io/VirtualService:x/reviews\"}")
 		warned(t, ns, "is managed by Argo CD application argocd/gone (annotation argocd.argoproj.io/tracking-id=gone:networking.istio.io/VirtualService:x/reviews): the application could not be read (no Application argocd/gone")
 	})
+
+	t.Run("Argo CD with self-heal on an HTTPRoute", func(t *testing.T) {
+		t.Parallel()
+		app := "shop-heal-route"
+		application(app, true)
+		ns := c.newNamespace(t)
+		c.deployVersions(t, ns, "reviews", "v1", "v2")
+		c.create(t, ns, fmt.Sprintf(`apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: reviews
+  annotations: {argocd.argoproj.io/tracking-id: "%s:gateway.networking.k8s.io/HTTPRoute:x/reviews"}
+spec:
+  parentRefs: [{group: "", kind: Service, name: reviews}]
+  rules: [{backendRefs: [{name: reviews, port: 9080}]}]
+`, app))
+		before := c.gatewayAPIObjectsOf(t, ns)
+		r := c.failCanary(t, "start", "reviews", "-n", ns)
+		assert.Contains(t, r.stderr, "HTTPRoute "+ns+"/reviews: is managed by Argo CD application argocd/"+app)
+		assert.Contains(t, r.stderr, "its automated sync heals drift within seconds")
+		assert.Equal(t, before, c.gatewayAPIObjectsOf(t, ns), "a refused start wrote")
+	})
 }

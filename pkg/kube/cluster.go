@@ -123,7 +123,8 @@ func (c *Clients) readDependentReads(ctx context.Context, snap *routing.Snapshot
 		}
 	}
 	objects := append(append([]*unstructured.Unstructured{}, snap.VirtualServices...), snap.DestinationRules...)
-	snap.ArgoCDApplications = c.readArgoCDApplications(ctx, routingOfService(objects, namespace, service))
+	objects = append(routingOfService(objects, namespace, service), routing.GatewayAPIRoutesOf(*snap)...)
+	snap.ArgoCDApplications = c.readArgoCDApplications(ctx, objects)
 	return nil
 }
 

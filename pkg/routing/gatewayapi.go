@@ -89,3 +89,19 @@ func (c *checker) checkGatewayAPIRoutes(virtualServices []*unstructured.Unstruct
 			c.svcRef, how, beside, RoutingAPIGatewayAPI)
 	}
 }
+
+// GatewayAPIRoutesOf are the snapshot's Gateway API routes that carry its
+// Service's traffic (a parentRef to it, or a backendRef to it or to one of
+// its per-version Services).
+func GatewayAPIRoutesOf(snap Snapshot) []*unstructured.Unstructured {
+	if snap.Service == nil {
+		return nil
+	}
+	var out []*unstructured.Unstructured
+	for _, route := range snap.GatewayAPIRoutes {
+		if gatewayAPIRouting(route, snap.Service, snap.Services) != "" {
+			out = append(out, route)
+		}
+	}
+	return out
+}
