@@ -107,20 +107,7 @@ func (b *gatewayAPIBackend) matchRulesBefore(route *object, rule map[string]inte
 		for _, ref := range backendRefsOf(extra) {
 			clearStickyFilter(asMap(ref), b.svc.name)
 		}
-		base := "canary-match"
-		if st.Sticky && i == len(sets)-1 {
-			base = "canary-sticky"
-		}
-		if name := asString(rule["name"]); name != "" {
-			base += "-" + name
-		}
-		name := base
-		for n := 2; taken[name]; n++ {
-			name = fmt.Sprintf("%s-%d", base, n)
-		}
-		taken[name] = true
-		extra["name"] = name
-		st.AddedRoutes = append(st.AddedRoutes, name)
+		nameMatchItem(extra, rule, st, st.Sticky && i == len(sets)-1, taken)
 		out = append(out, extra)
 	}
 	return out, nil

@@ -92,20 +92,7 @@ func (b *istioBackend) matchRoutesBefore(vs *object, route map[string]interface{
 		if err != nil {
 			return nil, fmt.Errorf("cannot add the canary's match rules before %s in %s: %v", describeRoute(route), vs.ref(), err)
 		}
-		base := "canary-match"
-		if st.Sticky && i == len(rules)-1 {
-			base = "canary-sticky"
-		}
-		if name := asString(route["name"]); name != "" {
-			base += "-" + name
-		}
-		name := base
-		for n := 2; taken[name]; n++ {
-			name = fmt.Sprintf("%s-%d", base, n)
-		}
-		taken[name] = true
-		extra["name"] = name
-		st.AddedRoutes = append(st.AddedRoutes, name)
+		nameMatchItem(extra, route, st, st.Sticky && i == len(rules)-1, taken)
 		out = append(out, extra)
 	}
 	return out, nil

@@ -75,3 +75,23 @@ func placeMatchItems(items []interface{}, st *State, managed map[int]bool,
 	}
 	return out, movedTo, nil
 }
+
+// nameMatchItem names a match item added before the managed item it was
+// copied from (canary-match-NAME, canary-sticky-NAME for the sticky
+// cookie's), apart from the taken names, and records it as added on st.
+func nameMatchItem(extra, managed map[string]interface{}, st *State, sticky bool, taken map[string]bool) {
+	base := "canary-match"
+	if sticky {
+		base = "canary-sticky"
+	}
+	if name := asString(managed["name"]); name != "" {
+		base += "-" + name
+	}
+	name := base
+	for n := 2; taken[name]; n++ {
+		name = fmt.Sprintf("%s-%d", base, n)
+	}
+	taken[name] = true
+	extra["name"] = name
+	st.AddedRoutes = append(st.AddedRoutes, name)
+}
