@@ -47,11 +47,12 @@ check: ## the test command: lint, unit tests, end-to-end suite (CI adds dist and
 
 # Performance against kubectl on a local cluster (hack/bench/main.go says
 # what is measured); BENCH_ARGS go to the bench, e.g. -skip-big or -runs 21.
+# The cluster serves the Gateway API too, for the bench's HTTPRoute canary.
 .PHONY: bench
 BENCH_ARGS ?=
 
 bench: build ## plugin vs kubectl on a local cluster: table on stdout, JSON in .bench/
-	hack/cluster.sh run -- $(GO) run ./hack/bench -plugin bin/kubectl-canary -go $(GO) -out .bench $(BENCH_ARGS)
+	hack/cluster.sh run --gateway-api -- $(GO) run ./hack/bench -plugin bin/kubectl-canary -go $(GO) -out .bench $(BENCH_ARGS)
 
 # Release. dist/ and plugins/canary.yaml need a Krew version (vX.Y.Z): VERSION
 # when given on the command line or in the environment, else the v* tag at

@@ -138,6 +138,21 @@ func destinationRuleObject(ns, service string) *unstructured.Unstructured {
 // createService creates a Service, its v1 and v2 Deployments with status,
 // its VirtualService and its DestinationRule: 7 requests.
 func (c *clients) createService(ctx context.Context, ns, name string) error {
+	if err := c.createWorkload(ctx, ns, name); err != nil {
+		return err
+	}
+	if _, err := c.dyn.Resource(vsGVR).Namespace(ns).Create(ctx, virtualServiceObject(ns, name), metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create virtualservice %s/%s: %w", ns, name, err)
+	}
+	if _, err := c.dyn.Resource(drGVR).Namespace(ns).Create(ctx, destinationRuleObject(ns, name), metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create destinationrule %s/%s: %w", ns, name, err)
+	}
+	return nil
+}
+
+// createWorkload creates a Service and its v1 and v2 Deployments with
+// status, and no routing: 5 requests.
+func (c *clients) createWorkload(ctx context.Context, ns, name string) error {
 	if _, err := c.proto.CoreV1().Services(ns).Create(ctx, serviceObject(ns, name), metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("create service %s/%s: %w", ns, name, err)
 	}
@@ -149,12 +164,6 @@ func (c *clients) createService(ctx context.Context, ns, name string) error {
 		if _, err := c.proto.AppsV1().Deployments(ns).Patch(ctx, d.Name, types.MergePatchType, []byte(availableStatus), metav1.PatchOptions{}, "status"); err != nil {
 			return fmt.Errorf("patch status of deployment %s/%s: %w", ns, d.Name, err)
 		}
-	}
-	if _, err := c.dyn.Resource(vsGVR).Namespace(ns).Create(ctx, virtualServiceObject(ns, name), metav1.CreateOptions{}); err != nil {
-		return fmt.Errorf("create virtualservice %s/%s: %w", ns, name, err)
-	}
-	if _, err := c.dyn.Resource(drGVR).Namespace(ns).Create(ctx, destinationRuleObject(ns, name), metav1.CreateOptions{}); err != nil {
-		return fmt.Errorf("create destinationrule %s/%s: %w", ns, name, err)
 	}
 	return nil
 }
@@ -202,25 +211,29 @@ func (c *clients) captureRouting(ctx context.Context, ns, name string) (*routing
 // restore writes the state's spec, labels and annotations over the live
 // objects, so every run starts from the same routing.
 func (c *clients) restore(ctx context.Context, st *routingState) error {
-	for _, item := range []struct {
-		gvr  schema.GroupVersionResource
-		want *unstructured.Unstructured
-	}{{drGVR, st.dr}, {vsGVR, st.vs}} {
-		client := c.dyn.Resource(item.gvr).Namespace(st.ns)
-		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			live, err := client.Get(ctx, st.name, metav1.GetOptions{})
-			if err != nil {
-				return err
-			}
-			live.Object["spec"] = runtime.DeepCopyJSONValue(item.want.Object["spec"])
-			live.SetAnnotations(item.want.GetAnnotations())
-			live.SetLabels(item.want.GetLabels())
-			_, err = client.Update(ctx, live, metav1.UpdateOptions{})
-			return err
-		})
+	if err := c.restoreObject(ctx, drGVR, st.dr); err != nil {
+		return err
+	}
+	return c.restoreObject(ctx, vsGVR, st.vs)
+}
+
+// restoreObject writes want's spec, labels and annotations over the live
+// object of that name.
+func (c *clients) restoreObject(ctx context.Context, gvr schema.GroupVersionResource, want *unstructured.Unstructured) error {
+	client := c.dyn.Resource(gvr).Namespace(want.GetNamespace())
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		live, err := client.Get(ctx, want.GetName(), metav1.GetOptions{})
 		if err != nil {
-			return fmt.Errorf("restore %s %s/%s: %w", item.gvr.Resource, st.ns, st.name, err)
+			return err
 		}
+		live.Object["spec"] = runtime.DeepCopyJSONValue(want.Object["spec"])
+		live.SetAnnotations(want.GetAnnotations())
+		live.SetLabels(want.GetLabels())
+		_, err = client.Update(ctx, live, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("restore %s %s/%s: %w", gvr.Resource, want.GetNamespace(), want.GetName(), err)
 	}
 	return nil
 }
@@ -299,9 +312,12 @@ type objectCounts struct {
 	Deployments      int `json:"deployments"`
 	VirtualServices  int `json:"virtualServices"`
 	DestinationRules int `json:"destinationRules"`
+	// Routes are the Gateway API routes by resource (httproutes), one
+	// entry for each kind served.
+	Routes map[string]int `json:"gatewayAPIRoutes,omitempty"`
 }
 
-func (c *clients) count(ctx context.Context) (objectCounts, error) {
+func (c *clients) count(ctx context.Context, routes []schema.GroupVersionResource) (objectCounts, error) {
 	var oc objectCounts
 	countList := func(list func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error)) (int, error) {
 		n := 0
@@ -333,6 +349,18 @@ func (c *clients) count(ctx context.Context) (objectCounts, error) {
 		return c.dyn.Resource(drGVR).List(ctx, o)
 	}); err != nil {
 		return oc, err
+	}
+	for _, gvr := range routes {
+		n, err := countList(func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return c.dyn.Resource(gvr).List(ctx, o)
+		})
+		if err != nil {
+			return oc, err
+		}
+		if oc.Routes == nil {
+			oc.Routes = map[string]int{}
+		}
+		oc.Routes[gvr.Resource] = n
 	}
 	return oc, nil
 }

@@ -3,13 +3,15 @@
 // the plugin. `make bench` builds the plugin and runs it inside a cluster of
 // hack/cluster.sh:
 //
-//	hack/cluster.sh run -- go run ./hack/bench -plugin bin/kubectl-canary -out .bench
+//	hack/cluster.sh run --gateway-api -- go run ./hack/bench -plugin bin/kubectl-canary -out .bench
 //
 // It reads the cluster's variables: CANARY_E2E_KUBECONFIG (admin),
 // CANARY_E2E_KUBECTL, CANARY_E2E_SERVER and CANARY_E2E_AUDIT_LOG (level
 // Metadata: verb, URI and user agent of every request).
 //
-// Per command (start, weight, abort, promote, status SERVICE, status -A) it
+// Per command (start, weight, abort, promote, status SERVICE, status -A,
+// and weight on a canary of the Kubernetes Gateway API: an HTTPRoute, which
+// needs the cluster to serve the Gateway API, as make bench's does) it
 // reports the wall time (median of -runs runs, each process started fresh
 // with a warm discovery cache (--cache-dir), which an untimed first run
 // fills), the API requests by verb and resource (counted from the audit
@@ -20,8 +22,11 @@
 // -services Services (each with 2 Deployments, a VirtualService and a
 // DestinationRule). It also reports the start time of `version` and
 // `--help`, the binary size, and the routing core's Go benchmarks, checks
-// the targets of issue 8, prints a table on stdout and writes the figures as
-// JSON to OUT/bench-<time>.json and OUT/latest.json. Progress goes to stderr.
+// the targets of issues 8, 15 and 17, prints a table on stdout and writes
+// the figures as JSON to OUT/bench-<time>.json and OUT/latest.json. Progress
+// goes to stderr. The cluster serves Istio's and the Gateway API's CRDs
+// (--gateway-api), so every command sees the Gateway API served, as in a
+// cluster that installed it.
 package main
 
 import (
@@ -40,7 +45,9 @@ import (
 	"syscall"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
@@ -118,6 +125,10 @@ type bench struct {
 	// initial is fresh's routing before any canary; running is run's
 	// routing with the canary at 10 %.
 	initial, running *routingState
+	// routes are the Gateway API route kinds the cluster serves;
+	// gatewayRunning is gwapi's HTTPRoute with the canary at 10 %.
+	routes         []schema.GroupVersionResource
+	gatewayRunning *unstructured.Unstructured
 }
 
 func logf(format string, args ...interface{}) {
@@ -185,11 +196,12 @@ func run(ctx context.Context, cfg config, stdout io.Writer) error {
 	if err := b.setup(ctx); err != nil {
 		return err
 	}
+	rep.GatewayAPIRoutes = resourcesOf(b.routes)
 	logf("start-up of version and --help (%d runs each)", cfg.startupRuns)
 	if rep.Startup, err = b.startups(ctx); err != nil {
 		return err
 	}
-	small, err := b.scale(ctx, "small", 1)
+	small, err := b.scale(ctx, "small", 2)
 	if err != nil {
 		return err
 	}
@@ -214,7 +226,7 @@ func run(ctx context.Context, cfg config, stdout io.Writer) error {
 		if err := b.startCanaries(ctx); err != nil {
 			return err
 		}
-		big, err := b.scale(ctx, "big", 1+cfg.canaries)
+		big, err := b.scale(ctx, "big", 2+cfg.canaries)
 		if err != nil {
 			return err
 		}
@@ -270,7 +282,8 @@ func (b *bench) kubectlArgv(ep endpoint, args ...string) []string {
 }
 
 // setup creates namespace bench with Services fresh and run, starts the
-// canary of run with the plugin, and warms the discovery caches of both
+// canary of run with the plugin, does the same on the Gateway API for
+// Service gwapi (setupGatewayAPI), and warms the discovery caches of both
 // programs for both endpoints.
 func (b *bench) setup(ctx context.Context) error {
 	cl := b.clients
@@ -300,7 +313,10 @@ func (b *bench) setup(ctx context.Context) error {
 	if b.running, err = cl.captureRouting(ctx, benchNS, runSvc); err != nil {
 		return err
 	}
-	return expectWeights(b.running.vs, map[string]int64{"v1": 90, "v2": 10})
+	if err := expectWeights(b.running.vs, map[string]int64{"v1": 90, "v2": 10}); err != nil {
+		return err
+	}
+	return b.setupGatewayAPI(ctx)
 }
 
 // startCanaries starts the plugin on -canaries Services of the big cluster,
@@ -342,6 +358,8 @@ func (b *bench) cases() []cmdCase {
 	cl := b.clients
 	resetFresh := func(ctx context.Context) error { return cl.restore(ctx, b.initial) }
 	resetRun := func(ctx context.Context) error { return cl.restore(ctx, b.running) }
+	httpRouteGVR, _ := gvrOf(b.routes, httpRoutes)
+	resetGateway := func(ctx context.Context) error { return cl.restoreObject(ctx, httpRouteGVR, b.gatewayRunning) }
 	plugin := func(args ...string) func(endpoint) [][]string {
 		return func(ep endpoint) [][]string { return [][]string{b.pluginArgv(ep, args...)} }
 	}
@@ -369,6 +387,16 @@ func (b *bench) cases() []cmdCase {
 			return expectWeights(st.vs, want)
 		}
 	}
+	backendWeightsOf := func(want map[string]int64) func(context.Context) error {
+		return func(ctx context.Context) error {
+			route, err := cl.dyn.Resource(httpRouteGVR).Namespace(benchNS).Get(ctx, gatewaySvc, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			return expectBackendWeights(route, want)
+		}
+	}
+	gatewayHalf := map[string]int64{gatewayStableSvc: 50, gatewayCanarySvc: 50}
 	startDone := func(ctx context.Context) error {
 		st, err := cl.captureRouting(ctx, benchNS, freshSvc)
 		if err != nil {
@@ -408,6 +436,13 @@ func (b *bench) cases() []cmdCase {
 		plugin:       viaKubectl("-n", benchNS, "weight", runSvc, "50"),
 		kubectl:      kubectl(patchVS(runSvc, reweigh(runRoute, map[string]int64{"v1": 50, "v2": 50}))),
 		verifyPlugin: weightsOf(runSvc, map[string]int64{"v1": 50, "v2": 50}), verifyKubectl: weightsOf(runSvc, map[string]int64{"v1": 50, "v2": 50}),
+	}, {
+		name:         gatewayCaseName,
+		equivalent:   "kubectl patch httproute --type json (backendRefs' weights 50/50)",
+		reset:        resetGateway,
+		plugin:       plugin("-n", benchNS, "weight", gatewaySvc, "50"),
+		kubectl:      kubectl([]string{"-n", benchNS, "patch", "httproute", gatewaySvc, "--type", "json", "-p", backendWeightPatch(b.gatewayRunning, gatewayHalf)}),
+		verifyPlugin: backendWeightsOf(gatewayHalf), verifyKubectl: backendWeightsOf(gatewayHalf),
 	}, {
 		name:         "abort",
 		equivalent:   "kubectl patch virtualservice --type json (route 100% v1)",
@@ -498,7 +533,7 @@ type scaleResult struct {
 func (b *bench) scale(ctx context.Context, name string, canaries int) (scaleResult, error) {
 	res := scaleResult{Name: name, Canaries: canaries}
 	var err error
-	if res.Objects, err = b.clients.count(ctx); err != nil {
+	if res.Objects, err = b.clients.count(ctx, b.routes); err != nil {
 		return res, err
 	}
 	for _, c := range b.cases() {

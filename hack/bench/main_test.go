@@ -2,7 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 func event(t *testing.T, line string) auditEvent {
@@ -166,5 +169,127 @@ func TestServerMS(t *testing.T) {
 	got := serverMS([]auditEvent{e, e})
 	if v := got["get services"]; v < 4.99 || v > 5.01 {
 		t.Errorf("serverMS = %v, want 5 ms for two requests of 2.5 ms", got)
+	}
+}
+
+func TestGatewayWeightBudget(t *testing.T) {
+	kinds := []string{"httproutes", "grpcroutes", "tcproutes", "tlsroutes"}
+	const route = "httproutes bench/gwapi"
+	side := func(extra map[string]int, writes map[string]int) sideResult {
+		s := sideResult{Requests: map[string]int{
+			"get services": 1, "list deployments": 1, "list virtualservices": 1, "list destinationrules": 1,
+			"list httproutes": 1, "list grpcroutes": 1, "list tcproutes": 1, "list tlsroutes": 1, "list services": 1,
+			"update httproutes": 1,
+		}, ObjectWrites: map[string]int{route: 1}}
+		for k, n := range extra {
+			if n == 0 {
+				delete(s.Requests, k)
+			} else {
+				s.Requests[k] = n
+			}
+		}
+		if writes != nil {
+			s.ObjectWrites = writes
+		}
+		s.RequestTotal = total(s.Requests)
+		return s
+	}
+	for _, tc := range []struct {
+		name   string
+		side   sideResult
+		kinds  []string
+		met    bool
+		detail string
+	}{
+		{"9 reads and the update", side(nil, nil), kinds, true, "10 requests: 9 reads (goal 9, with 4 route kinds served: httproutes, grpcroutes, tcproutes, tlsroutes), 1 writes (goal: 1 update of httproutes bench/gwapi), 0 reads of the route's status after it"},
+		{"the status read after the write", side(map[string]int{"get httproutes": 1}, nil), kinds, true, "1 reads of the route's status after it"},
+		{"two status reads", side(map[string]int{"get httproutes": 2}, nil), kinds, false, "over the goal: get httproutes 2 times (goal 1)"},
+		{"the Service read twice", side(map[string]int{"get services": 2}, nil), kinds, false, "over the goal: get services 2 times (goal 1)"},
+		{"a route kind not served is not listed", side(map[string]int{"list tlsroutes": 0}, nil), kinds[:3], true, "9 requests: 8 reads (goal 8, with 3 route kinds served"},
+		{"a route kind not served, listed", side(nil, nil), kinds[:3], false, "outside the goal: list tlsroutes 1"},
+		{"a read the goal allows, not made", side(map[string]int{"list tlsroutes": 0}, nil), kinds, true, "allowed but not made: list tlsroutes"},
+		{"routes listed in all namespaces", side(map[string]int{"list httproutes": 0, "list httproutes (all namespaces)": 1}, nil), kinds, false, "outside the goal: list httproutes (all namespaces) 1"},
+		{"discovery", side(map[string]int{"get /apis": 1}, nil), kinds, false, "outside the goal: get /apis 1"},
+		{"a dry run first", side(map[string]int{"update httproutes (server dry run)": 1}, nil), kinds, false, "outside the goal: update httproutes (server dry run) 1"},
+		{"a permission review", side(map[string]int{"create selfsubjectaccessreviews": 1}, nil), kinds, false, "outside the goal: create selfsubjectaccessreviews 1"},
+		{"a Service written too", side(map[string]int{"update services": 1}, map[string]int{route: 1, "services bench/gwapi-v2": 1}), kinds, false, "outside the goal: a write to services bench/gwapi-v2, update services 1"},
+		{"the route written twice", side(map[string]int{"update httproutes": 2}, map[string]int{route: 2}), kinds, false, "the route was not updated exactly once; over the goal: update httproutes 2 times (goal 1)"},
+		{"no write", side(map[string]int{"update httproutes": 0}, map[string]int{}), kinds, false, "0 writes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tg := gatewayWeightBudget("weight (Gateway API)", tc.side, tc.kinds, route)
+			if tg.Met != tc.met {
+				t.Errorf("met = %v, want %v: %s", tg.Met, tc.met, tg.Detail)
+			}
+			if !strings.Contains(tg.Detail, tc.detail) {
+				t.Errorf("detail %q does not say %q", tg.Detail, tc.detail)
+			}
+		})
+	}
+}
+
+func TestEvaluateHoldsTheGatewayAPICase(t *testing.T) {
+	c := commandResult{Name: gatewayCaseName, Plugin: sideResult{
+		Requests:     map[string]int{"get services": 2, "list deployments": 1, "list virtualservices": 1, "list destinationrules": 1, "list httproutes": 1, "list services": 1, "update httproutes": 1},
+		ObjectWrites: map[string]int{"httproutes bench/gwapi": 1},
+	}}
+	r := &report{GatewayAPIRoutes: []string{"httproutes"}, Scales: []scaleResult{{Name: "small", Commands: []commandResult{c}}}}
+	var found bool
+	for _, tg := range evaluate(r) {
+		if strings.HasPrefix(tg.Target, "weight (Gateway API) (small cluster): one read per kind") {
+			found = true
+			if tg.Met {
+				t.Errorf("a second read of the Service met the goal: %+v", tg)
+			}
+		}
+	}
+	if !found {
+		t.Error("evaluate has no goal for the Gateway API case")
+	}
+}
+
+func TestBackendWeights(t *testing.T) {
+	route := &unstructured.Unstructured{Object: map[string]interface{}{
+		"kind": "HTTPRoute", "metadata": map[string]interface{}{"name": "gwapi", "namespace": "bench"},
+		"spec": map[string]interface{}{
+			"parentRefs": []interface{}{map[string]interface{}{"group": "", "kind": "Service", "name": "gwapi", "port": int64(9080)}},
+			"rules": []interface{}{
+				map[string]interface{}{"backendRefs": []interface{}{
+					map[string]interface{}{"name": "gwapi-v1", "port": int64(9080), "weight": int64(90)},
+					map[string]interface{}{"name": "gwapi-v2", "port": int64(9080)},
+				}},
+				map[string]interface{}{"filters": []interface{}{}},
+			},
+		},
+	}}
+	if !hasServiceParent(route, "gwapi") || hasServiceParent(route, "other") {
+		t.Error("hasServiceParent: want the parentRef to Service gwapi, and only it")
+	}
+	if err := expectBackendWeights(route, map[string]int64{"gwapi-v1": 90, "gwapi-v2": 1}); err != nil {
+		t.Error(err)
+	}
+	if err := expectBackendWeights(route, map[string]int64{"gwapi-v1": 50, "gwapi-v2": 50}); err == nil {
+		t.Error("90/1 passed for 50/50")
+	}
+	got := backendWeightPatch(route, map[string]int64{"gwapi-v1": 50, "gwapi-v2": 50})
+	want := `[{"op":"replace","path":"/spec/rules/0/backendRefs/0/weight","value":50},{"op":"add","path":"/spec/rules/0/backendRefs/1/weight","value":50}]`
+	if got != want {
+		t.Errorf("backendWeightPatch = %s, want %s", got, want)
+	}
+}
+
+func TestStatusListTargetCountsRouteLists(t *testing.T) {
+	sc := &scaleResult{Name: "big", Objects: objectCounts{Services: 2003, Deployments: 4004, VirtualServices: 2002, DestinationRules: 2002,
+		Routes: map[string]int{"httproutes": 1, "grpcroutes": 0, "tcproutes": 0, "tlsroutes": 0}}}
+	c := &commandResult{Plugin: sideResult{Requests: map[string]int{
+		"list services (all namespaces)": 5, "list deployments (all namespaces)": 9, "list virtualservices (all namespaces)": 5, "list destinationrules (all namespaces)": 5,
+		"list httproutes (all namespaces)": 1, "list grpcroutes (all namespaces)": 1, "list tcproutes (all namespaces)": 1, "list tlsroutes (all namespaces)": 1,
+	}}}
+	if tg := statusListTarget(&report{}, sc, c); !tg.Met || !strings.Contains(tg.Detail, "28 LIST requests") || !strings.Contains(tg.Detail, "1 Gateway API routes of 4 kinds: 28 expected") {
+		t.Errorf("one page per route kind is within the target: %+v", tg)
+	}
+	c.Plugin.Requests["list httproutes (all namespaces)"] = 2
+	if tg := statusListTarget(&report{}, sc, c); tg.Met {
+		t.Errorf("two pages of one route are over the target: %+v", tg)
 	}
 }
