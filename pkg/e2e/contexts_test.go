@@ -314,19 +314,7 @@ func TestContextsAnalyzeEveryClusterTheWorstWins(t *testing.T) {
 		waitForSeries(t, prom, ns)
 	}
 	args := []string{"analyze", "reviews", "-n", ns, "--contexts", "east,west", "--prometheus-namespace", ns, "--window", "5s", "--min-requests", "5"}
-	deadline := time.Now().Add(45 * time.Second)
-	for {
-		r = m.canary(t, m.kubeconfig, args...)
-		if strings.Contains(r.stdout, "[east] verdict: pass") && strings.Contains(r.stdout, "[west] verdict: fail") || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(time.Second)
-	}
-	require.Error(t, r.err, "%s", r)
-	assert.Equal(t, 1, exitCode(r), "fail is the worst verdict: %s", r)
-	assert.Contains(t, r.stdout, "[east] verdict: pass")
-	assert.Contains(t, r.stdout, "[west] verdict: fail")
-	assert.Contains(t, r.stderr, ns+"/reviews in cluster west")
+	m.analyzeUntilEastPassesWestFails(t, ns, args)
 	r = m.canary(t, m.kubeconfig, append(args, "-o", "json")...)
 	assert.Contains(t, r.stdout, `"worstCluster": "west"`)
 }
@@ -446,19 +434,7 @@ spec:
 	}
 	waitForSeries(t, prom, ns)
 	args := []string{"analyze", "reviews", "-n", ns, "--contexts", "east,west", "--prometheus-url", prom, "--window", "5s", "--min-requests", "5"}
-	deadline := time.Now().Add(45 * time.Second)
-	for {
-		r = m.canary(t, m.kubeconfig, args...)
-		if strings.Contains(r.stdout, "[east] verdict: pass") && strings.Contains(r.stdout, "[west] verdict: fail") || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(time.Second)
-	}
-	require.Error(t, r.err, "%s", r)
-	assert.Equal(t, 1, exitCode(r), "%s", r)
-	assert.Contains(t, r.stdout, "[east] verdict: pass")
-	assert.Contains(t, r.stdout, "[west] verdict: fail")
-	assert.Contains(t, r.stderr, ns+"/reviews in cluster west")
+	m.analyzeUntilEastPassesWestFails(t, ns, args)
 }
 
 // --wait with --contexts waits for each cluster's own istiod: after every
@@ -496,4 +472,25 @@ func TestContextsWaitForEveryClustersIstiod(t *testing.T) {
 			assert.Equal(t, step.want, split(last(now(t, proxies[name], "9080", host).Routes)), "%s after %s", name, step.args)
 		}
 	}
+}
+
+// analyzeUntilEastPassesWestFails runs analyze (args) until Prometheus has
+// enough of the traffic for east to pass and west to fail, and checks that
+// the command then fails with west, the worst, named.
+func (m *meshClusters) analyzeUntilEastPassesWestFails(t *testing.T, ns string, args []string) {
+	t.Helper()
+	var r result
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		r = m.canary(t, m.kubeconfig, args...)
+		if strings.Contains(r.stdout, "[east] verdict: pass") && strings.Contains(r.stdout, "[west] verdict: fail") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	require.Error(t, r.err, "%s", r)
+	assert.Equal(t, 1, exitCode(r), "fail is the worst verdict: %s", r)
+	assert.Contains(t, r.stdout, "[east] verdict: pass")
+	assert.Contains(t, r.stdout, "[west] verdict: fail")
+	assert.Contains(t, r.stderr, ns+"/reviews in cluster west")
 }
