@@ -4,47 +4,23 @@ package routing
 // missing, then splits each route's managed rules at the new weight.
 func (b *gatewayAPIBackend) setCanaryWeight(active *State) (*State, error) {
 	b.restoreServices(active)
-	var first *State
-	for _, route := range b.routes {
-		st := b.progressingState(route)
-		if st == nil {
-			continue
-		}
+	return b.editProgressing(b.routes, func(route *object, st *State) error {
 		if err := b.splitRules(route, st.Routes, targetsOf(st), int64(b.intent.Weight)); err != nil {
-			return nil, err
+			return err
 		}
 		st.Weight = b.intent.Weight
 		if b.intent.Mirror != nil {
 			st.Mirror = *b.intent.Mirror
 		}
-		if err := b.shapeExtras(route, st); err != nil {
-			return nil, err
-		}
-		b.setState(route, st)
-		if first == nil {
-			first = st
-		}
-	}
-	return first, nil
+		return b.shapeExtras(route, st)
+	})
 }
 
 // setCanaryMatches replaces the match rules of each route that carries
 // the canary.
 func (b *gatewayAPIBackend) setCanaryMatches() (*State, error) {
-	var first *State
-	for _, route := range b.routes {
-		st := b.progressingState(route)
-		if st == nil {
-			continue
-		}
+	return b.editProgressing(b.routes, func(route *object, st *State) error {
 		st.Matches = b.intent.Matches
-		if err := b.shapeExtras(route, st); err != nil {
-			return nil, err
-		}
-		b.setState(route, st)
-		if first == nil {
-			first = st
-		}
-	}
-	return first, nil
+		return b.shapeExtras(route, st)
+	})
 }

@@ -11,49 +11,25 @@ func (b *istioBackend) setCanaryWeight(active *State) (*State, error) {
 	if err := b.restoreSubsets(active); err != nil {
 		return nil, err
 	}
-	var first *State
-	for _, vs := range b.vss {
-		st := b.progressingState(vs)
-		if st == nil {
-			continue
-		}
+	return b.editProgressing(b.vss, func(vs *object, st *State) error {
 		if err := splitRoutes(vs, st.Routes, st.StableSubset, st.CanarySubset, int64(b.intent.Weight)); err != nil {
-			return nil, err
+			return err
 		}
 		st.Weight = b.intent.Weight
 		if b.intent.Mirror != nil {
 			st.Mirror = *b.intent.Mirror
 		}
-		if err := b.shapeExtras(vs, st); err != nil {
-			return nil, err
-		}
-		b.setState(vs, st)
-		if first == nil {
-			first = st
-		}
-	}
-	return first, nil
+		return b.shapeExtras(vs, st)
+	})
 }
 
 // setCanaryMatches replaces the match routes of each VirtualService that
 // carries the canary.
 func (b *istioBackend) setCanaryMatches() (*State, error) {
-	var first *State
-	for _, vs := range b.vss {
-		st := b.progressingState(vs)
-		if st == nil {
-			continue
-		}
+	return b.editProgressing(b.vss, func(vs *object, st *State) error {
 		st.Matches = b.intent.Matches
-		if err := b.shapeExtras(vs, st); err != nil {
-			return nil, err
-		}
-		b.setState(vs, st)
-		if first == nil {
-			first = st
-		}
-	}
-	return first, nil
+		return b.shapeExtras(vs, st)
+	})
 }
 
 // restoreSubsets puts back the stable and canary subsets if someone removed

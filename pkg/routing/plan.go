@@ -413,3 +413,24 @@ func listOrNone(names []string) string {
 func sameObject(a, b interface{}) bool {
 	return equality.Semantic.DeepEqual(a, b)
 }
+
+// editProgressing edits each object that records the canary in progress,
+// records the edited state on it, and returns the first object's state
+// (nil when none records it): how weight and route change a running canary.
+func (p *planner) editProgressing(objects []*object, edit func(o *object, st *State) error) (*State, error) {
+	var first *State
+	for _, o := range objects {
+		st := p.progressingState(o)
+		if st == nil {
+			continue
+		}
+		if err := edit(o, st); err != nil {
+			return nil, err
+		}
+		p.setState(o, st)
+		if first == nil {
+			first = st
+		}
+	}
+	return first, nil
+}
