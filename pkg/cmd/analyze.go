@@ -30,7 +30,7 @@ type prometheusFlags struct {
 
 func (f *prometheusFlags) addFlags(fl *pflag.FlagSet) {
 	fl.StringVar(&f.prometheusURL, "prometheus-url", "", "Prometheus to query, e.g. http://127.0.0.1:9090. Default: Istio's Prometheus through the API server's service proxy (--prometheus-namespace, --prometheus-service, --prometheus-port), with the kubeconfig's credentials.")
-	fl.StringVar(&f.prometheusNamespace, "prometheus-namespace", "istio-system", "Namespace of the Prometheus Service reached through the API server's proxy.")
+	fl.StringVar(&f.prometheusNamespace, "prometheus-namespace", istioNamespace, "Namespace of the Prometheus Service reached through the API server's proxy.")
 	fl.StringVar(&f.prometheusService, "prometheus-service", "prometheus", "Name of the Prometheus Service reached through the API server's proxy.")
 	fl.IntVar(&f.prometheusPort, "prometheus-port", 9090, "Port of the Prometheus Service reached through the API server's proxy.")
 }

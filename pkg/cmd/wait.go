@@ -24,7 +24,7 @@ func (w *waitFlags) addFlags(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.BoolVar(&w.enabled, "wait", false, "After writing, wait until istiod reports that the proxies calling the Service (sidecars, and ingress gateways for gateway routes) have acknowledged the new routing. Reads the sync status of every istiod replica through the API server's proxy (--istiod-namespace, --istiod-service, --istiod-port).")
 	fl.DurationVar(&w.timeout, "wait-timeout", time.Minute, "How long --wait waits for the proxies; the change stays written when it runs out.")
-	fl.StringVar(&w.namespace, "istiod-namespace", "istio-system", "Namespace of istiod's Service, for --wait.")
+	fl.StringVar(&w.namespace, "istiod-namespace", istioNamespace, "Namespace of istiod's Service, for --wait.")
 	fl.StringVar(&w.service, "istiod-service", "istiod", "Name of istiod's Service, for --wait.")
 	fl.IntVar(&w.port, "istiod-port", 15014, "Port of istiod's Service that serves /debug/syncz (its monitoring port), for --wait.")
 	fl.StringVar(&w.via, "istiod-via", canary.ViaAuto, `How --wait reaches istiod: "proxy" (the API server's service or pod proxy), "port-forward" (the API server's port forwarding to each replica's pod, which istiod answers when it turns proxied requests away, as it does since Istio 1.11 unless they come with an Istio token), or "auto" (the proxy, then port-forward if istiod refuses).`)
