@@ -181,14 +181,17 @@ func queryFor(req Request) Query {
 
 // preflight runs the checks before a change is written: errors stop the
 // change unless forced, warnings are passed on. Abort is the way back and
-// is never stopped; a plan that writes nothing needs no check.
+// is never stopped; a plan that writes nothing needs no check. The canary's
+// readiness is checked only when the change raises its share: lowering the
+// exposure of a failing canary is what an incident needs.
 func (e *Engine) preflight(snap *routing.Snapshot, plan *routing.Plan, req Request) error {
 	if req.Intent.Action == routing.ActionAbort || !plan.Changed() {
 		return nil
 	}
-	st := plan.State
-	idle := st.Weight == 0 && len(st.Matches) == 0 && st.Mirror == 0 && !st.Sticky && req.Intent.Action != routing.ActionPromote
-	findings := routing.Check(*snap, req.Intent, routing.CheckOptions{MinAvailable: req.MinAvailable, IdleCanary: idle})
+	// Compute read the same record without an error.
+	before, _ := routing.RunningCanary(*snap, req.Service)
+	notRaising := !routing.RaisesCanaryShare(before, plan.State)
+	findings := routing.Check(*snap, req.Intent, routing.CheckOptions{MinAvailable: req.MinAvailable, IdleCanary: notRaising})
 	var stopping []routing.Finding
 	for _, f := range findings {
 		if f.Severity == routing.SeverityError && !req.Force {

@@ -239,3 +239,30 @@ func TestEngineAuthorisesBeforeTheFirstOfSeveralWrites(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "after VirtualService shop/reviews was written")
 }
+
+// With the canary unready, a change that lowers its share goes through
+// (the way out of an incident); one that raises it is refused unless
+// forced, naming the canary's Deployment.
+func TestEnginePreflightGatesOnlyIncreases(t *testing.T) {
+	store := newMemoryStore(t, "no-istio")
+	engine := &Engine{Store: store}
+	_, err := engine.Change(context.Background(), start(store, 30))
+	require.NoError(t, err)
+	store.deploys[1].Status.AvailableReplicas = 0 // the canary falls ill
+	change := func(action routing.Action, weight int, force bool) error {
+		req := start(store, weight)
+		req.Intent.Action, req.Force = action, force
+		_, err := engine.Change(context.Background(), req)
+		return err
+	}
+	require.NoError(t, change(routing.ActionWeight, 10, false), "weight down")
+	require.NoError(t, change(routing.ActionWeight, 10, false), "weight unchanged")
+	err = change(routing.ActionWeight, 20, false)
+	var preflight *PreflightError
+	require.ErrorAs(t, err, &preflight, "weight up")
+	assert.Contains(t, err.Error(), "Deployment shop/reviews-v2: canary version=v2 has 0 available replica(s)")
+	require.NoError(t, change(routing.ActionWeight, 0, false), "weight 0")
+	require.ErrorAs(t, change(routing.ActionPromote, 0, false), &preflight, "promote")
+	require.NoError(t, change(routing.ActionWeight, 20, true), "weight up, forced")
+	require.NoError(t, change(routing.ActionAbort, 0, false), "abort")
+}

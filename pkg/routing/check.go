@@ -41,8 +41,9 @@ type CheckOptions struct {
 	// MinAvailable is the fewest available canary replicas that may take
 	// traffic; below it (and always at zero) the check reports an error.
 	MinAvailable int32
-	// IdleCanary skips the canary's readiness: it is about to get no traffic
-	// (weight 0 with no match rule, mirror or stickiness).
+	// IdleCanary skips the canary's readiness: the change gets it no more
+	// traffic than it has now (RaisesCanaryShare is false), so a canary
+	// that is not ready only gets less of it.
 	IdleCanary bool
 }
 
