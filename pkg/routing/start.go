@@ -109,14 +109,33 @@ func (p *planner) chooseCanary(versions *Versions, stable string) (string, error
 		}
 		return canary, nil
 	}
+	// The version a promote just retired is still deployed until someone
+	// scales it down; canarying it again is a choice to make by name.
+	promoted := p.lastPromoted(versions)
 	var others []string
 	for _, v := range versions.Values() {
-		if v != stable {
+		if v != stable && (promoted == nil || v != promoted.PromotedFrom) {
 			others = append(others, v)
 		}
+	}
+	if len(others) == 0 && promoted != nil {
+		return "", intentErrorf("%s=%s of service %s/%s was promoted at %s, replacing %s=%s, which is still deployed and the only other version; start does not canary a retired version unasked: to canary %s=%s again, pass {Canary} %s, or deploy the new version to canary", versions.Label, promoted.Stable, p.svc.namespace, p.svc.name, promoted.UpdatedAt.UTC().Format(time.RFC3339), versions.Label, promoted.PromotedFrom, versions.Label, promoted.PromotedFrom, promoted.PromotedFrom)
 	}
 	if len(others) > 1 {
 		return "", intentErrorf("service %s/%s has several versions besides stable %s=%s: %s; pass {Canary} with one of them", p.svc.namespace, p.svc.name, versions.Label, stable, strings.Join(others, ", "))
 	}
 	return others[0], nil
+}
+
+// lastPromoted is the Service's last canary when it was promoted, with the
+// version it retired still deployed; nil otherwise. The routing objects
+// record the last canary only, so a promoted record is the latest event.
+func (p *planner) lastPromoted(versions *Versions) *State {
+	states, _ := p.states()
+	for _, st := range states {
+		if st.Phase == PhasePromoted && st.PromotedFrom != "" && st.VersionLabel == versions.Label && versions.ByName[st.PromotedFrom] != nil {
+			return st
+		}
+	}
+	return nil
 }
