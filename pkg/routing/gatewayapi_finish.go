@@ -35,6 +35,12 @@ func (b *gatewayAPIBackend) endCanary(phase Phase) (*State, error) {
 // managed rules' traffic to the version phase keeps and drops the extras.
 func (b *gatewayAPIBackend) finishRules(route *object, st *State, phase Phase) error {
 	restored, err := st.preStartSpec()
+	if phase == PhaseAborted && err == nil && restored != nil && revertedByOthers(route, restored, st) {
+		b.warnings = append(b.warnings, fmt.Sprintf("%s was set back to its pre-start spec by someone else while the canary ran; it keeps that spec, whose managed rules send all their traffic to stable %s", route.ref(), st.StableSubset))
+		route.desired.Object["spec"] = restored
+		closeState(st, phase)
+		return nil
+	}
 	if phase == PhaseAborted && err == nil && restored != nil && specHash(route.liveSpec()) == st.SpecHash {
 		route.desired.Object["spec"] = restored
 		closeState(st, phase)

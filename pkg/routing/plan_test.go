@@ -273,7 +273,7 @@ func TestFlowsMatchGoldenFiles(t *testing.T) {
 		{"no-istio", "promote", []step{
 			{"start", start(10)}, {"start-again", start(10)}, {"weight-50", weight(50)},
 			{"promote", promote}, {"promote-again", promote},
-			{"next-start", Intent{Action: ActionStart, Weight: 20}},
+			{"next-start", Intent{Action: ActionStart, Weight: 20, Canary: "v1"}}, // the retired version, by name
 		}},
 		{"no-istio", "abort", []step{{"start", start(10)}, {"weight-0", weight(0)}, {"abort", abort}, {"abort-again", abort}}},
 		{"bookinfo-adopted", "abort", []step{
