@@ -189,7 +189,7 @@ func (e *Engine) preflight(snap *routing.Snapshot, plan *routing.Plan, req Reque
 		return nil
 	}
 	// Compute read the same record without an error.
-	before, _ := routing.RunningCanary(*snap, req.Service)
+	before, _ := routing.LiveCanary(*snap, req.Intent.ClusterDomain)
 	notRaising := !routing.RaisesCanaryShare(before, plan.State)
 	findings := routing.Check(*snap, req.Intent, routing.CheckOptions{MinAvailable: req.MinAvailable, IdleCanary: notRaising})
 	var stopping []routing.Finding

@@ -24,7 +24,10 @@ func newCmdAbort(g *globalOptions) *cobra.Command {
 			someone changed it meanwhile (then only the weights are reset, with a
 			warning). A VirtualService the plugin created is kept, pinned to
 			stable: deleting it would let the Service balance over every version's
-			pods again.`),
+			pods again. Where someone deleted the canary's VirtualService (or its
+			stable subset), abort creates it again, sending everything to stable,
+			and says so; where nothing records the canary any more, it says what
+			it could not do and exits non-zero.`),
 		Example: templates.Examples(`
 			# Roll reviews back to its stable version
 			kubectl canary abort reviews`),

@@ -6,8 +6,8 @@ package routing
 // down or to 0, abort, no match rules or narrower ones, less mirror, no
 // stickiness) must go through even, and above all, when the canary fails.
 //
-// before is the canary in progress as the routing objects record it before
-// the change (nil when none runs: the canary then gets nothing); after is
+// before is the canary in progress before the change, with its live share
+// (LiveCanary; nil when none runs: the canary then gets nothing); after is
 // the state the change's plan records.
 func RaisesCanaryShare(before *State, after State) bool {
 	switch after.Phase {
@@ -40,4 +40,93 @@ func RaisesCanaryShare(before *State, after State) bool {
 		}
 	}
 	return false
+}
+
+// LiveCanary is the canary in progress on the snapshot's Service
+// (RunningCanary; clusterDomain as Intent.ClusterDomain), its
+// Weight the canary's share as the live managed routes give it where they
+// can be read: the lowest over the routes, so that a change raising any of
+// them counts as raising. A managed route someone changed past recognition
+// is left out; with none left, the recorded weight stands.
+func LiveCanary(snap Snapshot, clusterDomain string) (*State, error) {
+	svc := snap.Service
+	p := newPlanner(snap, Intent{ClusterDomain: clusterDomain}, serviceRef{name: svc.Name, namespace: svc.Namespace, clusterDomain: clusterDomain})
+	st, err := p.activeState()
+	if err != nil || st == nil {
+		return st, err
+	}
+	if w, ok := p.backend.liveCanaryWeight(st); ok {
+		st.Weight = w
+	}
+	return st, nil
+}
+
+// lowestShare folds one managed route's split into the lowest so far.
+func lowestShare(lowest int, known bool, canary, total int64) (int, bool) {
+	if total <= 0 {
+		return lowest, known
+	}
+	share := int(canary * 100 / total)
+	if !known || share < lowest {
+		return share, true
+	}
+	return lowest, true
+}
+
+func (b *istioBackend) liveCanaryWeight(st *State) (int, bool) {
+	lowest, known := 0, false
+	for _, vs := range b.vss {
+		recorded := b.progressingState(vs)
+		if recorded == nil {
+			continue
+		}
+		finder := newRouteFinder(vs)
+		for _, ref := range recorded.Routes {
+			_, route, err := finder.findManaged(ref, st.StableSubset, st.CanarySubset)
+			if err != nil {
+				continue
+			}
+			dests := destinationsOf(route)
+			var canary, total int64
+			for _, raw := range dests {
+				d := asMap(raw)
+				w := destinationWeight(d, len(dests))
+				total += w
+				if destinationSubset(d) == st.CanarySubset && b.svc.isHost(destinationHost(d), vs.desired.GetNamespace()) {
+					canary += w
+				}
+			}
+			lowest, known = lowestShare(lowest, known, canary, total)
+		}
+	}
+	return lowest, known
+}
+
+func (b *gatewayAPIBackend) liveCanaryWeight(st *State) (int, bool) {
+	lowest, known := 0, false
+	t := targetsOf(st)
+	for _, route := range b.routes {
+		recorded := b.progressingState(route)
+		if recorded == nil {
+			continue
+		}
+		finder := newRouteFinder(route)
+		for _, ref := range recorded.Routes {
+			_, rule, err := b.findManagedRule(finder, ref, t)
+			if err != nil {
+				continue
+			}
+			var canary, total int64
+			for _, raw := range backendRefsOf(rule) {
+				ref := asMap(raw)
+				w := backendWeight(ref)
+				total += w
+				if b.names(route, ref, t.canary) {
+					canary += w
+				}
+			}
+			lowest, known = lowestShare(lowest, known, canary, total)
+		}
+	}
+	return lowest, known
 }

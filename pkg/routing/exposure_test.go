@@ -108,3 +108,52 @@ func TestStartAfterPromotePicksTheNewVersion(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "v3", plan.State.Canary)
 }
+
+// TestLiveCanaryReadsTheManagedRoutes: the share a change is compared with
+// is the live one; weights patched by hand below the recorded one make a
+// weight between them a raise.
+func TestLiveCanaryReadsTheManagedRoutes(t *testing.T) {
+	for name, c := range map[string]struct {
+		snap  func() *Snapshot
+		kind  string
+		patch func(route map[string]interface{})
+	}{
+		"istio": {func() *Snapshot { return loadSnapshot(t, "no-istio") }, "VirtualService", func(route map[string]interface{}) {
+			dests := destinationsOf(route)
+			asMap(dests[0])["weight"], asMap(dests[1])["weight"] = int64(95), int64(5)
+		}},
+		"gateway api": {func() *Snapshot { return loadGatewaySnapshot(t, "mesh-new") }, "HTTPRoute", func(rule map[string]interface{}) {
+			refs := backendRefsOf(rule)
+			asMap(refs[0])["weight"], asMap(refs[1])["weight"] = int64(95), int64(5)
+		}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			snap := c.snap()
+			plan, err := Compute(*snap, start(30))
+			require.NoError(t, err)
+			applyInStages(t, snap, plan)
+			live, err := LiveCanary(*snap, "")
+			require.NoError(t, err)
+			require.NotNil(t, live)
+			assert.Equal(t, 30, live.Weight)
+
+			obj := snap.object(c.kind, "reviews")
+			list := "http"
+			if c.kind == "HTTPRoute" {
+				list = gatewayRules
+			}
+			c.patch(asMap(asSlice(asMap(obj.Object["spec"])[list])[0]))
+			live, err = LiveCanary(*snap, "")
+			require.NoError(t, err)
+			assert.Equal(t, 5, live.Weight, "the hand-patched weight")
+			recorded, err := RunningCanary(*snap, "reviews")
+			require.NoError(t, err)
+			assert.Equal(t, 30, recorded.Weight)
+
+			plan, err = Compute(*snap, weight(10))
+			require.NoError(t, err)
+			assert.True(t, RaisesCanaryShare(live, plan.State), "10%% raises the live 5%%")
+			assert.False(t, RaisesCanaryShare(recorded, plan.State), "though not the recorded 30%%")
+		})
+	}
+}
