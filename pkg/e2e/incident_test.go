@@ -108,7 +108,10 @@ func TestAbortRecreatesTheDeletedVirtualService(t *testing.T) {
 	served(t, productpage, "9080", host, hasSplit(map[string]uint32{"v1": 70, "v2": 30}))
 
 	shared.kubectl(t, "", "delete", "virtualservice", "reviews", "-n", ns)
-	served(t, productpage, "9080", host, func(routes []xds.Route) bool { return len(split(last(routes))) == 0 })
+	// The Service's own cluster, every version's pods behind it.
+	served(t, productpage, "9080", host, func(routes []xds.Route) bool {
+		return fmt.Sprint(last(routes).Weights()) == fmt.Sprint(map[string]uint32{"outbound|9080||" + host: 100})
+	})
 
 	m.quiet(t)
 	out := shared.mustCanary(t, "abort", "reviews", "-n", ns, "--wait")
