@@ -91,9 +91,9 @@ func TestStartAfterPromoteDoesNotPickTheRetiredStable(t *testing.T) {
 	}
 }
 
-// With a third version deployed, the retired one is passed over and the
-// new one is the canary.
-func TestStartAfterPromotePicksTheNewVersion(t *testing.T) {
+// With a third version deployed beside the retired one, start does not
+// choose either: it lists both, saying which one the promote retired.
+func TestStartAfterPromoteDoesNotChooseBesideTheRetiredStable(t *testing.T) {
 	snap := loadSnapshot(t, "no-istio")
 	for _, intent := range []Intent{start(10), promote} {
 		plan, err := Compute(*snap, intent)
@@ -104,7 +104,17 @@ func TestStartAfterPromotePicksTheNewVersion(t *testing.T) {
 	v3.Name = "reviews-v3"
 	v3.Spec.Template.Labels = map[string]string{"app": "reviews", "version": "v3"}
 	snap.Deployments = append(snap.Deployments, *v3)
-	plan, err := Compute(*snap, start(10))
+	_, err := Compute(*snap, start(10))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "version=v2 of service shop/reviews was promoted at 2026-03-01T12:01:00Z, replacing version=v1, which is still deployed; start does not choose the canary beside a retired version: pass canary with one of v1, v3")
+	plan, err := Compute(*snap, Intent{Action: ActionStart, Weight: 10, Canary: "v3"})
+	require.NoError(t, err)
+	assert.Equal(t, "v3", plan.State.Canary)
+
+	// Once the retired version is scaled down and deleted, the one other
+	// version is the canary again.
+	snap.Deployments = append(snap.Deployments[1:2:2], *v3)
+	plan, err = Compute(*snap, start(10))
 	require.NoError(t, err)
 	assert.Equal(t, "v3", plan.State.Canary)
 }

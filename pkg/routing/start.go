@@ -109,17 +109,21 @@ func (p *planner) chooseCanary(versions *Versions, stable string) (string, error
 		}
 		return canary, nil
 	}
-	// The version a promote just retired is still deployed until someone
-	// scales it down; canarying it again is a choice to make by name.
-	promoted := p.lastPromoted(versions)
 	var others []string
 	for _, v := range versions.Values() {
-		if v != stable && (promoted == nil || v != promoted.PromotedFrom) {
+		if v != stable {
 			others = append(others, v)
 		}
 	}
-	if len(others) == 0 && promoted != nil {
-		return "", intentErrorf("%s=%s of service %s/%s was promoted at %s, replacing %s=%s, which is still deployed and the only other version; start does not canary a retired version unasked: to canary %s=%s again, pass {Canary} %s, or deploy the new version to canary", versions.Label, promoted.Stable, p.svc.namespace, p.svc.name, promoted.UpdatedAt.UTC().Format(time.RFC3339), versions.Label, promoted.PromotedFrom, versions.Label, promoted.PromotedFrom, promoted.PromotedFrom)
+	// The version the last promote retired stays deployed until someone
+	// scales it down; canarying it again is a choice to make by name, and
+	// beside it no other version is "the one other version" either.
+	if promoted := p.lastPromoted(versions); promoted != nil && promoted.PromotedFrom != stable {
+		retired := fmt.Sprintf("%s=%s of service %s/%s was promoted at %s, replacing %s=%s, which is still deployed", versions.Label, promoted.Stable, p.svc.namespace, p.svc.name, promoted.UpdatedAt.UTC().Format(time.RFC3339), versions.Label, promoted.PromotedFrom)
+		if len(others) == 1 {
+			return "", intentErrorf("%s and the only other version; start does not canary a retired version unasked: to canary %s=%s again, pass {Canary} %s, or deploy the new version to canary", retired, versions.Label, promoted.PromotedFrom, promoted.PromotedFrom)
+		}
+		return "", intentErrorf("%s; start does not choose the canary beside a retired version: pass {Canary} with one of %s", retired, strings.Join(others, ", "))
 	}
 	if len(others) > 1 {
 		return "", intentErrorf("service %s/%s has several versions besides stable %s=%s: %s; pass {Canary} with one of them", p.svc.namespace, p.svc.name, versions.Label, stable, strings.Join(others, ", "))
