@@ -204,3 +204,35 @@ func TestAbortAfterTheHTTPRoutesWereDeleted(t *testing.T) {
 		assert.Equal(t, "reviews-v1", asString(asMap(backends[0])["name"]))
 	}
 }
+
+// TestAbortSaysWhichReplacedRoutesStillReachTheCanary: a VirtualService
+// replaced without the plugin's annotations (kubectl replace) records no
+// managed routes; abort leaves its routes, and names those that still
+// send traffic to the canary instead of claiming all of it is on stable.
+func TestAbortSaysWhichReplacedRoutesStillReachTheCanary(t *testing.T) {
+	for canary, want := range map[string]string{
+		// Replaced by the pre-canary manifest: jason's pinned route is v2's.
+		"v2": `http route "jason"`,
+		// Replaced by a copy of the split, annotations dropped.
+		"v3": `http route "slow-path", http route "default", tcp route #0`,
+	} {
+		t.Run(canary, func(t *testing.T) {
+			snap := loadSnapshot(t, "bookinfo-adopted")
+			preStart := runtime.DeepCopyJSONValue(snap.object("VirtualService", "reviews").Object["spec"])
+			plan, err := Compute(*snap, Intent{Action: ActionStart, Weight: 30, Canary: canary})
+			require.NoError(t, err)
+			snap.apply(plan)
+			vs := snap.object("VirtualService", "reviews")
+			if canary == "v2" {
+				vs.Object["spec"] = preStart
+			}
+			vs.SetAnnotations(nil)
+
+			plan, err = Compute(*snap, abort)
+			require.NoError(t, err)
+			assert.Equal(t, []string{"VirtualService bookinfo/reviews records no canary (someone replaced it since start) and its " + want + " still send traffic to canary subset " + canary + " (version=" + canary + "); abort leaves them as they are: point them at stable subset v1 by hand (kubectl edit virtualservice reviews -n bookinfo)"}, plan.Warnings)
+			snap.apply(plan)
+			assert.Empty(t, subsetsNamedMissing(snap), "the canary's subset stays while routes name it")
+		})
+	}
+}

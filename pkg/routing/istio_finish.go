@@ -2,6 +2,7 @@ package routing
 
 import (
 	"fmt"
+	"strings"
 )
 
 // endCanary moves traffic first (routes), then prunes the subsets the
@@ -71,6 +72,7 @@ func (b *istioBackend) routeLostTrafficToStable(recorded *State) (*object, error
 	if recorded == nil {
 		return nil, nil
 	}
+	b.warnReplacedRoutesToCanary(recorded)
 	if !b.meshRouted() {
 		if err := b.recreateVirtualService(recorded); err != nil {
 			return nil, fmt.Errorf("cannot send the traffic of service %s/%s back to stable %s=%s: no VirtualService routes it any more (the canary's was deleted) and %v; nothing was written", b.svc.namespace, b.svc.name, recorded.VersionLabel, recorded.Stable, err)
@@ -204,4 +206,36 @@ func (b *istioBackend) pruneSubsets(dr *object, st *State, phase Phase, inUse ma
 func revertedByOthers(o *object, preStart map[string]interface{}, st *State) bool {
 	live := o.liveSpec()
 	return specHash(live) != st.SpecHash && sameObject(live, preStart)
+}
+
+// warnReplacedRoutesToCanary says which routes still send traffic to the
+// canary's subset in VirtualServices that record no canary: someone
+// replaced them (kubectl replace, a server-side apply) after start, so
+// abort cannot tell the routes it manages there and leaves them as they are.
+func (b *istioBackend) warnReplacedRoutesToCanary(recorded *State) {
+	for _, vs := range b.vss {
+		if vs.live == nil {
+			continue
+		}
+		if st, _ := b.recorded(vs); st != nil {
+			continue
+		}
+		var routes []string
+		for _, kind := range routeKinds {
+			for i, raw := range routesOf(vs.spec(), kind) {
+				route := asMap(raw)
+				dests := destinationsOf(route)
+				for _, d := range dests {
+					d := asMap(d)
+					if destinationSubset(d) == recorded.CanarySubset && b.svc.isHost(destinationHost(d), vs.desired.GetNamespace()) && sendsTraffic(d, len(dests)) {
+						routes = append(routes, routeRefFor(kind, i, route).String())
+						break
+					}
+				}
+			}
+		}
+		if len(routes) > 0 {
+			b.warnings = append(b.warnings, fmt.Sprintf("%s records no canary (someone replaced it since start) and its %s still send traffic to canary subset %s (%s=%s); abort leaves them as they are: point them at stable subset %s by hand (kubectl edit virtualservice %s -n %s)", vs.ref(), strings.Join(routes, ", "), recorded.CanarySubset, recorded.VersionLabel, recorded.Canary, recorded.StableSubset, vs.desired.GetName(), vs.desired.GetNamespace()))
+		}
+	}
 }
