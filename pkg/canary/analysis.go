@@ -157,7 +157,7 @@ func canaryTarget(snap *routing.Snapshot, namespace, service string) (analysis.T
 			continue
 		}
 		if st.Phase != routing.PhaseProgressing || st.Canary == "" {
-			return analysis.Target{}, st, fmt.Errorf("service %s/%s has no running canary (phase %s); start one with kubectl canary start %s", namespace, service, st.Phase, service)
+			return analysis.Target{}, st, routing.Errorf("service %s/%s has no running canary (phase %s); start one with kubectl canary start %s{Target}", namespace, service, st.Phase, service)
 		}
 		t := analysis.Target{Namespace: namespace, Service: service, Stable: st.Stable, Canary: st.Canary, Routing: routingOf(snap, st), VersionServices: versionServices(snap, st)}
 		for _, d := range snap.Deployments {
@@ -170,7 +170,7 @@ func canaryTarget(snap *routing.Snapshot, namespace, service string) (analysis.T
 		}
 		return t, st, nil
 	}
-	return analysis.Target{}, routing.CanaryStatus{}, fmt.Errorf("service %s/%s has no canary; start one with kubectl canary start %s", namespace, service, service)
+	return analysis.Target{}, routing.CanaryStatus{}, routing.Errorf("service %s/%s has no canary; start one with kubectl canary start %s{Target}", namespace, service, service)
 }
 
 // versionServices are the per-version Services of a Gateway API canary,

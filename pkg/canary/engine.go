@@ -216,17 +216,18 @@ type PreflightError struct {
 }
 
 func (e *PreflightError) Error() string {
-	return e.Describe(func(f routing.Finding) string { return f.Message }, "force the change")
+	return e.Describe(func(f routing.Finding) string { return f.Message }, "force the change", "")
 }
 
 // Describe words the error with each finding's message as message gives
-// it, and force as the way to go ahead anyway.
-func (e *PreflightError) Describe(message func(routing.Finding) string, force string) string {
+// it, force as the way to go ahead anyway, and target after the check
+// command it suggests (what routing.FieldTarget is).
+func (e *PreflightError) Describe(message func(routing.Finding) string, force, target string) string {
 	lines := make([]string, len(e.Findings))
 	for i, f := range e.Findings {
 		lines[i] = fmt.Sprintf("  %s: %s", f.Object, message(f))
 	}
-	return fmt.Sprintf("preflight check of service %s/%s failed, nothing was changed:\n%s\nFix these, or %s to go ahead anyway (kubectl canary check %s shows every finding)", e.Namespace, e.Service, strings.Join(lines, "\n"), force, e.Service)
+	return fmt.Sprintf("preflight check of service %s/%s failed, nothing was changed:\n%s\nFix these, or %s to go ahead anyway (kubectl canary check %s%s shows every finding)", e.Namespace, e.Service, strings.Join(lines, "\n"), force, e.Service, target)
 }
 
 // needsAuthorising: asking first matters only when a refusal could come

@@ -167,7 +167,7 @@ func (r *Runner) Run(ctx context.Context, st *routing.State) error {
 		}
 		worst, err := r.judge(ctx, run, targets)
 		if err != nil {
-			return fmt.Errorf("%w\nThe canary stays at step %s; kubectl canary run %s resumes from it", err, stepName(run), r.Request.Service)
+			return routing.Errorf("%w\nThe canary stays at step %s; kubectl canary run %s{Target} resumes from it", err, stepName(run), r.Request.Service)
 		}
 		next := NextRunStep(run, worst.decision, r.Plan, r.Now())
 		if err := r.take(ctx, next, NoDryRun); err != nil {
@@ -318,7 +318,7 @@ func (r *Runner) wait(ctx context.Context, run routing.RunState) error {
 		select {
 		case <-ctx.Done():
 			r.Progress.WaitOver(true)
-			return fmt.Errorf("interrupted at step %d/%d with the canary at %d%%; it stays there, and kubectl canary run %s resumes from this step", run.Step+1, len(run.Steps), run.Steps[run.Step], r.Request.Service)
+			return routing.Errorf("interrupted at step %d/%d with the canary at %d%%; it stays there, and kubectl canary run %s{Target} resumes from this step", run.Step+1, len(run.Steps), run.Steps[run.Step], r.Request.Service)
 		case <-tick.C:
 		}
 	}

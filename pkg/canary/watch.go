@@ -110,7 +110,7 @@ func statusesOf(inv *kube.Inventory, namespace, service string) ([]routing.Canar
 	}
 	for _, svc := range inv.Services {
 		if svc.Name == service {
-			return nil, fmt.Errorf("service %s/%s has no canary recorded; start one with kubectl canary start %s", namespace, service, service)
+			return nil, routing.Errorf("service %s/%s has no canary recorded; start one with kubectl canary start %s{Target}", namespace, service, service)
 		}
 	}
 	return nil, fmt.Errorf("service %q not found in namespace %q; check the name, or pass -n with the namespace it lives in", service, namespace)

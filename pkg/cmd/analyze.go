@@ -180,7 +180,7 @@ type AnalyzeOptions struct {
 	analysisFlags
 	namespace string
 	service   string
-	output    *outputFlag
+	output    *outputFlags
 	printer   printers.ResourcePrinter
 	now       func() time.Time
 }
@@ -209,7 +209,7 @@ func newCmdAnalyze(g *globalOptions) *cobra.Command {
 		RunE: runVerb(o),
 	}
 	o.analysisFlags.addFlags(cmd)
-	o.output = addOutputFlag(cmd, "a table")
+	o.output = addOutputFlags(cmd, "a table", true)
 	return cmd
 }
 
@@ -300,18 +300,25 @@ func (o *AnalyzeOptions) analyzeIn(ctx context.Context, conn *canary.Connection,
 // print prints one judgement as -o asks, or as a table and lines.
 func (o *AnalyzeOptions) print(out io.Writer, a *analyzed) error {
 	if o.printer != nil {
-		return printReport(o.printer, a.report, out)
+		return printDocument(o.printer, o.document(a), out)
 	}
-	return printAnalysis(out, a.status, a.result, a.report.Decision)
+	return printAnalysis(out, a.status, a.result, a.report.Decision, o.output.headers())
 }
 
-func printAnalysis(out io.Writer, st routing.CanaryStatus, r analysis.Result, d analysis.Decision) error {
+// document is the analysis as -o prints it.
+func (o *AnalyzeOptions) document(a *analyzed) CanaryAnalysis {
+	return CanaryAnalysis{TypeMeta: typeMeta(KindCanaryAnalysis), Metadata: canaryMeta(a.report.Namespace, a.report.Service), AnalysisReport: a.report}
+}
+
+func printAnalysis(out io.Writer, st routing.CanaryStatus, r analysis.Result, d analysis.Decision, header bool) error {
 	stableShare, canaryShare := math.NaN(), math.NaN()
 	if sp := r.Split; sp != nil && sp.CanaryShare != nil {
 		stableShare, canaryShare = *sp.StableShare*100, *sp.CanaryShare*100
 	}
 	w := printers.GetNewTabWriter(out)
-	fmt.Fprintf(w, "VERSION\tWEIGHT\tSHARE\tREQUESTS\tRPS\tSUCCESS\tP50\tP99\n")
+	if header {
+		fmt.Fprintf(w, "VERSION\tWEIGHT\tSHARE\tREQUESTS\tRPS\tSUCCESS\tP50\tP99\n")
+	}
 	for _, row := range []struct {
 		name   string
 		weight int

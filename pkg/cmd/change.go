@@ -24,7 +24,7 @@ type changeOptions struct {
 	service   string
 	intent    routing.Intent
 	dryRun    cmdutil.DryRunStrategy
-	output    *outputFlag
+	output    *outputFlags
 	printer   printers.ResourcePrinter
 	// force and minAvailable tune the preflight check.
 	force        bool
@@ -42,8 +42,8 @@ func newChangeOptions(g *globalOptions, action routing.Action) *changeOptions {
 func (o *changeOptions) addFlags(cmd *cobra.Command) {
 	cmdutil.AddDryRunFlag(cmd)
 	cmd.Flags().Lookup("dry-run").Usage = `"client" (or no value) prints a diff of what would change and writes nothing; "server" also sends the writes with dryRun=All so that the API server validates them.`
-	o.output = addOutputFlag(cmd, "a summary")
-	cmd.Flags().Lookup("output").Usage = "Print the objects as they must become (with --dry-run) or as written, in this format: yaml or json."
+	o.output = addOutputFlags(cmd, "a summary", false)
+	cmd.Flags().Lookup("output").Usage = "Print the objects as they must become (with --dry-run) or as written, in this format, one of: " + strings.Join(o.output.formats(), ", ") + "."
 	if o.intent.Action != routing.ActionAbort {
 		// Abort is the way back and must always work: it is never checked.
 		cmd.Flags().BoolVar(&o.force, "force", false, "Write even when the preflight check finds errors (an unready canary, objects another tool manages, broken routes).")
@@ -142,7 +142,7 @@ func (o *changeOptions) routeStatus(cluster *canary.Cluster) *canary.RouteStatus
 // engine is the engine writing to cluster, warning on ErrOut.
 func (o *changeOptions) engine(store canary.Store) *canary.Engine {
 	return &canary.Engine{Store: store, Warn: func(f routing.Finding) {
-		fmt.Fprintf(o.ErrOut, "Warning: %s: %s\n", f.Object, findingMessage(f))
+		fmt.Fprintf(o.ErrOut, "Warning: %s: %s\n", f.Object, o.terms.finding(f))
 	}}
 }
 
@@ -191,14 +191,14 @@ func (o *changeOptions) report(result *canary.Result) error {
 		fmt.Fprintf(o.ErrOut, "Warning: %s\n", w)
 	}
 	if o.printer != nil {
-		list := &unstructured.UnstructuredList{Object: map[string]interface{}{"apiVersion": "v1", "kind": "List"}}
+		var objects []unstructured.Unstructured
 		for _, oc := range result.Outcomes {
 			// The objects as they must become: a deleted one is no more.
 			if !oc.Change.Delete {
-				list.Items = append(list.Items, *oc.Object)
+				objects = append(objects, *oc.Object)
 			}
 		}
-		return o.printer.PrintObj(list, o.Out)
+		return printObjects(o.printer, objects, o.Out)
 	}
 	suffix := ""
 	switch result.Request.DryRun {

@@ -18,7 +18,7 @@ type CheckOptions struct {
 	service      string
 	versionLabel string
 	minAvailable int32
-	output       *outputFlag
+	output       *outputFlags
 	printer      printers.ResourcePrinter
 	manifests    manifestFlags
 	routingAPI   routingAPIFlag
@@ -62,7 +62,7 @@ func newCmdCheck(g *globalOptions) *cobra.Command {
 	cmd.Flags().StringVar(&o.versionLabel, "version-label", "", "Pod label that tells the versions apart, instead of inferring it.")
 	cmd.Flags().Int32Var(&o.minAvailable, "min-available", 1, "Fewest available canary replicas that may take traffic.")
 	o.routingAPI.addFlag(cmd)
-	o.output = addOutputFlag(cmd, "a table")
+	o.output = addOutputFlags(cmd, "a table", true)
 	o.manifests.addFlags(cmd)
 	return cmd
 }
@@ -98,16 +98,19 @@ func (o *CheckOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	findings = findingsInFlagTerms(findings)
+	findings = o.terms.findings(findings)
 	if o.printer != nil {
-		if err := printReport(o.printer, map[string]any{"service": o.namespace + "/" + o.service, "findings": findings}, o.Out); err != nil {
+		doc := CanaryCheck{TypeMeta: typeMeta(KindCanaryCheck), Metadata: canaryMeta(o.namespace, o.service), Service: o.namespace + "/" + o.service, Findings: findings}
+		if err := printDocument(o.printer, doc, o.Out); err != nil {
 			return err
 		}
 	} else if len(findings) == 0 {
 		fmt.Fprintf(o.Out, "service %s/%s: no findings, ready for a canary\n", o.namespace, o.service)
 	} else {
 		w := printers.GetNewTabWriter(o.Out)
-		fmt.Fprintln(w, "SEVERITY\tOBJECT\tFINDING")
+		if o.output.headers() {
+			fmt.Fprintln(w, "SEVERITY\tOBJECT\tFINDING")
+		}
 		for _, f := range findings {
 			fmt.Fprintf(w, "%s\t%s\t%s\n", f.Severity, f.Object, f.Message)
 		}

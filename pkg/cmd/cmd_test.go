@@ -292,7 +292,7 @@ func TestBadInputErrorsNameTheObjectAndWriteNothing(t *testing.T) {
 				"spec":     map[string]interface{}{"hosts": []interface{}{"reviews"}, "http": []interface{}{map[string]interface{}{"route": []interface{}{map[string]interface{}{"destination": map[string]interface{}{"host": "reviews"}}}}}}}}
 			require.NoError(t, f.dynamic.Tracker().Create(vsGVR, vs, "shop"))
 		}, []string{"weight", "reviews", "20"}, "annotation kubectl-canary.io/reviews on VirtualService shop/reviews is not valid canary state"},
-		{"unknown output format", "no-istio", nil, []string{"start", "reviews", "-o", "wide"}, `--output "wide" is not supported; use yaml or json`},
+		{"unknown output format", "no-istio", nil, []string{"start", "reviews", "-o", "wide"}, `--output "wide" is not supported; use one of custom-columns, custom-columns-file, go-template, go-template-file, json, jsonpath, jsonpath-as-json, jsonpath-file, kyaml, name, template, templatefile, yaml, or leave it out for a summary`},
 		{"two services", "no-istio", nil, []string{"start", "reviews", "ratings"}, "start needs exactly one SERVICE argument, got 2"},
 		{"status output format", "no-istio", nil, []string{"status", "-o", "table"}, `--output "table" is not supported`},
 		{"missing permission", "no-istio", func(f *fakeCluster) { f.denied["create virtualservices"] = true },

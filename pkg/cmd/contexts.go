@@ -179,7 +179,7 @@ func (o *changeOptions) member(m clusterMember, mu *sync.Mutex) canary.Member {
 // printByCluster prints -o yaml|json of a change in several clusters: the
 // objects of each cluster, under its context.
 func (o *changeOptions) printByCluster(results []canary.MemberResult) error {
-	var clusters []map[string]any
+	doc := CanaryFleetChange{TypeMeta: typeMeta(KindFleetChange), Metadata: canaryMeta(o.namespace, o.service)}
 	for _, r := range results {
 		for _, w := range r.Result.Plan.Warnings {
 			fmt.Fprintf(o.ErrOut, "[%s] Warning: %s\n", r.Context, w)
@@ -188,9 +188,9 @@ func (o *changeOptions) printByCluster(results []canary.MemberResult) error {
 		for _, oc := range r.Result.Outcomes {
 			objects = append(objects, oc.Object.Object)
 		}
-		clusters = append(clusters, map[string]any{"context": r.Context, "objects": objects})
+		doc.Clusters = append(doc.Clusters, ClusterObjects{Context: r.Context, Objects: objects})
 	}
-	return printReport(o.printer, map[string]any{"clusters": clusters}, o.Out)
+	return printDocument(o.printer, doc, o.Out)
 }
 
 // runOnClusters prints the canaries of every cluster of --contexts, one
@@ -342,7 +342,7 @@ func (o *AnalyzeOptions) analyzeClusters(ctx context.Context) error {
 	}
 	wg.Wait()
 	worst, worstAt := analysis.Pass, ""
-	var byCluster []map[string]any
+	fleet := CanaryFleetAnalysis{TypeMeta: typeMeta(KindCanaryFleetAnalysis), Metadata: canaryMeta(o.namespace, o.service)}
 	var mu sync.Mutex
 	for i, m := range members {
 		if errs[i] != nil {
@@ -352,7 +352,7 @@ func (o *AnalyzeOptions) analyzeClusters(ctx context.Context) error {
 			worst, worstAt = judged[i].report.Decision.Verdict, m.context
 		}
 		if o.printer != nil {
-			byCluster = append(byCluster, map[string]any{"context": m.context, "analysis": judged[i].report})
+			fleet.Clusters = append(fleet.Clusters, ClusterAnalysis{Context: m.context, Analysis: o.document(judged[i])})
 			continue
 		}
 		if err := o.print(&prefixWriter{mu: &mu, out: o.Out, prefix: "[" + m.context + "] "}, judged[i]); err != nil {
@@ -360,7 +360,8 @@ func (o *AnalyzeOptions) analyzeClusters(ctx context.Context) error {
 		}
 	}
 	if o.printer != nil {
-		if err := printReport(o.printer, map[string]any{"clusters": byCluster, "verdict": worst, "worstCluster": worstAt}, o.Out); err != nil {
+		fleet.Verdict, fleet.WorstCluster = worst, worstAt
+		if err := printDocument(o.printer, fleet, o.Out); err != nil {
 			return err
 		}
 	}

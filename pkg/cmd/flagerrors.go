@@ -2,7 +2,11 @@ package cmd
 
 import (
 	"errors"
+	"fmt"
 	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/kubectl-canary/kubectl-canary/pkg/canary"
 	"github.com/kubectl-canary/kubectl-canary/pkg/routing"
@@ -33,22 +37,93 @@ func flagOf(f routing.Field) string {
 	return f.Word()
 }
 
-// inFlagTerms rewords an error of the routing core so that it names the
-// flags to change where the core names parts of the intent ("pass
-// --stable", not "pass stable"). Errors that name none pass unchanged; the
-// reworded one still unwraps to the original.
-func inFlagTerms(err error) error {
-	var preflight *canary.PreflightError
-	if errors.As(err, &preflight) {
-		message := strings.Replace(err.Error(), preflight.Error(), preflight.Describe(findingMessage, "pass --force"), 1)
-		return &flagTermsError{message: message, err: err}
+// flagTerms words the routing core's messages as the command line gives
+// them: each field by its flag, and the command's target (routing's
+// FieldTarget, in the commands a message suggests) by the flags that
+// selected it, so that a pasted hint acts on the same Service.
+type flagTerms struct {
+	// target is " -n shop --context prod" or empty: see targetFlags.
+	target string
+}
+
+// name names a field by its flag, the target by its flags.
+func (t flagTerms) name(f routing.Field) string {
+	if f == routing.FieldTarget {
+		return t.target
 	}
-	var intentErr *routing.IntentError
-	if !errors.As(err, &intentErr) {
+	return flagOf(f)
+}
+
+// targetFlagNames are the flags that select what a command acts on, in
+// the order a hint gives them.
+var targetFlagNames = []string{"namespace", "context", "kubeconfig", "contexts", "all-contexts", "filename", "recursive", "local"}
+
+// targetFlags are the target flags the user gave cmd, each after a space,
+// as they would be typed again: "-n shop --context prod -f deploy/".
+func targetFlags(cmd *cobra.Command) string {
+	var b strings.Builder
+	for _, name := range targetFlagNames {
+		flag := cmd.Flags().Lookup(name)
+		if flag == nil || !flag.Changed {
+			continue
+		}
+		spelled := "--" + name
+		if flag.Shorthand != "" {
+			spelled = "-" + flag.Shorthand
+		}
+		switch value := flag.Value.(type) {
+		case pflag.SliceValue:
+			if name == "contexts" {
+				fmt.Fprintf(&b, " %s %s", spelled, shellQuote(strings.Join(value.GetSlice(), ",")))
+				continue
+			}
+			for _, v := range value.GetSlice() {
+				fmt.Fprintf(&b, " %s %s", spelled, shellQuote(v))
+			}
+		default:
+			if flag.Value.Type() == "bool" {
+				if flag.Value.String() == "true" {
+					fmt.Fprintf(&b, " %s", spelled)
+				}
+				continue
+			}
+			fmt.Fprintf(&b, " %s %s", spelled, shellQuote(flag.Value.String()))
+		}
+	}
+	return b.String()
+}
+
+// shellQuote quotes a flag's value for a POSIX shell where it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._/:=,@%+-") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// error rewords an error of the routing core so that it names the flags
+// to change where the core names parts of the intent ("pass --stable",
+// not "pass stable") and the target flags in the commands it suggests.
+// Errors that name none pass unchanged; the reworded one still unwraps to
+// the original.
+func (t flagTerms) error(err error) error {
+	if err == nil {
+		return nil
+	}
+	message := err.Error()
+	// Each error of the chain with a Text has its own words in the
+	// message, those of the errors it wraps among them: reword each one.
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if preflight, ok := e.(*canary.PreflightError); ok {
+			message = strings.Replace(message, preflight.Error(), preflight.Describe(t.finding, "pass --force", t.target), 1)
+		}
+		if text, ok := routing.Textual(e); ok {
+			message = strings.Replace(message, e.Error(), text.Render(t.name), 1)
+		}
+	}
+	if message == err.Error() {
 		return err
 	}
-	// The core's message may be wrapped in more words; only its own change.
-	message := strings.Replace(err.Error(), intentErr.Error(), intentErr.Text.Render(flagOf), 1)
 	return &flagTermsError{message: message, err: err}
 }
 
@@ -60,26 +135,23 @@ type flagTermsError struct {
 func (e *flagTermsError) Error() string { return e.message }
 func (e *flagTermsError) Unwrap() error { return e.err }
 
-// findingMessage is a preflight finding's message as the command line
-// says it, naming --force and --version-label.
-func findingMessage(f routing.Finding) string {
-	if message := f.Text.Render(flagOf); message != "" {
+// finding is a preflight finding's message as the command line says it,
+// naming --force and --version-label.
+func (t flagTerms) finding(f routing.Finding) string {
+	if message := f.Text.Render(t.name); message != "" {
 		return message
 	}
 	return f.Message // a finding made without a Text
 }
 
-// findingsInFlagTerms are the findings with their messages as the command
-// line says them, for printing (a table, -o json|yaml, warnings, the
-// preflight error).
-func findingsInFlagTerms(findings []routing.Finding) []routing.Finding {
-	if findings == nil {
-		return nil
-	}
+// findings are the findings with their messages as the command line says
+// them, for printing (a table, -o json|yaml, warnings, the preflight
+// error); never nil, so that JSON has [] for none.
+func (t flagTerms) findings(findings []routing.Finding) []routing.Finding {
 	out := make([]routing.Finding, len(findings))
 	for i, f := range findings {
 		out[i] = f
-		out[i].Message = findingMessage(f)
+		out[i].Message = t.finding(f)
 	}
 	return out
 }

@@ -267,10 +267,10 @@ func TestRoutingErrorsNameTheFlags(t *testing.T) {
 			_, err := routing.Compute(*c.snap(), c.intent)
 			require.Error(t, err)
 			assert.NotContains(t, err.Error(), "--", "the core names no flag")
-			assert.EqualError(t, inFlagTerms(err), c.want)
+			assert.EqualError(t, flagTerms{}.error(err), c.want)
 			// Wrapped, only the core's part is reworded, and the error
 			// still unwraps to the core's.
-			wrapped := inFlagTerms(fmt.Errorf("start --dry-run: %w", err))
+			wrapped := flagTerms{}.error(fmt.Errorf("start --dry-run: %w", err))
 			assert.EqualError(t, wrapped, "start --dry-run: "+c.want)
 			var intentErr *routing.IntentError
 			assert.True(t, errors.As(wrapped, &intentErr))
@@ -279,9 +279,9 @@ func TestRoutingErrorsNameTheFlags(t *testing.T) {
 }
 
 func TestErrorsWithoutFieldsPassUnchanged(t *testing.T) {
-	assert.NoError(t, inFlagTerms(nil))
+	assert.NoError(t, flagTerms{}.error(nil))
 	plain := errors.New("no canary in progress for service shop/reviews")
-	assert.Same(t, plain, inFlagTerms(plain))
+	assert.Same(t, plain, flagTerms{target: " -n shop"}.error(plain))
 }
 
 // Findings name --force and --version-label the way check and the
@@ -308,10 +308,10 @@ func TestFindingMessagesNameTheFlags(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			findings := routing.Check(*c.snap, routing.Intent{}, routing.CheckOptions{})
 			require.Len(t, findings, 1)
-			assert.Equal(t, c.want, findingMessage(findings[0]))
-			assert.Equal(t, c.want, findingsInFlagTerms(findings)[0].Message)
+			assert.Equal(t, c.want, flagTerms{}.finding(findings[0]))
+			assert.Equal(t, c.want, flagTerms{}.findings(findings)[0].Message)
 			assert.NotContains(t, findings[0].Message, "--", "the core's Message names no flag")
 		})
 	}
-	assert.Nil(t, findingsInFlagTerms(nil))
+	assert.Equal(t, []routing.Finding{}, flagTerms{}.findings(nil), "none is [] in JSON")
 }

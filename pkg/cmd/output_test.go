@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -12,8 +11,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"sigs.k8s.io/yaml"
-
-	"github.com/kubectl-canary/kubectl-canary/pkg/testutil"
 )
 
 // healthyPrometheus is a fake Prometheus, scraping every second, whose
@@ -62,13 +59,14 @@ func TestOutputIsTheSameEverywhere(t *testing.T) {
 		args      []string
 		otherwise string
 		field     string // a top-level field of the document
+		table     bool
 	}{
-		{[]string{"status"}, "a table", "items"},
-		{[]string{"status", "reviews"}, "a table", "weight"},
-		{[]string{"check", "reviews"}, "a table", "findings"},
-		{[]string{"analyze", "reviews", "--window", "10s", "--prometheus-url", prom}, "a table", "decision"},
-		{[]string{"version"}, "one line", "goVersion"},
-		{[]string{"weight", "reviews", "30", "--dry-run"}, "a summary", "items"},
+		{[]string{"status"}, "a table", "items", true},
+		{[]string{"status", "reviews"}, "a table", "weight", true},
+		{[]string{"check", "reviews"}, "a table", "findings", true},
+		{[]string{"analyze", "reviews", "--window", "10s", "--prometheus-url", prom}, "a table", "decision", true},
+		{[]string{"version"}, "one line", "goVersion", false},
+		{[]string{"weight", "reviews", "30", "--dry-run"}, "a summary", "items", false},
 	} {
 		t.Run(strings.Join(tc.args[:min(2, len(tc.args))], " "), func(t *testing.T) {
 			jsonOut, _, err := f.run(append(tc.args, "-o", "json")...)
@@ -84,24 +82,16 @@ func TestOutputIsTheSameEverywhere(t *testing.T) {
 			require.NoError(t, yaml.Unmarshal([]byte(yamlOut), &fromYAML), "-o yaml printed:\n%s", yamlOut)
 			assert.Equal(t, fromJSON, fromYAML, "-o json and -o yaml differ")
 
+			_, _, err = f.run(append(tc.args, "-o", "table")...)
+			assert.ErrorContains(t, err, `--output "table" is not supported; use one of custom-columns, custom-columns-file, go-template, `)
+			assert.ErrorContains(t, err, ", or leave it out for "+tc.otherwise)
 			_, _, err = f.run(append(tc.args, "-o", "wide")...)
-			assert.EqualError(t, err, `--output "wide" is not supported; use yaml or json, or leave it out for `+tc.otherwise)
+			if tc.table {
+				assert.NoError(t, err, "a table has -o wide")
+			} else {
+				assert.ErrorContains(t, err, `--output "wide" is not supported`)
+			}
 		})
 	}
 	assert.Equal(t, []string{"create destinationrules", "create virtualservices"}, f.writes(), "only start wrote")
-}
-
-// check -o json and -o yaml print every finding in a document of their own.
-func TestCheckOutputGolden(t *testing.T) {
-	f := newFakeCluster(t, "no-istio", "shop")
-	d, err := f.core.AppsV1().Deployments("shop").Get(context.Background(), "reviews-v2", metav1GetOptions)
-	require.NoError(t, err)
-	d.Status.AvailableReplicas = 0
-	_, err = f.core.AppsV1().Deployments("shop").UpdateStatus(context.Background(), d, metav1UpdateOptions)
-	require.NoError(t, err)
-	for _, format := range []string{"json", "yaml"} {
-		out, _, err := f.run("check", "reviews", "-o", format)
-		require.EqualError(t, err, "service shop/reviews: 1 error(s) found", "the exit status is the same with -o")
-		testutil.Golden(t, testutil.Testdata("cmd", "check-unready."+format), []byte(out))
-	}
 }

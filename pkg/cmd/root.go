@@ -4,11 +4,16 @@
 package cmd
 
 import (
+	"flag"
+	"io"
+	"time"
+
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/klog/v2"
 	"k8s.io/kubectl/pkg/util/templates"
-	"time"
 
 	"github.com/kubectl-canary/kubectl-canary/pkg/canary"
 	// Before kubectl's packages initialise: see the package's comment.
@@ -62,6 +67,11 @@ type globalOptions struct {
 	// contextConnections, when set, replaces the kubeconfig's contexts
 	// (tests give fake clusters).
 	contextConnections func(contexts []string, all bool) ([]canary.ContextConnection, error)
+	// terms words the core's messages with the flags the user gave, set
+	// once the flags are parsed.
+	terms flagTerms
+	// klogFlags hold klog's settings, of which -v is on the command line.
+	klogFlags *flag.FlagSet
 }
 
 // NewCmdCanary builds `kubectl canary` and its verbs.
@@ -87,6 +97,10 @@ func newCmdCanary(o *globalOptions) *cobra.Command {
 		Annotations: map[string]string{
 			cobra.CommandDisplayNameAnnotation: "kubectl canary",
 		},
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			o.terms = flagTerms{target: targetFlags(cmd)}
+			return o.setUpLogging(cmd)
+		},
 	}
 	cmd.SetIn(o.In)
 	cmd.SetOut(o.Out)
@@ -96,6 +110,7 @@ func newCmdCanary(o *globalOptions) *cobra.Command {
 	}
 	cmd.PersistentFlags().StringVar(&o.istioAPIVersion, "istio-api-version", "", "networking.istio.io version to read and write (v1, v1beta1 or v1alpha3); default: the newest the cluster serves")
 	o.contextFlags.addFlags(cmd.PersistentFlags())
+	o.addLogFlags(cmd.PersistentFlags())
 	cmd.PersistentFlags().StringVar(&o.clusterDomain, "cluster-domain", routing.DefaultClusterDomain, "DNS suffix of the cluster's Service names, for host names the plugin writes")
 	cmd.AddCommand(
 		newCmdStart(o),
@@ -110,5 +125,43 @@ func newCmdCanary(o *globalOptions) *cobra.Command {
 		newCmdVersion(o),
 	)
 	addCompletion(cmd, o)
+	o.inFlagTermsEverywhere(cmd)
 	return cmd
+}
+
+// addLogFlags adds kubectl's -v: at 6 and above client-go logs every
+// request (method, URL, status, time), at 8 their bodies too, as kubectl
+// -v does. klog keeps its settings in the process, so they are set anew
+// for every run (setUpLogging).
+func (o *globalOptions) addLogFlags(fl *pflag.FlagSet) {
+	o.klogFlags = flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(o.klogFlags)
+	_ = o.klogFlags.Set("v", "0")
+	v := o.klogFlags.Lookup("v")
+	v.Usage = "Number for the log level verbosity, as kubectl's: 6 logs every request to the API server (and Prometheus through it), 8 their bodies too. Logs go to standard error."
+	fl.AddGoFlag(v)
+}
+
+// setUpLogging sends klog's lines to standard error when -v asks for them,
+// and nowhere otherwise: at the default level client-go's own lines (retries,
+// discovery failures) would only repeat the one error the command reports.
+func (o *globalOptions) setUpLogging(cmd *cobra.Command) error {
+	if o.klogFlags == nil {
+		return nil
+	}
+	level := "0"
+	if v := cmd.Flags().Lookup("v"); v != nil && v.Changed {
+		level = v.Value.String()
+	}
+	for name, value := range map[string]string{"v": level, "logtostderr": "false", "alsologtostderr": "false", "stderrthreshold": "FATAL"} {
+		if err := o.klogFlags.Set(name, value); err != nil {
+			return err
+		}
+	}
+	var out io.Writer = io.Discard
+	if level != "0" && o.ErrOut != nil {
+		out = o.ErrOut
+	}
+	klog.SetOutput(out)
+	return nil
 }

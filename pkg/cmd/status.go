@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -23,7 +24,7 @@ type StatusOptions struct {
 	service       string
 	namespace     string
 	allNamespaces bool
-	output        *outputFlag
+	output        *outputFlags
 	printer       printers.ResourcePrinter
 	watch         bool
 	// observed adds the share of requests each canary really answered,
@@ -72,7 +73,7 @@ func newCmdStatus(g *globalOptions) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&o.allNamespaces, "all-namespaces", "A", false, "Show canaries in every namespace.")
-	o.output = addOutputFlag(cmd, "a table")
+	o.output = addOutputFlags(cmd, "a table", true)
 	cmd.Flags().BoolVarP(&o.watch, "watch", "w", false, "Keep watching and print a row again whenever a canary changes.")
 	addDeprecatedIntervalFlag(cmd)
 	cmd.Flags().BoolVar(&o.observed, "observed", false, "Add the share of the Service's requests each running canary really answered over --window, from Prometheus, and whether it matches the weight.")
@@ -102,6 +103,9 @@ func (o *StatusOptions) Complete(cmd *cobra.Command, args []string) error {
 	if len(args) == 1 {
 		o.service = args[0]
 	}
+	if o.globalOptions.now != nil {
+		o.now = o.globalOptions.now
+	}
 	var err error
 	if o.printer, err = o.output.printer(); err != nil {
 		return err
@@ -116,7 +120,7 @@ func (o *StatusOptions) Validate() error {
 		return fmt.Errorf("a SERVICE and --all-namespaces cannot go together; pick the namespace with -n instead")
 	}
 	if o.watch && o.printer != nil {
-		return fmt.Errorf("--watch prints a table; leave out --output")
+		return fmt.Errorf("--watch prints a table; leave out --output, or give -o wide")
 	}
 	if o.observed && o.watch {
 		return fmt.Errorf("--observed reads Prometheus once; leave out --watch, or run kubectl canary analyze for one Service")
@@ -233,6 +237,9 @@ func observedText(report *analysis.SplitReport) string {
 func (o *StatusOptions) printChanges() func([]routing.CanaryStatus) error {
 	shown := map[string]string{}
 	header := true
+	// One table for the whole watch, so that later rows line up with the
+	// header printed first.
+	table := &alignedTable{out: o.Out, header: o.output.headers()}
 	return func(statuses []routing.CanaryStatus) error {
 		var changed []routing.CanaryStatus
 		for _, st := range statuses {
@@ -246,7 +253,7 @@ func (o *StatusOptions) printChanges() func([]routing.CanaryStatus) error {
 		if len(changed) == 0 && !header {
 			return nil
 		}
-		err := o.printTable(o.Out, changed, header, nil)
+		err := o.printRows(table, changed, header, nil)
 		header = false
 		return err
 	}
@@ -258,19 +265,32 @@ type observedStatus struct {
 	Observed *analysis.SplitReport `json:"observed,omitempty"`
 }
 
+// printStructured prints the canaries with -o: one Service's canary as a
+// CanaryStatus, several as a List of them, as kubectl get prints one
+// object or several.
 func (o *StatusOptions) printStructured(statuses []routing.CanaryStatus, observed map[string]*analysis.SplitReport) error {
-	items := make([]observedStatus, len(statuses))
+	items := make([]CanaryStatus, len(statuses))
 	for i, st := range statuses {
-		items[i] = observedStatus{CanaryStatus: st, Observed: observed[st.Namespace+"/"+st.Service]}
+		items[i] = CanaryStatus{TypeMeta: typeMeta(KindCanaryStatus), Metadata: canaryMeta(st.Namespace, st.Service), CanaryStatus: st, Observed: observed[st.Namespace+"/"+st.Service]}
 	}
-	var report any = map[string]any{"items": items}
-	if o.service != "" {
-		report = items[0]
+	if o.service != "" && len(items) == 1 {
+		return printDocument(o.printer, items[0], o.Out)
 	}
-	return printReport(o.printer, report, o.Out)
+	return printList(o.printer, items, o.Out)
 }
 
 func (o *StatusOptions) printTable(out io.Writer, statuses []routing.CanaryStatus, header bool, observed map[string]*analysis.SplitReport) error {
+	return o.printRows(printers.GetNewTabWriter(out), statuses, header, observed)
+}
+
+// tableWriter is where the rows of the table go: a tabwriter, or under
+// --watch an alignedTable.
+type tableWriter interface {
+	io.Writer
+	Flush() error
+}
+
+func (o *StatusOptions) printRows(w tableWriter, statuses []routing.CanaryStatus, header bool, observed map[string]*analysis.SplitReport) error {
 	if len(statuses) == 0 && header && !o.watch {
 		where := "namespace " + o.namespace
 		if o.allNamespaces {
@@ -279,8 +299,8 @@ func (o *StatusOptions) printTable(out io.Writer, statuses []routing.CanaryStatu
 		_, err := fmt.Fprintf(o.ErrOut, "No canaries found in %s.\n", where)
 		return err
 	}
-	w := printers.GetNewTabWriter(out)
-	if header {
+	wide := o.output.wide()
+	if header && o.output.headers() {
 		if o.contextFlags.enabled() {
 			fmt.Fprint(w, "CLUSTER\t")
 		}
@@ -291,7 +311,11 @@ func (o *StatusOptions) printTable(out io.Writer, statuses []routing.CanaryStatu
 		if o.observed {
 			fmt.Fprint(w, "OBSERVED\t")
 		}
-		fmt.Fprintln(w, "PHASE\tSTABLE READY\tCANARY READY\tAGE\tROUTING")
+		fmt.Fprint(w, "PHASE\tSTABLE READY\tCANARY READY\tAGE\tROUTING")
+		if wide {
+			fmt.Fprint(w, "\tVERSION LABEL\tROUTING API\tOBJECTS")
+		}
+		fmt.Fprintln(w)
 	}
 	for _, st := range statuses {
 		if o.contextFlags.enabled() {
@@ -319,7 +343,101 @@ func (o *StatusOptions) printTable(out io.Writer, statuses []routing.CanaryStatu
 		if o.observed {
 			fmt.Fprintf(w, "%s\t", observedText(observed[st.Namespace+"/"+st.Service]))
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", st.Phase, st.StableReady, canaryReady, age, routingText(st))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s", st.Phase, st.StableReady, canaryReady, age, routingText(st))
+		if wide {
+			fmt.Fprintf(w, "\t%s\t%s\t%s", st.VersionLabel, orDash(string(st.RoutingAPI)), orDash(strings.Join(st.Objects, ",")))
+		}
+		fmt.Fprintln(w)
 	}
 	return w.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// alignedTable is a table printed in parts, as status --watch prints rows
+// when canaries change, whose columns keep their widths from part to part
+// (a tabwriter aligns each part on its own). A later row with a wider cell
+// widens its column, and the header is printed again with the new widths,
+// so that every row lines up with the header above it. Cells are
+// separated and padded as kubectl's tabwriter does (printers.GetNewTabWriter).
+type alignedTable struct {
+	out io.Writer
+	// header says the first line is the header.
+	header  bool
+	heading []string
+	widths  []int
+	pending strings.Builder
+}
+
+// As printers.GetNewTabWriter pads cells.
+const (
+	tableMinWidth = 6
+	tablePadding  = 3
+)
+
+func (t *alignedTable) Write(p []byte) (int, error) { return t.pending.Write(p) }
+
+// Flush prints the complete lines written since the last Flush.
+func (t *alignedTable) Flush() error {
+	text := t.pending.String()
+	end := strings.LastIndex(text, "\n") + 1
+	t.pending.Reset()
+	t.pending.WriteString(text[end:])
+	var rows [][]string
+	for _, line := range strings.Split(text[:end], "\n") {
+		if line != "" {
+			rows = append(rows, strings.Split(line, "\t"))
+		}
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	first := t.header && t.heading == nil
+	if first {
+		t.heading, rows = rows[0], rows[1:]
+		t.widen(t.heading)
+	}
+	grew := false
+	for _, row := range rows {
+		grew = t.widen(row) || grew
+	}
+	var b strings.Builder
+	if first || (grew && t.heading != nil) {
+		t.line(&b, t.heading)
+	}
+	for _, row := range rows {
+		t.line(&b, row)
+	}
+	_, err := io.WriteString(t.out, b.String())
+	return err
+}
+
+// widen makes the columns wide enough for row; it says whether one grew.
+func (t *alignedTable) widen(row []string) bool {
+	grew := false
+	for i, cell := range row[:len(row)-1] { // the last cell is not padded
+		width := max(tableMinWidth, len([]rune(cell))+tablePadding)
+		if i >= len(t.widths) {
+			t.widths = append(t.widths, 0)
+		}
+		if width > t.widths[i] {
+			t.widths[i], grew = width, true
+		}
+	}
+	return grew
+}
+
+func (t *alignedTable) line(b *strings.Builder, row []string) {
+	for i, cell := range row {
+		b.WriteString(cell)
+		if i < len(row)-1 {
+			b.WriteString(strings.Repeat(" ", t.widths[i]-len([]rune(cell))))
+		}
+	}
+	b.WriteString("\n")
 }

@@ -12,7 +12,7 @@ import (
 // VersionOptions holds the flags of `kubectl canary version`.
 type VersionOptions struct {
 	*globalOptions
-	output  *outputFlag
+	output  *outputFlags
 	printer printers.ResourcePrinter
 }
 
@@ -29,7 +29,7 @@ func newCmdVersion(g *globalOptions) *cobra.Command {
 			return o.Run()
 		},
 	}
-	o.output = addOutputFlag(cmd, "one line")
+	o.output = addOutputFlags(cmd, "one line", false)
 	return cmd
 }
 
@@ -44,7 +44,7 @@ func (o *VersionOptions) Complete() error {
 func (o *VersionOptions) Run() error {
 	info := version.Get()
 	if o.printer != nil {
-		return printReport(o.printer, info, o.Out)
+		return printDocument(o.printer, Version{TypeMeta: typeMeta(KindVersion), Metadata: ObjectMeta{Name: pluginBinary}, Info: info}, o.Out)
 	}
 	_, err := fmt.Fprintf(o.Out, "kubectl-canary %s (commit %s, %s, %s)\n", info.Version, info.Commit, info.GoVersion, info.Platform)
 	return err

@@ -1,7 +1,6 @@
 package routing
 
 import (
-	"fmt"
 	"strings"
 )
 
@@ -60,15 +59,15 @@ func (p *planner) noCanaryError() error {
 	for _, st := range states {
 		switch st.Phase {
 		case PhasePromoted:
-			return fmt.Errorf("no canary in progress for service %s/%s: the last one was promoted (stable is now %s); start a new one with kubectl canary start %s", p.svc.namespace, p.svc.name, st.Stable, p.svc.name)
+			return Errorf("no canary in progress for service %s/%s: the last one was promoted (stable is now %s); start a new one with kubectl canary start %s{Target}", p.svc.namespace, p.svc.name, st.Stable, p.svc.name)
 		case PhaseAborted:
-			return fmt.Errorf("no canary in progress for service %s/%s: the last one was aborted (stable is %s); start a new one with kubectl canary start %s", p.svc.namespace, p.svc.name, st.Stable, p.svc.name)
+			return Errorf("no canary in progress for service %s/%s: the last one was aborted (stable is %s); start a new one with kubectl canary start %s{Target}", p.svc.namespace, p.svc.name, st.Stable, p.svc.name)
 		}
 	}
 	if err := p.orphanedVersionServicesError(); err != nil {
 		return err
 	}
-	return fmt.Errorf("no canary in progress for service %s/%s; start one with kubectl canary start %s", p.svc.namespace, p.svc.name, p.svc.name)
+	return Errorf("no canary in progress for service %s/%s; start one with kubectl canary start %s{Target}", p.svc.namespace, p.svc.name, p.svc.name)
 }
 
 // orphanedVersionServicesError explains a Gateway API canary whose routes
@@ -99,6 +98,6 @@ func (p *planner) orphanedVersionServicesError() error {
 	if len(names) == 0 {
 		return nil
 	}
-	return intentErrorf("no routing object records a canary of service %s/%s, but Services %s (%s), which kubectl canary created for one, are still there: the routes that carried the canary were deleted, so the Service balances its traffic over the pods of every version, the canary's too. Nothing records which version is stable, so nothing was written; to send all traffic to it, run kubectl canary start %s with {Stable} naming it and weight 0, then kubectl canary abort %s",
+	return intentErrorf("no routing object records a canary of service %s/%s, but Services %s (%s), which kubectl canary created for one, are still there: the routes that carried the canary were deleted, so the Service balances its traffic over the pods of every version, the canary's too. Nothing records which version is stable, so nothing was written; to send all traffic to it, run kubectl canary start %s{Target} with {Stable} naming it and weight 0, then kubectl canary abort %s{Target}",
 		p.svc.namespace, p.svc.name, strings.Join(names, ", "), strings.Join(versions, ", "), p.svc.name, p.svc.name)
 }

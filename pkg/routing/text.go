@@ -1,8 +1,10 @@
 package routing
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 )
 
 // Field is a part of the request that a message of the core tells its
@@ -31,6 +33,13 @@ const (
 	// FieldOverride is going ahead despite the errors the preflight check
 	// found (Check's findings).
 	FieldOverride Field = "Override"
+	// FieldTarget is what selects the target of the command that got the
+	// message (its namespace, cluster, manifest files), for a command the
+	// message suggests: "kubectl canary start %s{Target}" pasted acts on
+	// the same Service. The core has no word for it: it knows the
+	// namespace only as part of the Service's name. A caller that does
+	// names it with a leading space ("start reviews -n shop").
+	FieldTarget Field = "Target"
 )
 
 // fieldWords are the core's own words for the fields.
@@ -47,6 +56,7 @@ var fieldWords = map[Field]string{
 	FieldHosts:            "host",
 	FieldRoutingAPI:       "routing API",
 	FieldOverride:         "an override",
+	FieldTarget:           "",
 }
 
 // Word is how the core itself names the field.
@@ -68,9 +78,11 @@ func textf(format string, args ...interface{}) Text {
 
 var placeholder = regexp.MustCompile(`\{([A-Za-z]+)\}`)
 
-// Render words the message, naming each field as name says.
+// Render words the message, naming each field as name says. A %w of the
+// format (see Errorf) is formatted as %v.
 func (t Text) Render(name func(Field) string) string {
-	format := placeholder.ReplaceAllStringFunc(t.format, func(p string) string {
+	format := strings.ReplaceAll(t.format, "%w", "%v")
+	format = placeholder.ReplaceAllStringFunc(format, func(p string) string {
 		f := Field(p[1 : len(p)-1])
 		if _, known := fieldWords[f]; !known {
 			return p
@@ -111,4 +123,35 @@ func (e *IntentError) Error() string { return e.Text.String() }
 // intentErrorf makes an IntentError; format names fields as {Stable}...
 func intentErrorf(format string, args ...interface{}) error {
 	return &IntentError{Text: textf(format, args...)}
+}
+
+// TextError is an error whose message names parts of the request by
+// placeholder, most often {Target} in a command it suggests, without
+// being a refusal of the intent (an IntentError). Error words it in the
+// core's words; a caller renders Text in its own.
+type TextError struct {
+	Text Text
+	// wrapped is the error of the format's %w, if any.
+	wrapped error
+}
+
+func (e *TextError) Error() string { return e.Text.String() }
+func (e *TextError) Unwrap() error { return e.wrapped }
+
+// Errorf makes a TextError. The format names fields as {Target}... and
+// may wrap an error with %w, as fmt.Errorf does.
+func Errorf(format string, args ...interface{}) error {
+	return &TextError{Text: textf(format, args...), wrapped: errors.Unwrap(fmt.Errorf(format, args...))}
+}
+
+// Textual is the Text of an error that is an IntentError or a TextError
+// itself (not one it wraps).
+func Textual(err error) (Text, bool) {
+	switch e := err.(type) {
+	case *IntentError:
+		return e.Text, true
+	case *TextError:
+		return e.Text, true
+	}
+	return Text{}, false
 }

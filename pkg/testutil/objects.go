@@ -64,3 +64,29 @@ func Golden(t testing.TB, path string, got []byte) {
 	require.NoError(t, err, "golden file missing; run the tests with -update to create it")
 	require.Equal(t, string(want), string(got), "output differs from %s; run the tests with -update if the change is intended", path)
 }
+
+// GoldenJSON compares got with the golden file at path as JSON documents
+// (the same values, whatever the indentation and key order), or rewrites
+// the file when the tests run with -update.
+func GoldenJSON(t testing.TB, path string, got []byte) {
+	t.Helper()
+	if *update {
+		Golden(t, path, got)
+		return
+	}
+	want, err := os.ReadFile(path)
+	require.NoError(t, err, "golden file missing; run the tests with -update to create it")
+	require.JSONEq(t, string(want), string(got), "output differs from %s; run the tests with -update if the change is intended", path)
+}
+
+// GoldenYAML is GoldenJSON for YAML documents.
+func GoldenYAML(t testing.TB, path string, got []byte) {
+	t.Helper()
+	if *update {
+		Golden(t, path, got)
+		return
+	}
+	want, err := os.ReadFile(path)
+	require.NoError(t, err, "golden file missing; run the tests with -update to create it")
+	require.YAMLEq(t, string(want), string(got), "output differs from %s; run the tests with -update if the change is intended", path)
+}
