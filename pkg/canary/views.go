@@ -43,3 +43,13 @@ func (c *Cluster) NamespaceNames(ctx context.Context) ([]string, error) {
 	}
 	return names, nil
 }
+
+// VersionNames lists the versions behind a Service, as start tells them
+// apart (by versionLabel, or the label it infers).
+func (c *Cluster) VersionNames(ctx context.Context, namespace, service, versionLabel string) ([]string, error) {
+	snap, err := c.Read(ctx, Query{Namespace: namespace, Service: service})
+	if err != nil {
+		return nil, err
+	}
+	return routing.VersionNames(*snap, versionLabel)
+}

@@ -3,6 +3,7 @@ package cmd
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -121,17 +122,79 @@ func (o *CompletionOptions) Run(_ *cobra.Command) error {
 // addCompletion adds the completion command to root and teaches the
 // completion of arguments and flags about the cluster: the first argument of
 // every verb whose usage line starts with SERVICE completes the Services of
-// the namespace, and -n/--namespace the namespaces.
+// the namespace, -n/--namespace the namespaces, --canary and --stable the
+// versions of the Service, and --context and --contexts the kubeconfig's
+// contexts. (-o and --routing-api complete their values where they are
+// added.)
 func addCompletion(root *cobra.Command, g *globalOptions) {
 	root.AddCommand(newCmdCompletion(g))
 	for _, cmd := range root.Commands() {
 		if takesService(cmd) && cmd.ValidArgsFunction == nil {
 			cmd.ValidArgsFunction = completeService(g)
 		}
+		for _, name := range []string{"canary", "stable"} {
+			if cmd.Flags().Lookup(name) != nil {
+				// Fails only if the flag is missing or already has a function.
+				_ = cmd.RegisterFlagCompletionFunc(name, completeVersion(g))
+			}
+		}
 	}
 	if root.PersistentFlags().Lookup("namespace") != nil {
-		// Fails only if the flag is missing or already has a function.
 		_ = root.RegisterFlagCompletionFunc("namespace", completeNamespace(g))
+	}
+	if root.PersistentFlags().Lookup("context") != nil {
+		_ = root.RegisterFlagCompletionFunc("context", completeContexts(g, false))
+	}
+	if root.PersistentFlags().Lookup("contexts") != nil {
+		_ = root.RegisterFlagCompletionFunc("contexts", completeContexts(g, true))
+	}
+}
+
+// completeVersion completes --canary and --stable with the versions behind
+// the Service of the first argument, told apart as start tells them (by
+// --version-label when it is given).
+func completeVersion(g *globalOptions) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if len(args) == 0 {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		label := ""
+		if flag := cmd.Flags().Lookup("version-label"); flag != nil {
+			label = flag.Value.String()
+		}
+		return g.completeFromCluster(cmd, toComplete, func(ctx context.Context, c *canary.Cluster) ([]string, error) {
+			namespace, err := g.conn.Namespace()
+			if err != nil {
+				return nil, err
+			}
+			return c.VersionNames(ctx, namespace, args[0], label)
+		})
+	}
+}
+
+// completeContexts completes --context, or each of the comma-separated
+// --contexts, with the contexts of the kubeconfig.
+func completeContexts(g *globalOptions, several bool) cobra.CompletionFunc {
+	return func(_ *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if g.configFlags == nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		config, err := g.configFlags.ToRawKubeConfigLoader().RawConfig()
+		if err != nil {
+			cobra.CompErrorln(err.Error())
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		given, last := "", toComplete
+		if i := strings.LastIndex(toComplete, ","); several && i >= 0 {
+			given, last = toComplete[:i+1], toComplete[i+1:]
+		}
+		var choices []cobra.Completion
+		for _, name := range slices.Sorted(maps.Keys(config.Contexts)) {
+			if strings.HasPrefix(name, last) && !slices.Contains(strings.Split(given, ","), name) {
+				choices = append(choices, given+name)
+			}
+		}
+		return choices, cobra.ShellCompDirectiveNoFileComp
 	}
 }
 

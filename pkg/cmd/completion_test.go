@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -153,4 +156,78 @@ func TestCompletionNeedsAKnownShell(t *testing.T) {
 	assert.ErrorContains(t, err, "completion needs the name of one shell: bash, zsh, fish, powershell")
 	_, _, err = f.run("completion", "tcsh")
 	assert.ErrorContains(t, err, `there is no completion script for "tcsh"`)
+}
+
+// --canary and --stable offer the versions behind the Service, as start
+// tells them apart; without a Service there is nothing to offer.
+func TestVersionFlagsCompleteTheServicesVersions(t *testing.T) {
+	f := servicesCluster(t)
+	for _, flag := range []string{"--canary", "--stable"} {
+		choices, directive := completions(t, &globalOptions{conn: canary.ConnectWith(f)}, "start", "reviews", flag, "")
+		assert.Equal(t, []string{"v1", "v2", "v3"}, choices, flag)
+		assert.Equal(t, noFiles, directive)
+	}
+	choices, _ := completions(t, &globalOptions{conn: canary.ConnectWith(f)}, "start", "reviews", "--canary", "v3")
+	assert.Equal(t, []string{"v3"}, choices)
+	choices, _ = completions(t, &globalOptions{conn: canary.ConnectWith(f)}, "start", "reviews", "--version-label", "app", "--canary", "")
+	assert.Empty(t, choices, "the versions of --version-label, which tells none apart")
+	choices, directive := completions(t, &globalOptions{conn: canary.ConnectWith(f)}, "start", "--canary", "")
+	assert.Empty(t, choices, "no SERVICE yet")
+	assert.Equal(t, noFiles, directive)
+}
+
+// -o offers kubectl's formats; only a command with a table has wide.
+func TestOutputFlagCompletesTheFormats(t *testing.T) {
+	f := servicesCluster(t)
+	formats := []string{"custom-columns", "custom-columns-file", "go-template", "go-template-file", "json", "jsonpath", "jsonpath-as-json", "jsonpath-file", "kyaml", "name", "template", "templatefile"}
+	for _, verb := range []string{"status", "check", "analyze"} {
+		choices, directive := completions(t, &globalOptions{conn: canary.ConnectWith(f)}, verb, "-o", "")
+		assert.Equal(t, append(slices.Clone(formats), "wide", "yaml"), choices, verb)
+		assert.Equal(t, noFiles, directive)
+	}
+	for _, verb := range []string{"version", "start", "weight", "abort"} {
+		choices, _ := completions(t, &globalOptions{conn: canary.ConnectWith(f)}, verb, "-o", "")
+		assert.Equal(t, append(slices.Clone(formats), "yaml"), choices, verb)
+	}
+	choices, _ := completions(t, &globalOptions{conn: canary.ConnectWith(f)}, "status", "--output", "j")
+	assert.Equal(t, []string{"json", "jsonpath", "jsonpath-as-json", "jsonpath-file"}, choices, "those that start with what is typed")
+}
+
+// --context and --contexts offer the kubeconfig's contexts; --contexts
+// each of a comma-separated list, without those given already.
+func TestContextFlagsCompleteTheKubeconfigsContexts(t *testing.T) {
+	kubeconfig := filepath.Join(t.TempDir(), "config")
+	require.NoError(t, os.WriteFile(kubeconfig, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {}}]
+contexts:
+- {name: west, context: {cluster: c, user: u}}
+- {name: east, context: {cluster: c, user: u}}
+- {name: prod-eu, context: {cluster: c, user: u}}
+current-context: east
+`), 0o600))
+	o := func() *globalOptions {
+		flags := genericclioptions.NewConfigFlags(false)
+		flags.KubeConfig = &kubeconfig
+		return &globalOptions{configFlags: flags, conn: canary.ConnectWith(servicesCluster(t))}
+	}
+	choices, directive := completions(t, o(), "status", "--context", "")
+	assert.Equal(t, []string{"east", "prod-eu", "west"}, choices)
+	assert.Equal(t, noFiles, directive)
+	choices, _ = completions(t, o(), "weight", "reviews", "10", "--contexts", "east,")
+	assert.Equal(t, []string{"east,prod-eu", "east,west"}, choices)
+	choices, _ = completions(t, o(), "status", "--contexts", "east,w")
+	assert.Equal(t, []string{"east,west"}, choices)
+	choices, _ = completions(t, o(), "check", "reviews", "--context", "p")
+	assert.Equal(t, []string{"prod-eu"}, choices)
+}
+
+// --routing-api offers the routing APIs on every command that takes it.
+func TestRoutingAPIFlagCompletes(t *testing.T) {
+	for _, verb := range []string{"start", "check"} {
+		choices, directive := completions(t, &globalOptions{conn: canary.ConnectWith(servicesCluster(t))}, verb, "reviews", "--routing-api", "")
+		assert.Equal(t, []string{"auto", "istio", "gateway-api"}, choices, verb)
+		assert.Equal(t, noFiles, directive)
+	}
 }

@@ -42,8 +42,14 @@ func addOutputFlags(cmd *cobra.Command, otherwise string, table bool) *outputFla
 		cmd.Flags().BoolVar(&f.noHeaders, "no-headers", false, "When using the default, wide or custom-column output format, don't print headers (default print headers).")
 	}
 	// Fails only if the flag is missing or already has a function.
-	_ = cmd.RegisterFlagCompletionFunc("output", func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
-		return f.formats(), cobra.ShellCompDirectiveNoFileComp
+	_ = cmd.RegisterFlagCompletionFunc("output", func(_ *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		var choices []cobra.Completion
+		for _, format := range f.formats() {
+			if strings.HasPrefix(format, toComplete) {
+				choices = append(choices, format)
+			}
+		}
+		return choices, cobra.ShellCompDirectiveNoFileComp
 	})
 	return f
 }

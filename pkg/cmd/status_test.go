@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/cli-runtime/pkg/printers"
 	clienttesting "k8s.io/client-go/testing"
 
 	"github.com/kubectl-canary/kubectl-canary/pkg/canary"
@@ -132,4 +134,48 @@ func TestStatusObservedFlags(t *testing.T) {
 	stdout, _, err := f.run("status", "--prometheus-url", "http://127.0.0.1:1")
 	require.NoError(t, err)
 	assert.NotContains(t, stdout, "OBSERVED")
+}
+
+// status --watch prints its table in parts; every later row lines up with
+// the header, however narrow its cells, and a wider one widens its column
+// and prints the header again, aligned with the rows below it.
+func TestWatchRowsStayAlignedWithTheHeader(t *testing.T) {
+	var out bytes.Buffer
+	table := &alignedTable{out: &out, header: true}
+	fmt.Fprint(table, "SERVICE\tWEIGHT\tPHASE\n")
+	fmt.Fprint(table, "a-service-with-a-long-name\t10%\tProgressing\nreviews\t20%\tProgressing\n")
+	require.NoError(t, table.Flush())
+	fmt.Fprint(table, "reviews\t40%\tProgressing\n")
+	require.NoError(t, table.Flush())
+	fmt.Fprint(table, "ratings\t100%-and-more\tPromoted\n")
+	require.NoError(t, table.Flush())
+	assert.Equal(t, ""+
+		"SERVICE                      WEIGHT   PHASE\n"+
+		"a-service-with-a-long-name   10%      Progressing\n"+
+		"reviews                      20%      Progressing\n"+
+		"reviews                      40%      Progressing\n"+
+		"SERVICE                      WEIGHT          PHASE\n"+
+		"ratings                      100%-and-more   Promoted\n", out.String())
+
+	// The same widths as kubectl's tabwriter for one part.
+	var tab bytes.Buffer
+	w := printers.GetNewTabWriter(&tab)
+	fmt.Fprint(w, "SERVICE\tWEIGHT\tPHASE\na-service-with-a-long-name\t10%\tProgressing\nreviews\t20%\tProgressing\n")
+	require.NoError(t, w.Flush())
+	assert.True(t, strings.HasPrefix(out.String(), tab.String()), "tabwriter:\n%s", tab.String())
+}
+
+// --no-headers and -o wide hold under --watch too.
+func TestStatusWatchWithoutHeadersAndWide(t *testing.T) {
+	f := newFakeCluster(t, "no-istio", "shop")
+	_, _, err := f.run("start", "reviews")
+	require.NoError(t, err)
+	out, stop := f.startWatch("status", "--watch", "--no-headers", "-o", "wide")
+	waitForOutput(t, out, "the first row", func(s string) bool { return strings.Contains(s, "10%") })
+	_, _, err = f.run("weight", "reviews", "40")
+	require.NoError(t, err)
+	waitForOutput(t, out, "the changed row", func(s string) bool { return strings.Contains(s, "40%") })
+	require.NoError(t, stop())
+	assert.Regexp(t, `^reviews\s+v1\s+v2\s+10%\s+Progressing\s+3/3\s+1/1\s+\S+\s+-\s+version\s+istio\s+DestinationRule/reviews,VirtualService/reviews\n`+
+		`reviews\s+v1\s+v2\s+40%\s+Progressing\s+3/3\s+1/1\s+\S+\s+-\s+version\s+istio\s+DestinationRule/reviews,VirtualService/reviews\n$`, out.String())
 }
