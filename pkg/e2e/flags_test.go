@@ -95,8 +95,8 @@ func TestNamespaceContextKubeconfigFlags(t *testing.T) {
 }
 
 // TestOutputFormats: status -A and version print the same document with
-// -o json and -o yaml (through kubectl's printers), and refuse any other
-// format alike. (status SERVICE, check and analyze: next to their tests.)
+// -o json and -o yaml (through kubectl's printers), and refuse a format
+// kubectl has not alike (the other formats: output_test.go). (status SERVICE, check and analyze: next to their tests.)
 func TestOutputFormats(t *testing.T) {
 	t.Parallel()
 	c := shared
@@ -124,10 +124,14 @@ func TestOutputFormats(t *testing.T) {
 	}
 
 	for _, args := range [][]string{{"status", "-n", ns}, {"status", "reviews", "-n", ns}, {"check", "reviews", "-n", ns}, {"analyze", "reviews", "-n", ns}, {"version"}} {
-		r := c.canary(t, nil, append(args, "-o", "wide")...)
+		r := c.canary(t, nil, append(args, "-o", "table")...)
 		require.Error(t, r.err, "%s", r)
-		assert.Contains(t, r.stderr, `--output "wide" is not supported; use yaml or json, or leave it out for`, "%s", r)
+		assert.Contains(t, r.stderr, `--output "table" is not supported; use one of custom-columns, custom-columns-file, go-template, `, "%s", r)
+		assert.Contains(t, r.stderr, `, or leave it out for`, "%s", r)
 	}
+	r := c.canary(t, nil, "version", "-o", "wide")
+	require.Error(t, r.err, "%s", r)
+	assert.Contains(t, r.stderr, `--output "wide" is not supported`, "version prints no table: %s", r)
 }
 
 // editKubeconfig writes a copy of a kubeconfig, changed by edit, into the

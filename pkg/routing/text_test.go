@@ -16,8 +16,31 @@ func TestTextNamesFieldsByPlaceholder(t *testing.T) {
 		text.Render(func(f Field) string { return "--" + strings.ToLower(string(f)) }))
 	assert.Equal(t, []Field{FieldCanary, FieldStable}, text.Fields())
 	for f, word := range fieldWords {
-		assert.NotEmpty(t, word, f)
+		if f != FieldTarget { // the core has no word for it: see FieldTarget
+			assert.NotEmpty(t, word, f)
+		}
 	}
+}
+
+// A command the core suggests names its target by {Target}: the core's
+// words leave it out, a caller names it with its flags; %w wraps as
+// fmt.Errorf does.
+func TestTextErrorsNameTheTarget(t *testing.T) {
+	_, err := Compute(*loadSnapshot(t, "no-istio"), weight(20))
+	require.Error(t, err)
+	assert.EqualError(t, err, "no canary in progress for service shop/reviews; start one with kubectl canary start reviews")
+	text, ok := Textual(err)
+	require.True(t, ok, "%T", err)
+	assert.Equal(t, []Field{FieldTarget}, text.Fields())
+	assert.Equal(t, "no canary in progress for service shop/reviews; start one with kubectl canary start reviews -n shop",
+		text.Render(func(f Field) string { return map[Field]string{FieldTarget: " -n shop"}[f] }))
+
+	inner := errors.New("Prometheus is gone")
+	wrapped := Errorf("%w; kubectl canary run %s{Target} resumes", inner, "reviews")
+	assert.EqualError(t, wrapped, "Prometheus is gone; kubectl canary run reviews resumes")
+	assert.ErrorIs(t, wrapped, inner)
+	text, _ = Textual(wrapped)
+	assert.Equal(t, "Prometheus is gone; kubectl canary run reviews --context prod resumes", text.Render(func(Field) string { return " --context prod" }))
 }
 
 // Errors that ask for another intent are IntentErrors naming the fields to
