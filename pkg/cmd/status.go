@@ -266,14 +266,14 @@ type observedStatus struct {
 }
 
 // printStructured prints the canaries with -o: one Service's canary as a
-// CanaryStatus, several as a List of them, as kubectl get prints one
-// object or several.
+// CanaryStatus, and a List of them otherwise (with --contexts too, one
+// per cluster), as kubectl get prints one object or several.
 func (o *StatusOptions) printStructured(statuses []routing.CanaryStatus, observed map[string]*analysis.SplitReport) error {
 	items := make([]CanaryStatus, len(statuses))
 	for i, st := range statuses {
 		items[i] = CanaryStatus{TypeMeta: typeMeta(KindCanaryStatus), Metadata: canaryMeta(st.Namespace, st.Service), CanaryStatus: st, Observed: observed[st.Namespace+"/"+st.Service]}
 	}
-	if o.service != "" && len(items) == 1 {
+	if o.service != "" && len(items) == 1 && !o.contextFlags.enabled() {
 		return printDocument(o.printer, items[0], o.Out)
 	}
 	return printList(o.printer, items, o.Out)
