@@ -133,8 +133,10 @@ func TestAnalyzeWithRealPrometheus(t *testing.T) {
 		assert.Equal(t, out.Weight, asYAML.Weight)
 		require.NotNil(t, asYAML.Metrics["canary"].RPS)
 		assert.InDelta(t, 10, *asYAML.Metrics["canary"].RPS, 3)
+		assert.Equal(t, "kubectl-canary.io/v1alpha1", fromJSON["apiVersion"])
+		assert.Equal(t, "CanaryAnalysis", fromJSON["kind"])
 		for _, doc := range []map[string]any{fromJSON, fromYAML} {
-			assert.ElementsMatch(t, []string{"namespace", "service", "stable", "canary", "weight", "window", "selectedBy", "metrics", "split", "decision"}, keysOf(doc))
+			assert.ElementsMatch(t, []string{"apiVersion", "kind", "metadata", "namespace", "service", "stable", "canary", "weight", "window", "selectedBy", "metrics", "split", "decision"}, keysOf(doc))
 		}
 
 		// Custom checks: the Service's labels fill the template; --min and
