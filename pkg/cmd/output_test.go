@@ -95,3 +95,25 @@ func TestOutputIsTheSameEverywhere(t *testing.T) {
 	}
 	assert.Equal(t, []string{"create destinationrules", "create virtualservices"}, f.writes(), "only start wrote")
 }
+
+// A change's -o prints the objects as they must become through the same
+// printers: -o name names them as kubectl apply -o name does, jsonpath and
+// custom columns read them.
+func TestChangeOutputFormats(t *testing.T) {
+	f := newFakeCluster(t, "no-istio", "shop")
+	_, _, err := f.run("start", "reviews")
+	require.NoError(t, err)
+	out, _, err := f.run("weight", "reviews", "30", "--dry-run", "-o", "name")
+	require.NoError(t, err)
+	assert.Equal(t, "virtualservice.networking.istio.io/reviews\n", out)
+	out, _, err = f.run("weight", "reviews", "30", "--dry-run", "-o", "jsonpath={.items[0].spec.http[0].route[*].weight}")
+	require.NoError(t, err)
+	assert.Equal(t, "70 30", out)
+	out, _, err = f.run("weight", "reviews", "30", "--dry-run", "-o", "custom-columns=KIND:.kind,NAME:.metadata.name")
+	require.NoError(t, err)
+	assert.Regexp(t, `^KIND\s+NAME\nVirtualService\s+reviews\n$`, out)
+	assert.Equal(t, []string{"create destinationrules", "create virtualservices"}, f.writes(), "dry runs write nothing")
+
+	_, _, err = f.run("weight", "reviews", "30", "--no-headers")
+	assert.ErrorContains(t, err, "unknown flag: --no-headers", "a change prints no table")
+}
