@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -134,4 +135,37 @@ func TestCompletionOffersTheVersions(t *testing.T) {
 	assert.Contains(t, choices("status", "-o", ""), "jsonpath")
 	assert.Contains(t, choices("status", "-o", ""), "wide")
 	assert.Equal(t, []string{"auto", "istio", "gateway-api"}, choices("start", "reviews", "--routing-api", ""))
+}
+
+// status --watch keeps every row aligned with the header: a row printed
+// later for a short Service name keeps the columns the first part had for
+// a long one.
+func TestStatusWatchRowsStayAligned(t *testing.T) {
+	c := shared
+	ns := c.newNamespace(t)
+	long := "reviews-with-a-much-longer-service-name"
+	c.deployVersions(t, ns, "reviews", "v1", "v2")
+	c.deployVersions(t, ns, long, "v1", "v2")
+	c.mustCanary(t, "start", "reviews", "-n", ns)
+	c.mustCanary(t, "start", long, "-n", ns)
+
+	cmd, out := startWatch(t, c.commandEnv(), "-n", ns)
+	waitForOutput(t, out, "both rows", func(s string) bool { return strings.Count(s, "10%") == 2 })
+	c.mustCanary(t, "weight", "reviews", "40", "-n", ns)
+	waitForOutput(t, out, "the changed row", func(s string) bool { return strings.Contains(s, "40%") })
+	require.NoError(t, cmd.Process.Signal(os.Interrupt))
+	require.NoError(t, cmd.Wait(), "%s", out.String())
+
+	lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
+	require.Len(t, lines, 4, "header, two rows, the changed row:\n%s", out.String())
+	header := lines[0]
+	for _, column := range []string{"STABLE", "CANARY", "WEIGHT", "PHASE", "AGE", "ROUTING"} {
+		at := regexp.MustCompile(`\b` + column + `\b`).FindStringIndex(header)
+		require.NotNil(t, at, column)
+		for _, row := range lines[1:] {
+			require.Greater(t, len(row), at[0], row)
+			assert.NotEqual(t, ' ', rune(row[at[0]]), "column %s of %q starts under its header:\n%s", column, row, out.String())
+			assert.Equal(t, ' ', rune(row[at[0]-1]), "column %s of %q starts under its header:\n%s", column, row, out.String())
+		}
+	}
 }
