@@ -178,7 +178,7 @@ func TestAbortAfterTheHTTPRouteWasDeleted(t *testing.T) {
 	shared.kubectl(t, "", "delete", "httproute", "reviews", "-n", ns)
 
 	r := shared.failCanary(t, "abort", "reviews", "-n", ns)
-	assert.Contains(t, r.stderr, "no routing object records a canary of service "+ns+"/reviews, but Services reviews-v1, reviews-v2 (version=v1, version=v2), which kubectl canary created for one, are still there: the routes that carried the canary were deleted, so the Service balances its traffic over the pods of every version, the canary's too. Nothing records which version is stable, so nothing was written; to send all traffic to it, run kubectl canary start reviews with --stable naming it and weight 0, then kubectl canary abort reviews")
+	assert.Contains(t, r.stderr, "no routing object records a canary of service "+ns+"/reviews, but Services reviews-v1, reviews-v2 (version=v1, version=v2), which kubectl canary created for one, are still there: the routes that carried the canary were deleted, so the Service balances its traffic over the pods of every version, the canary's too. Nothing records which version is stable, so nothing was written; to send all traffic to it, run kubectl canary start reviews -n "+ns+" with --stable naming it and weight 0, then kubectl canary abort reviews -n "+ns)
 	shared.requireAbsent(t, httpRoutesV1, ns, "reviews")
 
 	shared.mustCanary(t, "start", "reviews", "-n", ns, "--routing-api", "gateway-api", "--stable", "v1", "--weight", "0")
