@@ -20,6 +20,7 @@ import (
 	_ "k8s.io/client-go/plugin/pkg/client/auth"
 	"k8s.io/klog/v2"
 
+	"github.com/kubectl-canary/kubectl-canary/pkg/analysis"
 	"github.com/kubectl-canary/kubectl-canary/pkg/cmd"
 )
 
@@ -52,14 +53,11 @@ func main() {
 	stop()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "error: %v\n", err)
-		if isTimeout(err) {
+		var prom *analysis.PrometheusError
+		if isTimeout(err) && !errors.As(err, &prom) {
 			fmt.Fprintln(os.Stderr, "The API server did not answer in time: check that the cluster is reachable, or allow more time per request with --request-timeout (30s unless given).")
 		}
-		// A verdict (kubectl canary analyze) has its own exit status.
-		var verdict interface{ ExitCode() int }
-		if errors.As(err, &verdict) {
-			os.Exit(verdict.ExitCode())
-		}
-		os.Exit(1)
+		// A verdict (analyze, run, check) has its own exit status.
+		os.Exit(cmd.ExitCode(err))
 	}
 }

@@ -196,11 +196,10 @@ func Fetch(ctx context.Context, prom promv1.API, t Target, window time.Duration,
 // of the Service, else destination_workload when the Deployments are known.
 func ChooseSelector(ctx context.Context, prom promv1.API, t Target, now time.Time, where string) (string, error) {
 	query := labelsQuery(t)
-	v, _, _, err := prom.Query(ctx, query, now)
+	vec, err := queryVector(ctx, prom, query, now, where)
 	if err != nil {
-		return "", fmt.Errorf("cannot query Prometheus at %s: %w", where, err)
+		return "", err
 	}
-	vec, _ := v.(model.Vector)
 	if len(vec) == 0 {
 		return "", fmt.Errorf("%w for service %s/%s in Prometheus at %s: no %s series with reporter=\"destination\". Is Istio's telemetry on, are the pods in the mesh, and has the Service had traffic?\n  query: %s", ErrNoMetrics, t.Namespace, t.Service, where, RequestsMetric, query)
 	}
@@ -219,6 +218,28 @@ func ChooseSelector(ctx context.Context, prom promv1.API, t Target, now time.Tim
 	}
 	return "", fmt.Errorf("the versions of service %s/%s do not reach the metrics in Prometheus at %s: %s is %s and %s is %s, where %s or %s were expected. Label the pods with version=<version> (Istio reports it as %s)",
 		t.Namespace, t.Service, where, VersionLabel, setText(versions), WorkloadLabel, setText(workloads), strconv.Quote(t.Stable), strconv.Quote(t.Canary), VersionLabel)
+}
+
+// HasSeries runs ChooseSelector's first query: an error when Prometheus
+// cannot be queried, false when the Service has no request series yet.
+func HasSeries(ctx context.Context, prom promv1.API, t Target, now time.Time, where string) (bool, error) {
+	vec, err := queryVector(ctx, prom, labelsQuery(t), now, where)
+	return len(vec) > 0, err
+}
+
+// queryVector runs an instant query; an error that is not Prometheus's own
+// (a PrometheusError) is returned as it is, saying what is wrong.
+func queryVector(ctx context.Context, prom promv1.API, query string, now time.Time, where string) (model.Vector, error) {
+	v, _, _, err := prom.Query(ctx, query, now)
+	var explained *PrometheusError
+	switch {
+	case errors.As(err, &explained):
+		return nil, explained
+	case err != nil:
+		return nil, fmt.Errorf("cannot query Prometheus at %s: %w\n  query: %s", where, err, query)
+	}
+	vec, _ := v.(model.Vector)
+	return vec, nil
 }
 
 func setText(set map[string]bool) string {

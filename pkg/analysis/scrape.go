@@ -250,7 +250,7 @@ func activeTargets(ctx context.Context, client api.Client) ([]scrapeTarget, erro
 }
 
 func excerpt(body []byte) string {
-	s := strings.TrimSpace(string(body))
+	s := strings.Join(strings.Fields(string(body)), " ")
 	if len(s) > 200 {
 		s = s[:200] + "..."
 	}

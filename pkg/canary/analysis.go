@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -20,12 +21,7 @@ import (
 
 // PrometheusAt says where Prometheus is: at URL, or else behind the
 // Service Namespace/Service:Port, reached through the API server's proxy.
-type PrometheusAt struct {
-	URL       string
-	Namespace string
-	Service   string
-	Port      int
-}
+type PrometheusAt = analysis.PrometheusAddress
 
 // Prometheus is the Prometheus a canary is judged by, and a name for it in
 // messages.
@@ -37,17 +33,25 @@ type Prometheus struct {
 }
 
 // Prometheus connects to Prometheus, directly or through the API server.
+// A direct URL gets the kubeconfig's request timeout when at has none.
 func (c *Connection) Prometheus(at PrometheusAt) (*Prometheus, error) {
-	if at.URL != "" {
-		return newPrometheus(at.URL, nil, at.URL)
-	}
 	config, ok, err := c.restConfig()
+	if at.URL != "" {
+		if at.Timeout == 0 && err == nil && ok {
+			at.Timeout = config.Timeout
+		}
+		if at.Timeout == 0 {
+			at.Timeout, _ = time.ParseDuration(DefaultRequestTimeout)
+		}
+		return newPrometheus(at.URL, &http.Client{Timeout: at.Timeout}, at)
+	}
 	switch {
 	case err != nil:
 		return nil, err
 	case !ok:
 		return nil, fmt.Errorf("no kubeconfig to reach Prometheus through the API server; pass --prometheus-url")
 	}
+	at.Timeout = config.Timeout
 	httpClient, err := rest.HTTPClientFor(config)
 	if err != nil {
 		return nil, err
@@ -58,22 +62,28 @@ func (c *Connection) Prometheus(at PrometheusAt) (*Prometheus, error) {
 // ProxiedPrometheus reaches Prometheus through the API server's service
 // proxy at host (which may carry a path prefix).
 func ProxiedPrometheus(host string, httpClient *http.Client, at PrometheusAt) (*Prometheus, error) {
-	where := fmt.Sprintf("service %s/%s:%d (through the API server's proxy)", at.Namespace, at.Service, at.Port)
-	return newPrometheus(strings.TrimSuffix(host, "/")+analysis.ServiceProxyPath(at.Namespace, at.Service, at.Port), httpClient, where)
+	at.URL = ""
+	return newPrometheus(strings.TrimSuffix(host, "/")+analysis.ServiceProxyPath(at.Namespace, at.Service, at.Port), httpClient, at)
 }
 
-func newPrometheus(address string, httpClient *http.Client, where string) (*Prometheus, error) {
-	client, err := analysis.NewClient(address, httpClient)
+func newPrometheus(address string, httpClient *http.Client, at PrometheusAt) (*Prometheus, error) {
+	client, err := analysis.NewExplainingClient(address, httpClient, at)
 	if err != nil {
 		return nil, err
 	}
-	return &Prometheus{client: client, api: promv1.NewAPI(client), where: where}, nil
+	return &Prometheus{client: client, api: promv1.NewAPI(client), where: at.String()}, nil
 }
 
 // ScrapeMinimum is the shortest window (and run step) for the Service that
 // Prometheus's scrape interval allows, read once per command.
 func (p *Prometheus) ScrapeMinimum(ctx context.Context, namespace, service string, now time.Time) analysis.ScrapeMinimum {
 	return analysis.ReadScrapeMinimum(ctx, p.client, namespace, service, now, p.where)
+}
+
+// HasSeries asks Prometheus for the target's request series: an error when
+// Prometheus cannot be queried, false when it has none yet.
+func (p *Prometheus) HasSeries(ctx context.Context, target analysis.Target, now time.Time) (bool, error) {
+	return analysis.HasSeries(ctx, p.api, target, now, p.where)
 }
 
 // Judgement is how a canary is judged: over which window of its traffic,
@@ -90,6 +100,12 @@ type Judgement struct {
 // Judge fetches the canary's metrics and custom checks and judges them.
 func (p *Prometheus) Judge(ctx context.Context, target analysis.Target, j Judgement, now time.Time) (analysis.Result, analysis.Decision, error) {
 	result, err := analysis.Fetch(ctx, p.api, target, j.Window, now, p.where)
+	if errors.Is(err, analysis.ErrNoMetrics) {
+		// Nothing to judge yet is no verdict either way.
+		nan := math.NaN()
+		none := analysis.Metrics{Requests: nan, RPS: nan, SuccessRate: nan, P50: nan, P99: nan}
+		return analysis.Result{Stable: none, Canary: none, Window: j.Window}, analysis.Decision{Verdict: analysis.Inconclusive, Metric: "requests", Reason: err.Error()}, nil
+	}
 	if err != nil {
 		return result, analysis.Decision{}, err
 	}
@@ -221,14 +237,6 @@ type VerdictError struct {
 
 func (e *VerdictError) Error() string {
 	return fmt.Sprintf("canary of %s: %s: %s", e.Subject, e.Decision.Verdict, e.Decision.Reason)
-}
-
-// ExitCode is 1 for fail and 2 for inconclusive.
-func (e *VerdictError) ExitCode() int {
-	if e.Decision.Verdict == analysis.Inconclusive {
-		return 2
-	}
-	return 1
 }
 
 // Verdict is nil for a pass, else the VerdictError of the Service's canary.

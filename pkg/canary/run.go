@@ -108,9 +108,9 @@ func NextRunStep(run routing.RunState, d analysis.Decision, p RunPlan, analyzedA
 	}
 }
 
-// analysisDue is when the step (or the hold after an inconclusive
+// AnalysisDue is when the step (or the hold after an inconclusive
 // analysis) has run its interval.
-func analysisDue(run routing.RunState, interval time.Duration) time.Time {
+func AnalysisDue(run routing.RunState, interval time.Duration) time.Time {
 	from := run.StepStartedAt
 	if run.AnalyzedAt != nil && run.AnalyzedAt.After(from) {
 		from = *run.AnalyzedAt

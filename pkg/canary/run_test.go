@@ -109,10 +109,10 @@ func TestFirstRunStep(t *testing.T) {
 // the last analysis.
 func TestAnalysisDue(t *testing.T) {
 	run := routing.RunState{StepStartedAt: stepStarted}
-	assert.Equal(t, stepStarted.Add(time.Minute), analysisDue(run, time.Minute))
+	assert.Equal(t, stepStarted.Add(time.Minute), AnalysisDue(run, time.Minute))
 	later := stepStarted.Add(90 * time.Second)
 	run.AnalyzedAt = &later
-	assert.Equal(t, later.Add(time.Minute), analysisDue(run, time.Minute))
+	assert.Equal(t, later.Add(time.Minute), AnalysisDue(run, time.Minute))
 }
 
 // progressRecorder records what a run shows.

@@ -71,17 +71,23 @@ func (r *Runner) ReadScrapeMinimum(ctx context.Context) analysis.ScrapeMinimum {
 	return longest
 }
 
-// RunningState reads the Service's running canary, nil when none runs.
+// RunningState reads the Service's running canary, nil when none runs,
+// and refuses versions in the request that are not the running canary's.
 // Across clusters it is the least advanced one (nil where a cluster has
 // none), which every cluster resumes from.
 func (r *Runner) RunningState(ctx context.Context) (*routing.State, error) {
 	states := make([]*routing.State, len(r.Clusters))
 	err := forEachCluster(r.Clusters, func(i int, c *RunCluster) error {
 		snap, err := c.Engine.Store.Read(ctx, Query{Namespace: r.Request.Namespace, Service: r.Request.Service, ClusterDomain: r.Request.Intent.ClusterDomain})
-		if err == nil {
-			states[i], err = routing.RunningCanary(*snap, r.Request.Service)
+		if err != nil {
+			return err
 		}
-		return err
+		if states[i], err = routing.RunningCanary(*snap, r.Request.Service); err != nil || states[i] == nil {
+			return err
+		}
+		// A run that resumes or takes over a canary goes on with its
+		// versions: versions asked for must be the same.
+		return routing.AgreesWithRunning(*snap, states[i], r.Request.Intent)
 	})
 	if err != nil {
 		return nil, err
@@ -125,14 +131,51 @@ func (r *Runner) statesText(states []*routing.State) string {
 	return strings.Join(parts, ", ")
 }
 
-// DryRunFirstStep sends the first step's writes as a server dry run, so
-// the API server validates and authorises them; nothing is written.
-func (r *Runner) DryRunFirstStep(ctx context.Context, st *routing.State) error {
+// PlanFirstStep is the step the run begins with (st is the running
+// canary, nil when none runs), planned and checked by the engine as the
+// real run's first change is, without writing it: a client dry run, or a
+// server dry run that the API server validates and authorises (its diff
+// shown by the clusters' observers). A first step the real run would
+// refuse is refused here.
+func (r *Runner) PlanFirstStep(ctx context.Context, st *routing.State, dryRun DryRun) (RunStep, error) {
 	first := r.firstStep(st)
 	if first.Action == "" {
-		return nil
+		return first, nil
 	}
-	return r.take(ctx, first, ServerDryRun)
+	return first, r.take(ctx, first, dryRun)
+}
+
+// CheckPrometheus asks each cluster's Prometheus for the Service's request
+// series before the run writes anything: a Prometheus that cannot be
+// queried stops the run here. It returns the contexts (empty for a single
+// cluster) whose Prometheus has no series of the Service yet, which the
+// first analysis waits for.
+func (r *Runner) CheckPrometheus(ctx context.Context) (withoutSeries []string, err error) {
+	has := make([]bool, len(r.Clusters))
+	err = forEachCluster(r.Clusters, func(i int, c *RunCluster) error {
+		var err error
+		has[i], err = c.Prometheus.HasSeries(ctx, analysis.Target{Namespace: r.Request.Namespace, Service: r.Request.Service, Cluster: c.IstioCluster}, r.Now())
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i, c := range r.Clusters {
+		if !has[i] {
+			withoutSeries = append(withoutSeries, c.Context)
+		}
+	}
+	return withoutSeries, nil
+}
+
+// NoSeriesYet says what the run does while Prometheus has no request
+// series of the Service (in the clusters named, when there are several).
+func (r *Runner) NoSeriesYet(contexts []string) string {
+	in := ""
+	if len(r.Clusters) > 1 {
+		in = " in " + strings.Join(contexts, ", ")
+	}
+	return fmt.Sprintf("Prometheus%s has no request metrics of %s/%s yet: each analysis without them is inconclusive and holds the step (up to %d times), so the run waits for them", in, r.Request.Namespace, r.Request.Service, r.Plan.MaxInconclusive)
 }
 
 // firstStep is FirstRunStep; across clusters a resumed step is set again
@@ -260,22 +303,36 @@ func forEachCluster(clusters []RunCluster, fn func(i int, c *RunCluster) error) 
 }
 
 // take makes a step's change with the run state recorded in the canary's
-// state. It is not cancelled by Ctrl-C: a write in flight completes.
+// state. It is not cancelled by Ctrl-C: a write in flight completes. Only
+// the start takes the intent's versions and routing; the later steps
+// change the weight, promote or abort the canary as it runs. A client dry
+// run shows nothing: the run prints its own plan.
 func (r *Runner) take(ctx context.Context, step RunStep, dryRun DryRun) error {
 	req := r.Request
+	if step.Action != routing.ActionStart {
+		req.Intent = routing.Intent{VersionLabel: req.Intent.VersionLabel, ClusterDomain: req.Intent.ClusterDomain}
+	}
 	req.Intent.Action, req.Intent.Weight = step.Action, step.Weight
 	req.DryRun = dryRun
 	recorded := step.Run
 	req.Run = &recorded
 	ctx = context.WithoutCancel(ctx)
+	observers := func(c RunCluster) []Observer {
+		if dryRun == ClientDryRun {
+			return nil
+		}
+		return c.Observers
+	}
 	if len(r.Clusters) == 1 {
 		c := r.Clusters[0]
-		_, err := c.Engine.Change(ctx, req, c.Observers...)
+		_, err := c.Engine.Change(ctx, req, observers(c)...)
 		return err
 	}
 	fleet := &Fleet{}
 	for _, c := range r.Clusters {
-		fleet.Members = append(fleet.Members, c.Member)
+		m := c.Member
+		m.Observers = observers(c)
+		fleet.Members = append(fleet.Members, m)
 	}
 	_, err := fleet.Change(ctx, req)
 	return err
@@ -305,7 +362,7 @@ func stepName(run routing.RunState) string {
 
 // wait sleeps until the analysis is due, showing the progress each second.
 func (r *Runner) wait(ctx context.Context, run routing.RunState) error {
-	due := analysisDue(run, r.Plan.Interval)
+	due := AnalysisDue(run, r.Plan.Interval)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {

@@ -35,9 +35,10 @@ func (f *prometheusFlags) addFlags(fl *pflag.FlagSet) {
 	fl.IntVar(&f.prometheusPort, "prometheus-port", 9090, "Port of the Prometheus Service reached through the API server's proxy.")
 }
 
-// prometheus connects to the Prometheus the flags name.
-func (f *prometheusFlags) prometheus(conn *canary.Connection) (*canary.Prometheus, error) {
-	return conn.Prometheus(canary.PrometheusAt{URL: f.prometheusURL, Namespace: f.prometheusNamespace, Service: f.prometheusService, Port: f.prometheusPort})
+// prometheus connects to the Prometheus the flags name; timeout bounds each
+// request to a --prometheus-url, 0 for the kubeconfig's request timeout.
+func (f *prometheusFlags) prometheus(conn *canary.Connection, timeout time.Duration) (*canary.Prometheus, error) {
+	return conn.Prometheus(canary.PrometheusAt{URL: f.prometheusURL, Namespace: f.prometheusNamespace, Service: f.prometheusService, Port: f.prometheusPort, Timeout: timeout, Fix: prometheusFix})
 }
 
 // analysisFlags are the Prometheus and threshold flags analyze and run share.
@@ -190,12 +191,13 @@ func newCmdAnalyze(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "analyze SERVICE",
 		Short: "Judge a running canary by its real traffic in Prometheus: pass, fail or inconclusive",
-		Long: templates.LongDesc(`
+		Long: withExitStatuses(templates.LongDesc(`
 			Read Istio's standard metrics for the stable and the canary version of a
 			Service from Prometheus, print them side by side (requests per second,
 			success rate, p50 and p99 latency) and judge the canary against the
-			thresholds. The exit status is the verdict: 0 pass, 1 fail (or an
-			error), 2 inconclusive. Nothing in the cluster is changed.`),
+			thresholds. The exit status is the verdict: 0 pass, 2 inconclusive,
+			3 fail; 1 is an error, when nothing could be judged. Nothing in the
+			cluster is changed.`)),
 		Example: templates.Examples(`
 			# Judge the canary of reviews over the last 5 minutes
 			kubectl canary analyze reviews
@@ -278,8 +280,12 @@ func (o *AnalyzeOptions) analyzeIn(ctx context.Context, conn *canary.Connection,
 		return nil, err
 	}
 	target.Cluster = istioCluster
-	prom, err := o.prometheus(conn)
+	prom, err := o.prometheus(conn, o.prometheusTimeout)
 	if err != nil {
+		return nil, err
+	}
+	// Prometheus answers, or the analysis ends here saying why.
+	if _, err := prom.HasSeries(ctx, target, o.now()); err != nil {
 		return nil, err
 	}
 	minimum := prom.ScrapeMinimum(ctx, o.namespace, o.service, o.now())

@@ -18,9 +18,10 @@ func TestAnalyzeWindowFollowsTheScrapeInterval(t *testing.T) {
 	_, _, err = f.run("analyze", "reviews", "--window", "5s", "--prometheus-url", scrapingPrometheus(t, "5s"))
 	assert.EqualError(t, err, "--window 5s is too short; Prometheus needs 4 scrapes in it, give 20s or more (4 scrapes at the 5s scrape interval of 1 target reporting shop/reviews)")
 	// Scraped every second, 5s is enough: the analysis goes on (to find no
-	// request metrics in this fake).
+	// request metrics in this fake: inconclusive).
 	_, _, err = f.run("analyze", "reviews", "--window", "5s", "--prometheus-url", scrapingPrometheus(t, "1s"))
-	assert.ErrorIs(t, err, analysis.ErrNoMetrics)
+	assert.ErrorContains(t, err, "canary of shop/reviews: inconclusive: "+analysis.ErrNoMetrics.Error())
+	assert.Equal(t, exitInconclusive, ExitCode(err))
 }
 
 // --max and --min bound the --query they follow, as pflag sets flags in

@@ -29,7 +29,7 @@ func newCmdCheck(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "check SERVICE",
 		Short: "Check a Service and its routing before (or during) a canary",
-		Long: templates.LongDesc(`
+		Long: withExitStatuses(templates.LongDesc(`
 			Run the preflight check that start, weight, route and promote run
 			before they write: the canary's readiness, subsets that select no
 			pods, routes to undefined subsets, weights that do not sum to 100,
@@ -37,8 +37,8 @@ func newCmdCheck(g *globalOptions) *cobra.Command {
 			objects another tool (Flagger, Argo Rollouts, a Kiali wizard) manages.
 			Each finding names its object and what to do. Every finding is
 			reported at once: a Service whose versions cannot be told apart (a
-			single Deployment, say) still has its routing checked. Exits non-zero
-			when a finding is an error.`),
+			single Deployment, say) still has its routing checked. Exits 3 when a
+			finding is an error.`)),
 		Example: templates.Examples(`
 			# Is reviews ready for a canary?
 			kubectl canary check reviews
@@ -119,7 +119,7 @@ func (o *CheckOptions) Run(ctx context.Context) error {
 		}
 	}
 	if n := routing.Errors(findings); n > 0 {
-		return fmt.Errorf("service %s/%s: %d error(s) found", o.namespace, o.service, n)
+		return &findingsError{namespace: o.namespace, service: o.service, errors: n}
 	}
 	return nil
 }

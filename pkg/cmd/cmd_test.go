@@ -40,6 +40,8 @@ type fakeCluster struct {
 	// denied lists "verb resource" pairs the fake authorizer refuses, in
 	// SelfSubjectAccessReviews and in writes (dry runs too).
 	denied map[string]bool
+	// prometheusTimeout bounds each request to --prometheus-url (0: 30s).
+	prometheusTimeout time.Duration
 }
 
 func (f *fakeCluster) Namespace() (string, error) { return f.namespace, nil }
@@ -118,7 +120,7 @@ func newFakeCluster(t *testing.T, fixture, namespace string) *fakeCluster {
 // run executes `kubectl canary ARGS...` against the fake cluster.
 func (f *fakeCluster) run(args ...string) (stdout, stderr string, err error) {
 	var out, errOut bytes.Buffer
-	cmd := newCmdCanary(&globalOptions{conn: canary.ConnectWith(f), syncReadTooSoon: fakeSyncReadTooSoon, IOStreams: genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}})
+	cmd := newCmdCanary(&globalOptions{conn: canary.ConnectWith(f), syncReadTooSoon: fakeSyncReadTooSoon, prometheusTimeout: f.prometheusTimeout, IOStreams: genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}})
 	cmd.SetArgs(args)
 	err = cmd.ExecuteContext(context.Background())
 	return out.String(), errOut.String(), err

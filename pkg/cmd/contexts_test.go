@@ -138,7 +138,8 @@ func TestContextsRunDryRunPlansEveryCluster(t *testing.T) {
 	istiodPod(t, clusters["west"], "cluster-west")
 	out, stderr, err := runOnContexts(clusters, "run", "reviews", "--contexts", "east,west", "--interval", "5s", "--dry-run", "--prometheus-url", scrapingPrometheus(t, "1s"))
 	require.NoError(t, err, stderr)
-	assert.Contains(t, out, "would start the canary of shop/reviews\n")
+	assert.Contains(t, out, "would run the canary of shop/reviews: starting the canary at step 1/5 (5%)\n")
+	assert.Contains(t, out, "note: Prometheus in east, west has no request metrics of shop/reviews yet")
 	assert.Contains(t, out, `in the clusters east (destination_cluster="cluster-east"), west (destination_cluster="cluster-west"), each step in all of them; each is judged on its own requests, and the worst verdict decides`+"\n")
 	assert.True(t, strings.HasSuffix(out, "(dry run: nothing was written)\n"), out)
 	for name, f := range clusters {

@@ -64,6 +64,9 @@ type globalOptions struct {
 	// (tests compare the files written with golden ones).
 	now func() time.Time
 	contextFlags
+	// prometheusTimeout, when set, bounds each request to a
+	// --prometheus-url instead of the kubeconfig's request timeout (tests).
+	prometheusTimeout time.Duration
 	// contextConnections, when set, replaces the kubeconfig's contexts
 	// (tests give fake clusters).
 	contextConnections func(contexts []string, all bool) ([]canary.ContextConnection, error)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -33,7 +32,12 @@ type RunOptions struct {
 	dryRun          cmdutil.DryRunStrategy
 	force           bool
 	minAvailable    int32
-	now             func() time.Time
+	// intent and startFlags are start's flags, for a run that starts the
+	// canary: its versions and routing.
+	intent routing.Intent
+	startFlags
+	startFlagsGiven []string
+	now func() time.Time
 	// onTerminal tells whether Out is a terminal (an updating progress line)
 	// or not (log lines); tests set it.
 	onTerminal func() bool
@@ -45,21 +49,32 @@ func newCmdRun(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run SERVICE",
 		Short: "Step a canary's weight up, gated by its metrics: promote when healthy, abort on failure",
-		Long: templates.LongDesc(`
+		Long: withExitStatuses(templates.LongDesc(`
 			Start a canary (or resume the one running), set each step's weight in
 			turn, wait the interval, and analyse the canary's real traffic as
 			kubectl canary analyze does. A pass moves to the next step and, after
 			the last, promotes; an inconclusive analysis holds the step, up to
 			--max-inconclusive times; a failure aborts at once (all traffic back to
-			stable) and exits non-zero naming the failing metric.
+			stable) and exits 3 naming the failing metric.
 
 			The step, its start time and the last verdict are recorded in the
 			canary's state: after Ctrl-C or a lost terminal the canary stays where
 			it was, and the next run resumes from the recorded step. Writes are
-			never interrupted halfway.`),
+			never interrupted halfway.
+
+			A run that starts the canary takes start's flags (--canary,
+			--stable, --version-label, --header, ...); one that resumes or takes
+			over a running canary goes on with its versions and routing. Before
+			its first write, run queries Prometheus: one it cannot query stops
+			the run with nothing written. --dry-run prints the steps the run
+			would take, planned as the real run plans them, and refuses what the
+			real run would refuse.`)),
 		Example: templates.Examples(`
 			# 5%, 10%, 25%, 50%, 100%, two minutes each, then promote
 			kubectl canary run reviews
+
+			# Bookinfo has three versions: pick the canary
+			kubectl canary run reviews --canary v3
 
 			# Faster steps, a hard p99 limit, and keep the last step unpromoted
 			kubectl canary run reviews --steps 10,50,100 --interval 1m --max-p99 300ms --no-promote
@@ -74,6 +89,7 @@ func newCmdRun(g *globalOptions) *cobra.Command {
 	}
 	cmd.SetFlagErrorFunc(runFlagError)
 	o.analysisFlags.addFlags(cmd)
+	o.startFlags.addStartFlags(cmd, &o.intent)
 	cmd.Flags().Lookup("window").Usage = "Traffic to analyse after each step: the last WINDOW of it. Default: the interval. At least " + minimumText + "."
 	cmd.Flags().IntSliceVar(&o.steps, "steps", []int{5, 10, 25, 50, 100}, "Canary weights in percent, in increasing order.")
 	cmd.Flags().DurationVar(&o.interval, "interval", 2*time.Minute, "How long each step runs before it is analysed. At least "+minimumText+".")
@@ -86,12 +102,20 @@ func newCmdRun(g *globalOptions) *cobra.Command {
 	return cmd
 }
 
-// Complete reads SERVICE, the namespace and --dry-run; the window defaults
-// to the interval.
+// Complete reads SERVICE, the namespace, --dry-run and start's flags; the
+// window defaults to the interval.
 func (o *RunOptions) Complete(cmd *cobra.Command, args []string) error {
 	o.service = args[0]
 	if !cmd.Flags().Changed("window") {
 		o.window = o.interval
+	}
+	if err := o.startFlags.completeStart(cmd, &o.intent); err != nil {
+		return err
+	}
+	for _, name := range startFlagNames {
+		if cmd.Flags().Changed(name) {
+			o.startFlagsGiven = append(o.startFlagsGiven, "--"+name)
+		}
 	}
 	var err error
 	if o.dryRun, err = dryRunStrategy(cmd); err != nil {
@@ -126,16 +150,22 @@ func (o *RunOptions) Validate() error {
 }
 
 // Run steps the canary until it is promoted, aborted or stopped; with
-// --dry-run it prints the plan of the run instead.
+// --dry-run it prints the plan of the run instead. Both read the running
+// canary, query Prometheus and plan the first step the same way, so that
+// the plan is the run's and a dry run refuses what the run would.
 func (o *RunOptions) Run(cmd *cobra.Command) error {
 	ctx := cmd.Context()
 	runner, err := o.runner(ctx)
 	if err != nil {
 		return err
 	}
-	state, err := runner.RunningState(ctx)
+	st, err := runner.RunningState(ctx)
 	if err != nil {
 		return err
+	}
+	withoutSeries, err := runner.CheckPrometheus(ctx)
+	if err != nil {
+		return fmt.Errorf("%w\nNothing was written", err)
 	}
 	minimum := runner.ReadScrapeMinimum(ctx)
 	if err := longEnough("interval", o.interval, "of each step", minimum); err != nil {
@@ -144,23 +174,49 @@ func (o *RunOptions) Run(cmd *cobra.Command) error {
 	if err := longEnough("window", o.window, "in it", minimum); err != nil {
 		return err
 	}
-	switch o.dryRun {
-	case cmdutil.DryRunServer:
-		if err := runner.DryRunFirstStep(ctx, state); err != nil {
+	if st != nil {
+		o.warnStartFlagsIgnored(st)
+	}
+	var notes []string
+	if withoutSeries != nil {
+		notes = append(notes, runner.NoSeriesYet(withoutSeries))
+	}
+	if o.dryRun != cmdutil.DryRunNone {
+		first, err := runner.PlanFirstStep(ctx, st, dryRunOf(o.dryRun))
+		if err != nil {
 			return err
 		}
-		fallthrough
-	case cmdutil.DryRunClient:
-		o.printPlan(state, minimum, runner.Clusters)
+		o.printPlan(first, notes, minimum, runner.Clusters)
 		return nil
 	}
-	return runner.Run(ctx, state)
+	for _, note := range notes {
+		fmt.Fprintf(o.ErrOut, "Note: %s\n", note)
+	}
+	return runner.Run(ctx, st)
+}
+
+// warnStartFlagsIgnored says that start's routing flags do not change a
+// canary that already runs (its versions were checked against them).
+func (o *RunOptions) warnStartFlagsIgnored(st *routing.State) {
+	var ignored []string
+	for _, flag := range o.startFlagsGiven {
+		switch flag {
+		case "--canary", "--canary-deployment", "--stable", "--version-label":
+		default:
+			ignored = append(ignored, flag)
+		}
+	}
+	if len(ignored) > 0 {
+		fmt.Fprintf(o.ErrOut, "Warning: the canary of %s/%s already runs (%s at %d%%): %s shape a canary that run starts and leave this one's routing as it is; change it with kubectl canary route or weight\n",
+			o.namespace, o.service, st.Canary, st.Weight, strings.Join(ignored, ", "))
+	}
 }
 
 // runner is the run the flags ask for, reporting as every change does:
 // in the cluster of the kubeconfig, or in every cluster of --contexts.
 func (o *RunOptions) runner(ctx context.Context) (*canary.Runner, error) {
 	change := newChangeOptions(o.globalOptions, "")
+	change.intent = o.intent
 	change.intent.ClusterDomain = o.clusterDomain
 	change.force, change.minAvailable = o.force, o.minAvailable
 	r := &canary.Runner{
@@ -186,7 +242,7 @@ func (o *RunOptions) runCluster(change *changeOptions) ([]canary.RunCluster, err
 	if err != nil {
 		return nil, err
 	}
-	prom, err := o.prometheus(o.conn)
+	prom, err := o.prometheus(o.conn, o.prometheusTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -211,7 +267,7 @@ func (o *RunOptions) runClusters(ctx context.Context, change *changeOptions) ([]
 	var mu sync.Mutex
 	var clusters []canary.RunCluster
 	for i, m := range members {
-		prom, err := o.prometheus(m.conn)
+		prom, err := o.prometheus(m.conn, o.prometheusTimeout)
 		if err != nil {
 			return nil, fmt.Errorf("cluster %s: %w", m.context, err)
 		}
@@ -274,14 +330,12 @@ func (p *runProgress) Analysed(run routing.RunState, cluster string, d analysis.
 	fmt.Fprintf(p.out, "step %d/%d (%d%%)%s: %s: %s; %s\n", run.Step+1, len(run.Steps), run.Steps[run.Step], in, d.Verdict, d.Reason, metricsLine(r))
 }
 
-func (o *RunOptions) printPlan(st *routing.State, minimum analysis.ScrapeMinimum, clusters []canary.RunCluster) {
-	switch {
-	case st == nil:
-		fmt.Fprintf(o.Out, "would start the canary of %s/%s\n", o.namespace, o.service)
-	case st.Run != nil && slices.Equal(st.Run.Steps, o.steps):
-		fmt.Fprintf(o.Out, "would resume the run of %s/%s at step %d/%d\n", o.namespace, o.service, st.Run.Step+1, len(st.Run.Steps))
-	default:
-		fmt.Fprintf(o.Out, "would take over the canary of %s/%s, now at %d%%\n", o.namespace, o.service, st.Weight)
+// printPlan prints the steps the run would take from first, the step it
+// begins with (as the real run says it), and how it judges them.
+func (o *RunOptions) printPlan(first canary.RunStep, notes []string, minimum analysis.ScrapeMinimum, clusters []canary.RunCluster) {
+	fmt.Fprintf(o.Out, "would run the canary of %s/%s: %s\n", o.namespace, o.service, first.Says)
+	for _, note := range notes {
+		fmt.Fprintf(o.Out, "note: %s\n", note)
 	}
 	if len(clusters) > 1 {
 		var names []string
@@ -297,8 +351,14 @@ func (o *RunOptions) printPlan(st *routing.State, minimum analysis.ScrapeMinimum
 		fmt.Fprintf(o.Out, "in the clusters %s, each step in all of them; each is judged %s, and the worst verdict decides\n", strings.Join(names, ", "), judged)
 	}
 	t := o.thresholds()
-	for i, w := range o.steps {
-		fmt.Fprintf(o.Out, "step %d/%d: canary at %d%% for %s, then analyse the last %s\n", i+1, len(o.steps), w, o.interval, o.window)
+	for i := first.Run.Step; i < len(first.Run.Steps); i++ {
+		w := first.Run.Steps[i]
+		if i == first.Run.Step && first.Action == "" {
+			left := max(canary.AnalysisDue(first.Run, o.interval).Sub(o.now()), 0).Round(time.Second)
+			fmt.Fprintf(o.Out, "step %d/%d: canary at %d%% for the rest of its %s (%s), then analyse the last %s\n", i+1, len(first.Run.Steps), w, o.interval, left, o.window)
+			continue
+		}
+		fmt.Fprintf(o.Out, "step %d/%d: canary at %d%% for %s, then analyse the last %s\n", i+1, len(first.Run.Steps), w, o.interval, o.window)
 	}
 	fmt.Fprintf(o.Out, "shortest interval and window: %s, %s\n", model.Duration(minimum.Min), minimum.Source())
 	last := "promote"

@@ -116,16 +116,40 @@ func TestRunIntervalFollowsTheScrapeInterval(t *testing.T) {
 	assert.EqualError(t, err, "--window 10s is too short; Prometheus needs 4 scrapes in it, give 20s or more (4 scrapes at the 5s scrape interval of 1 target reporting shop/reviews)")
 
 	// Prometheus's targets cannot be read: the default minimum, and why.
+	noTargets := queryOnlyPrometheus(t)
+	_, _, err = f.run("run", "reviews", "--interval", "5s", "--prometheus-url", noTargets)
+	require.Error(t, err)
+	assert.Regexp(t, `^--interval 5s is too short; Prometheus needs a few scrapes of each step, give 10s or more \(the default minimum, as the scrape interval is unknown: the targets API of Prometheus at `+regexp.QuoteMeta(noTargets)+` is not readable: .*HTTP 404 for /api/v1/targets.*\)$`, err.Error())
+	out, _, err = f.run("run", "reviews", "--interval", "10s", "--dry-run", "--prometheus-url", noTargets)
+	require.NoError(t, err)
+	assert.Contains(t, out, "shortest interval and window: 10s, the default minimum, as the scrape interval is unknown: the targets API of Prometheus at "+noTargets+" is not readable")
+
+	// A Prometheus that cannot be queried stops the run before anything.
 	gone := httptest.NewServer(http.NotFoundHandler())
 	gone.Close()
-	_, _, err = f.run("run", "reviews", "--interval", "5s", "--prometheus-url", gone.URL)
-	require.Error(t, err)
-	assert.Regexp(t, `^--interval 5s is too short; Prometheus needs a few scrapes of each step, give 10s or more \(the default minimum, as the scrape interval is unknown: the targets API of Prometheus at `+regexp.QuoteMeta(gone.URL)+` is not readable: .*connection refused\)$`, err.Error())
-	out, _, err = f.run("run", "reviews", "--interval", "10s", "--dry-run", "--prometheus-url", gone.URL)
-	require.NoError(t, err)
-	assert.Contains(t, out, "shortest interval and window: 10s, the default minimum, as the scrape interval is unknown: the targets API of Prometheus at "+gone.URL+" is not readable")
+	for _, dryRun := range []string{"--dry-run=none", "--dry-run"} {
+		_, _, err = f.run("run", "reviews", "--interval", "10s", dryRun, "--prometheus-url", gone.URL)
+		require.Error(t, err, dryRun)
+		assert.Regexp(t, `^Prometheus at `+regexp.QuoteMeta(gone.URL)+` cannot be reached \(dial tcp .*connection refused\); check --prometheus-url.*\nNothing was written$`, err.Error())
+		assert.Equal(t, exitError, ExitCode(err))
+	}
 
 	assert.Empty(t, f.writes(), "refused runs and dry runs write nothing")
+}
+
+// queryOnlyPrometheus answers queries (no samples) but has no targets API,
+// as a Prometheus behind a proxy that passes only /api/v1/query.
+func queryOnlyPrometheus(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/query" {
+			http.NotFound(w, r)
+			return
+		}
+		fmt.Fprint(w, `{"status":"success","data":{"resultType":"vector","result":[]}}`)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
 }
 
 // run --dry-run takes client or server like the other verbs: client prints
@@ -147,7 +171,8 @@ func TestRunDryRunClientAndServer(t *testing.T) {
 	for _, flag := range []string{"--dry-run", "--dry-run=client"} {
 		out, _, err := f.run("run", "reviews", "--interval", "5s", flag, "--prometheus-url", prom)
 		require.NoError(t, err, flag)
-		assert.Contains(t, out, "would start the canary of shop/reviews\n", flag)
+		assert.Contains(t, out, "would run the canary of shop/reviews: starting the canary at step 1/5 (5%)\n", flag)
+		assert.Contains(t, out, "note: Prometheus has no request metrics of shop/reviews yet: each analysis without them is inconclusive and holds the step (up to 3 times), so the run waits for them\n", flag)
 		assert.True(t, strings.HasSuffix(out, "(dry run: nothing was written)\n"), "%s:\n%s", flag, out)
 		assert.NotContains(t, out, "+++", "%s prints no diff", flag)
 		assert.Empty(t, dryRunWrites(), "%s sends nothing", flag)
@@ -158,7 +183,7 @@ func TestRunDryRunClientAndServer(t *testing.T) {
 	assert.Equal(t, []string{"create destinationrules", "create virtualservices"}, dryRunWrites(), "the first step is sent as a server dry run")
 	assert.Regexp(t, `\+\s+weight: 20\n`, out, "the diff of the first step")
 	assert.Contains(t, out, "canary shop/reviews started: canary version=v2 gets 20%, stable version=v1 gets 80% (server dry run)\n")
-	assert.Contains(t, out, "would start the canary of shop/reviews\n")
+	assert.Contains(t, out, "would run the canary of shop/reviews: starting the canary at step 1/2 (20%)\n")
 	assert.True(t, strings.HasSuffix(out, "(server dry run: the API server accepted the first step; nothing was written)\n"), out)
 	assert.Empty(t, f.writes())
 
@@ -169,7 +194,9 @@ func TestRunDryRunClientAndServer(t *testing.T) {
 	out, _, err = f.run("run", "reviews", "--interval", "5s", "--steps", "10,50,100", "--dry-run=server", "--prometheus-url", prom)
 	require.NoError(t, err)
 	assert.Contains(t, out, "canary shop/reviews reweighted: canary version=v2 gets 50%, stable version=v1 gets 50% (server dry run)\n")
-	assert.Contains(t, out, "would take over the canary of shop/reviews, now at 30%\n")
+	assert.Contains(t, out, "would run the canary of shop/reviews: taking over the running canary (30%) at step 2/3 (50%)\n")
+	assert.NotContains(t, out, "step 1/3", "the plan begins where the run would")
+	assert.Contains(t, out, "step 2/3: canary at 50% for 5s, then analyse the last 5s\nstep 3/3: canary at 100% for 5s")
 	assert.Len(t, f.writes(), writes, "a server dry run stores nothing")
 
 	_, _, err = f.run("run", "reviews", "--dry-run=maybe", "--prometheus-url", prom)

@@ -57,6 +57,13 @@ var startExample = templates.Examples(`
 // StartOptions holds the flags of `kubectl canary start`.
 type StartOptions struct {
 	*changeOptions
+	startFlags
+}
+
+// startFlags are the flags of start that choose the versions and shape the
+// new canary's routing: start takes them, and run for the start of its
+// first step.
+type startFlags struct {
 	matches    matchFlags
 	mirror     mirrorFlag
 	gateway    string
@@ -75,51 +82,68 @@ func newCmdStart(g *globalOptions) *cobra.Command {
 		RunE:    runVerb(o),
 	}
 	cmd.Flags().IntVar(&o.intent.Weight, "weight", 10, "Share of traffic for the canary, in percent (0-100).")
-	cmd.Flags().StringVar(&o.intent.Canary, "canary", "", "Version label value of the canary; needed when the Service has more than two versions.")
-	cmd.Flags().StringVar(&o.intent.CanaryDeployment, "canary-deployment", "", "Deployment of the canary, instead of --canary.")
-	cmd.Flags().StringVar(&o.intent.Stable, "stable", "", "Version label value of the stable version, when the routes do not say it.")
-	cmd.Flags().StringVar(&o.intent.VersionLabel, "version-label", "", "Pod label that tells the versions apart, instead of inferring it.")
-	cmd.Flags().StringArrayVar(&o.intent.Routes, "route", nil, "Manage only the named routes (repeatable); by default every route that sends traffic to the stable version alone.")
-	cmd.Flags().BoolVar(&o.intent.Sticky, "sticky", false, "Keep a client that reached the canary on it: the canary sets a cookie that later requests are routed by.")
-	o.matches.addFlags(cmd)
-	o.mirror.addFlag(cmd)
-	cmd.Flags().StringVar(&o.gateway, "gateway", "", "Ingress Gateway (NAMESPACE/NAME; Istio's, or the Gateway API's with --routing-api gateway-api) whose external traffic for --host gets the same split.")
-	cmd.Flags().StringArrayVar(&o.hosts, "host", nil, "External host served by --gateway (repeatable).")
-	o.routingAPI.addFlag(cmd)
+	o.startFlags.addStartFlags(cmd, &o.intent)
 	o.addFlags(cmd)
 	return cmd
 }
 
+// addStartFlags adds the flags that fill intent's versions and routing.
+func (f *startFlags) addStartFlags(cmd *cobra.Command, intent *routing.Intent) {
+	cmd.Flags().StringVar(&intent.Canary, "canary", "", "Version label value of the canary; needed when the Service has more than two versions.")
+	cmd.Flags().StringVar(&intent.CanaryDeployment, "canary-deployment", "", "Deployment of the canary, instead of --canary.")
+	cmd.Flags().StringVar(&intent.Stable, "stable", "", "Version label value of the stable version, when the routes do not say it.")
+	cmd.Flags().StringVar(&intent.VersionLabel, "version-label", "", "Pod label that tells the versions apart, instead of inferring it.")
+	cmd.Flags().StringArrayVar(&intent.Routes, "route", nil, "Manage only the named routes (repeatable); by default every route that sends traffic to the stable version alone.")
+	cmd.Flags().BoolVar(&intent.Sticky, "sticky", false, "Keep a client that reached the canary on it: the canary sets a cookie that later requests are routed by.")
+	f.matches.addFlags(cmd)
+	f.mirror.addFlag(cmd)
+	cmd.Flags().StringVar(&f.gateway, "gateway", "", "Ingress Gateway (NAMESPACE/NAME; Istio's, or the Gateway API's with --routing-api gateway-api) whose external traffic for --host gets the same split.")
+	cmd.Flags().StringArrayVar(&f.hosts, "host", nil, "External host served by --gateway (repeatable).")
+	f.routingAPI.addFlag(cmd)
+}
+
+// startFlagNames are the flags startFlags adds.
+var startFlagNames = []string{"canary", "canary-deployment", "stable", "version-label", "route", "sticky", "header", "cookie", "mirror", "gateway", "host", "routing-api"}
+
 // Complete reads SERVICE, the match rules and the mirror.
 func (o *StartOptions) Complete(cmd *cobra.Command, args []string) error {
+	if err := o.startFlags.completeStart(cmd, &o.intent); err != nil {
+		return err
+	}
+	return o.changeOptions.Complete(cmd, args)
+}
+
+// completeStart reads the match rules, the mirror, the routing API and the
+// gateway into intent.
+func (f *startFlags) completeStart(cmd *cobra.Command, intent *routing.Intent) error {
 	var err error
-	if o.intent.Matches, err = o.matches.rules(); err != nil {
+	if intent.Matches, err = f.matches.rules(); err != nil {
 		return err
 	}
-	if o.intent.Mirror, err = o.mirror.intent(cmd); err != nil {
+	if intent.Mirror, err = f.mirror.intent(cmd); err != nil {
 		return err
 	}
-	if o.intent.RoutingAPI, err = o.routingAPI.api(); err != nil {
+	if intent.RoutingAPI, err = f.routingAPI.api(); err != nil {
 		return err
 	}
 	switch {
-	case o.gateway != "" && len(o.hosts) == 0:
-		return fmt.Errorf("--gateway %s needs at least one --host: the external host names whose traffic gets the split", o.gateway)
-	case o.gateway == "" && len(o.hosts) > 0:
+	case f.gateway != "" && len(f.hosts) == 0:
+		return fmt.Errorf("--gateway %s needs at least one --host: the external host names whose traffic gets the split", f.gateway)
+	case f.gateway == "" && len(f.hosts) > 0:
 		return fmt.Errorf("--host needs --gateway NAMESPACE/NAME: the Istio ingress gateway the host enters through")
-	case o.gateway != "":
-		namespace, name, err := parseGatewayRef(o.gateway)
+	case f.gateway != "":
+		namespace, name, err := parseGatewayRef(f.gateway)
 		if err != nil {
 			return err
 		}
-		for _, h := range o.hosts {
+		for _, h := range f.hosts {
 			if h == "" || strings.Contains(h, "*") {
 				return fmt.Errorf("--host %q: give an exact host name such as www.example.com; a wildcard would claim hosts the canary does not serve", h)
 			}
 		}
-		o.intent.Gateway = &routing.GatewayIntent{Namespace: namespace, Name: name, Hosts: o.hosts}
+		intent.Gateway = &routing.GatewayIntent{Namespace: namespace, Name: name, Hosts: f.hosts}
 	}
-	return o.changeOptions.Complete(cmd, args)
+	return nil
 }
 
 // Validate checks the flags before the cluster is read.

@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -199,7 +200,7 @@ func (o *StatusOptions) observe(ctx context.Context, cluster *canary.Cluster, st
 	if !o.observed {
 		return nil, nil
 	}
-	prom, err := o.prometheus(o.conn)
+	prom, err := o.prometheus(o.conn, o.prometheusTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -209,12 +210,30 @@ func (o *StatusOptions) observe(ctx context.Context, cluster *canary.Cluster, st
 			continue
 		}
 		report, err := prom.Observed(ctx, cluster, st, o.clusterDomain, o.window, o.now())
+		var unqueried *analysis.PrometheusError
+		if errors.As(err, &unqueried) {
+			// The table is still worth printing: the shares are unknown.
+			fmt.Fprintf(o.ErrOut, "Warning: %v; the OBSERVED shares are unknown\n", err)
+			return unknownShares(statuses, err), nil
+		}
 		if err != nil {
 			return nil, err
 		}
 		out[st.Namespace+"/"+st.Service] = &report
 	}
 	return out, nil
+}
+
+// unknownShares is the split of every running canary when Prometheus
+// cannot be queried: unknown, saying why.
+func unknownShares(statuses []routing.CanaryStatus, err error) map[string]*analysis.SplitReport {
+	out := map[string]*analysis.SplitReport{}
+	for _, st := range statuses {
+		if st.Phase == routing.PhaseProgressing && st.Canary != "" {
+			out[st.Namespace+"/"+st.Service] = &analysis.SplitReport{Verdict: analysis.SplitUnknown, Reason: err.Error()}
+		}
+	}
+	return out
 }
 
 // observedText is the OBSERVED cell: the canary's share of the requests,

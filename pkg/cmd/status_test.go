@@ -118,7 +118,8 @@ func TestStatusIntervalIsDeprecated(t *testing.T) {
 }
 
 // --observed reads Prometheus once, so it does not go with --watch; an
-// unreachable Prometheus fails the command and names it.
+// unreachable Prometheus leaves the shares unknown, with one warning that
+// names it and the fix.
 func TestStatusObservedFlags(t *testing.T) {
 	f := newFakeCluster(t, "no-istio", "shop")
 	_, _, err := f.run("start", "reviews")
@@ -127,11 +128,17 @@ func TestStatusObservedFlags(t *testing.T) {
 	assert.EqualError(t, err, "--observed reads Prometheus once; leave out --watch, or run kubectl canary analyze for one Service")
 	_, _, err = f.run("status", "--observed", "--window", "0s")
 	assert.ErrorContains(t, err, "--window 0s is not a duration of traffic")
-	_, _, err = f.run("status", "--observed", "--prometheus-url", "http://127.0.0.1:1")
-	assert.ErrorContains(t, err, "cannot query Prometheus at http://127.0.0.1:1")
+	stdout, stderr, err := f.run("status", "--observed", "--prometheus-url", "http://127.0.0.1:1")
+	require.NoError(t, err)
+	assert.Regexp(t, `SERVICE\s+STABLE\s+CANARY\s+WEIGHT\s+OBSERVED\s+PHASE`, stdout)
+	assert.Regexp(t, `\nreviews\s+v1\s+v2\s+10%\s+unknown\s+Progressing`, stdout)
+	assert.Regexp(t, `^Warning: Prometheus at http://127.0.0.1:1 cannot be reached \(dial tcp 127.0.0.1:1: connect: connection refused\); check --prometheus-url[^\n]*; the OBSERVED shares are unknown\n$`, stderr)
+	stdout, _, err = f.run("status", "--observed", "--prometheus-url", "http://127.0.0.1:1", "-o", "json")
+	require.NoError(t, err)
+	assert.Contains(t, stdout, `"verdict": "unknown"`)
 
 	// Without --observed there is no column and no Prometheus.
-	stdout, _, err := f.run("status", "--prometheus-url", "http://127.0.0.1:1")
+	stdout, _, err = f.run("status", "--prometheus-url", "http://127.0.0.1:1")
 	require.NoError(t, err)
 	assert.NotContains(t, stdout, "OBSERVED")
 }
