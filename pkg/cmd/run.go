@@ -37,7 +37,7 @@ type RunOptions struct {
 	intent routing.Intent
 	startFlags
 	startFlagsGiven []string
-	now func() time.Time
+	now             func() time.Time
 	// onTerminal tells whether Out is a terminal (an updating progress line)
 	// or not (log lines); tests set it.
 	onTerminal func() bool
