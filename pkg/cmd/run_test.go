@@ -216,3 +216,56 @@ func TestRunServerDryRunReportsARejectedFirstStep(t *testing.T) {
 	assert.NotContains(t, out, "would start")
 	assert.Empty(t, f.writes())
 }
+
+// run takes start's version flags for the canary it starts: on Bookinfo's
+// three versions it needs --canary, as start does, and its dry run refuses
+// without it as the run would; a run that takes over a canary keeps its
+// versions and refuses others.
+func TestRunTakesStartsVersionFlags(t *testing.T) {
+	t.Setenv("KUBECTL_EXTERNAL_DIFF", "")
+	f := newFakeCluster(t, "bookinfo-adopted", "bookinfo")
+	prom := scrapingPrometheus(t, "1s")
+	run := func(args ...string) (string, string, error) {
+		return f.run(append([]string{"run", "reviews", "--interval", "5s", "--prometheus-url", prom}, args...)...)
+	}
+	for _, dryRun := range []string{"--dry-run", "--dry-run=server", "--dry-run=none"} {
+		_, _, err := run(dryRun)
+		require.Error(t, err, dryRun)
+		assert.Contains(t, err.Error(), "pass --canary with one of them", dryRun)
+		assert.Equal(t, exitError, ExitCode(err))
+	}
+	assert.Empty(t, f.writes(), "refused, the run writes nothing")
+
+	out, _, err := run("--canary", "v3", "--dry-run")
+	require.NoError(t, err)
+	assert.Contains(t, out, "would run the canary of bookinfo/reviews: starting the canary at step 1/5 (5%)\n")
+	out, _, err = run("--canary-deployment", "reviews-v3", "--steps", "20,100", "--dry-run=server")
+	require.NoError(t, err)
+	assert.Contains(t, out, "canary bookinfo/reviews started: canary version=v3 gets 20%")
+	assert.Empty(t, f.writes())
+
+	// A canary of v3 runs: run goes on with it, and refuses another one.
+	_, _, err = f.run("start", "reviews", "--canary", "v3", "--weight", "30")
+	require.NoError(t, err)
+	writes := len(f.writes())
+	_, _, err = run("--canary", "v2", "--dry-run")
+	require.Error(t, err)
+	assert.Equal(t, "the canary of service bookinfo/reviews already runs, with other versions: --canary v2, but it runs version=v3; leave these out to go on with it, or promote or abort it first", err.Error())
+	_, _, err = run("--canary-deployment", "reviews-v2", "--stable", "v2", "--dry-run")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "--stable v2, but its stable version is version=v1; --canary-deployment reviews-v2, which is version=v2, but it runs version=v3")
+	out, stderr, err := run("--canary", "v3", "--header", "x-tester=yes", "--dry-run")
+	require.NoError(t, err)
+	assert.Contains(t, out, "would run the canary of bookinfo/reviews: taking over the running canary (30%) at step 4/5 (50%)\n")
+	assert.Contains(t, stderr, "Warning: the canary of bookinfo/reviews already runs (v3 at 30%): --header shape a canary that run starts and leave this one's routing as it is")
+	assert.Len(t, f.writes(), writes)
+}
+
+// A run started with --canary steps that canary to promotion.
+func TestRunWithCanaryPromotesIt(t *testing.T) {
+	f := newFakeCluster(t, "bookinfo-adopted", "bookinfo")
+	out, _, err := f.run("run", "reviews", "--canary", "v3", "--steps", "100", "--interval", "2s", "--ignore-split-mismatch", "--prometheus-url", judgingPrometheus(t, promFigures{canaryRequests: 100, canarySuccess: 1}))
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "starting the canary at step 1/1 (100%)\n")
+	assert.Contains(t, out, "canary bookinfo/reviews promoted: version=v3 is stable")
+}
