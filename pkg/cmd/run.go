@@ -181,11 +181,17 @@ func (o *RunOptions) Run(cmd *cobra.Command) error {
 	if withoutSeries != nil {
 		notes = append(notes, runner.NoSeriesYet(withoutSeries))
 	}
+	// The real run plans its first step as its dry run does, so that
+	// what it would refuse is refused before it says how it begins.
+	planned := dryRunOf(o.dryRun)
+	if planned == canary.NoDryRun {
+		planned = canary.ClientDryRun
+	}
+	first, err := runner.PlanFirstStep(ctx, st, planned)
+	if err != nil {
+		return err
+	}
 	if o.dryRun != cmdutil.DryRunNone {
-		first, err := runner.PlanFirstStep(ctx, st, dryRunOf(o.dryRun))
-		if err != nil {
-			return err
-		}
 		o.printPlan(first, notes, minimum, runner.Clusters)
 		return nil
 	}

@@ -229,9 +229,10 @@ func TestRunTakesStartsVersionFlags(t *testing.T) {
 		return f.run(append([]string{"run", "reviews", "--interval", "5s", "--prometheus-url", prom}, args...)...)
 	}
 	for _, dryRun := range []string{"--dry-run", "--dry-run=server", "--dry-run=none"} {
-		_, _, err := run(dryRun)
+		out, _, err := run(dryRun)
 		require.Error(t, err, dryRun)
 		assert.Contains(t, err.Error(), "pass --canary with one of them", dryRun)
+		assert.NotContains(t, out, "starting the canary", "a refused run does not say it starts (%s)", dryRun)
 		assert.Equal(t, exitError, ExitCode(err))
 	}
 	assert.Empty(t, f.writes(), "refused, the run writes nothing")

@@ -145,7 +145,7 @@ func TestAnalyzeWithRealPrometheus(t *testing.T) {
 		table = c.mustCanary(t, append([]string{"analyze", "reviews", "-n", ns, "--query", canaryRPS, "--min", "5", "--max", "50"}, flags...)...)
 		assert.Regexp(t, `check canary_rps: [0-9.]+ \(min 5, max 50\)`, table)
 		r = c.canary(t, nil, append([]string{"analyze", "reviews", "-n", ns, "-o", "json", "--query", canaryRPS, "--max", "1"}, flags...)...)
-		assert.Equal(t, 1, exitCode(r), "%s", r)
+		assert.Equal(t, 3, exitCode(r), "%s", r)
 		require.NoError(t, json.Unmarshal([]byte(r.stdout), &out))
 		assert.Equal(t, "canary_rps", out.Decision.Metric)
 		assert.Contains(t, out.Decision.Reason, "above its --max 1")
@@ -157,7 +157,7 @@ func TestAnalyzeWithRealPrometheus(t *testing.T) {
 		traffic(ns, "v1", "v1", 90, 0, 20)
 		traffic(ns, "v2", "v2", 10, 0.2, 20)
 		r, out := analyzeUntil(t, c, "fail", append([]string{"reviews", "-n", ns}, flags...)...)
-		assert.Equal(t, 1, exitCode(r), "%s", r)
+		assert.Equal(t, 3, exitCode(r), "%s", r)
 		assert.Equal(t, "error-rate", out.Decision.Metric)
 		assert.Contains(t, r.stderr, "fail: canary error rate")
 	})
@@ -168,7 +168,7 @@ func TestAnalyzeWithRealPrometheus(t *testing.T) {
 		traffic(ns, "v1", "v1", 90, 0, 20)
 		traffic(ns, "v2", "v2", 10, 0, 400)
 		r, out := analyzeUntil(t, c, "fail", append([]string{"reviews", "-n", ns}, flags...)...)
-		assert.Equal(t, 1, exitCode(r), "%s", r)
+		assert.Equal(t, 3, exitCode(r), "%s", r)
 		assert.Equal(t, "p99", out.Decision.Metric)
 	})
 
@@ -197,14 +197,16 @@ func TestAnalyzeWithRealPrometheus(t *testing.T) {
 	t.Run("clear errors", func(t *testing.T) {
 		t.Parallel()
 		ns := canary(t)
-		// No series at all for this Service: telemetry off or no traffic yet.
+		// No series at all for this Service: telemetry off or no traffic
+		// yet, nothing to judge either way.
 		r := c.failCanary(t, append([]string{"analyze", "reviews", "-n", ns}, flags...)...)
-		assert.Equal(t, 1, exitCode(r))
+		assert.Equal(t, 2, exitCode(r), "no metrics at all is inconclusive: %s", r)
 		assert.Contains(t, r.stderr, "no Istio request metrics for service "+ns+"/reviews")
 
 		// Nothing listens on the port: unreachable Prometheus is named.
 		r = c.failCanary(t, "analyze", "reviews", "-n", ns, "--prometheus-url", "http://127.0.0.1:1")
-		assert.Contains(t, r.stderr, "cannot query Prometheus at http://127.0.0.1:1")
+		assert.Equal(t, 1, exitCode(r), "%s", r)
+		assert.Contains(t, r.stderr, "Prometheus at http://127.0.0.1:1 cannot be reached (dial tcp 127.0.0.1:1: connect: connection refused); check --prometheus-url")
 
 		// Without --prometheus-url the API server's service proxy is used;
 		// no such Service runs here, and the error says where it looked.

@@ -63,7 +63,7 @@ spec:
 		}
 		// check reports the same, as an error about the Service.
 		r := c.failCanary(t, "check", tc.service, "-n", ns)
-		requireExitCode(t, r, 1)
+		requireExitCode(t, r, 3)
 		rows := table(t, r.stdout)
 		if assert.NotEmpty(t, rows, "check %s printed no finding:\n%s", tc.service, r) {
 			assert.Equal(t, "error", rows[0]["SEVERITY"])

@@ -135,7 +135,7 @@ spec:
 			before := c.versionsOf(t, ns)
 
 			r := c.failCanary(t, "check", "reviews", "-n", ns)
-			requireExitCode(t, r, 1)
+			requireExitCode(t, r, 3)
 			assert.Contains(t, r.stderr, "error(s)", "the error line says how many errors")
 			found := false
 			for _, row := range table(t, r.stdout) {
@@ -148,7 +148,7 @@ spec:
 			}
 			assert.True(t, found, "no error row for %s in:\n%s", object, r.stdout)
 
-			got := runCheckJSON(t, c, ns, "reviews", 1)
+			got := runCheckJSON(t, c, ns, "reviews", 3)
 			assert.Equal(t, ns+"/reviews", got.Service)
 			found = false
 			for _, f := range got.Findings {
@@ -189,11 +189,11 @@ func TestCheckReportsEveryFindingAtOnce(t *testing.T) {
 	}
 
 	r := c.failCanary(t, "check", "reviews", "-n", ns)
-	requireExitCode(t, r, 1)
+	requireExitCode(t, r, 3)
 	assert.Contains(t, r.stderr, "service "+ns+"/reviews: 3 error(s) found")
 	assertFindings(t, want, rowsOf(t, r.stdout))
 
-	got := runCheckJSON(t, c, ns, "reviews", 1)
+	got := runCheckJSON(t, c, ns, "reviews", 3)
 	assertFindings(t, want, got.Findings)
 	assert.Len(t, got.Findings, len(want), "%+v", got.Findings)
 	assert.Equal(t, before, c.versionsOf(t, ns), "check wrote")
@@ -226,11 +226,11 @@ spec:
 	vsRef := "VirtualService " + ns + "/reviews"
 
 	r := c.failCanary(t, "check", "reviews", "-n", ns)
-	requireExitCode(t, r, 1)
+	requireExitCode(t, r, 3)
 	assertFindings(t, []checkFinding{{"error", vsRef, "is managed by Flagger (annotation flagger.kubernetes.io/original-configuration"}}, rowsOf(t, r.stdout))
 	// -o json and -o yaml: the same findings, and the same exit code.
 	code, fromJSON, fromYAML := c.jsonAndYAML(t, nil, "check", "reviews", "-n", ns)
-	assert.Equal(t, 1, code)
+	assert.Equal(t, 3, code)
 	assert.Equal(t, fromJSON, fromYAML, "check -o json and -o yaml differ")
 	var out checkOutput
 	decodeDocument(t, fromYAML, &out)

@@ -376,7 +376,7 @@ func TestContextsRunStepsEveryClusterTheWorstDecides(t *testing.T) {
 		traffic["west"].setHealth("v2", versionHealth{ErrorShare: 0.3, LatencyMs: 20})
 		r := run(ns)
 		require.Error(t, r.err, "%s", r)
-		assert.Equal(t, 1, exitCode(r), "%s", r)
+		assert.Equal(t, 3, exitCode(r), "%s", r)
 		assert.Contains(t, r.stdout, "step 1/3 (20%) in east: pass")
 		assert.Contains(t, r.stdout, "step 1/3 (20%) in west: fail")
 		assert.Contains(t, r.stderr, ns+"/reviews in cluster west failed its analysis at step 1/3 (20%) on error-rate and was aborted")
@@ -489,7 +489,7 @@ func (m *meshClusters) analyzeUntilEastPassesWestFails(t *testing.T, ns string, 
 		time.Sleep(time.Second)
 	}
 	require.Error(t, r.err, "%s", r)
-	assert.Equal(t, 1, exitCode(r), "fail is the worst verdict: %s", r)
+	assert.Equal(t, 3, exitCode(r), "fail is the worst verdict: %s", r)
 	assert.Contains(t, r.stdout, "[east] verdict: pass")
 	assert.Contains(t, r.stdout, "[west] verdict: fail")
 	assert.Contains(t, r.stderr, ns+"/reviews in cluster west")

@@ -201,7 +201,7 @@ func TestGatewayAPIAmbientNeedsAWaypoint(t *testing.T) {
 	before := c.gatewayAPIObjectsOf(t, ns)
 
 	r := c.failCanary(t, "check", "reviews", "-n", ns)
-	requireExitCode(t, r, 1)
+	requireExitCode(t, r, 3)
 	assertFindings(t, []checkFinding{{"error", "Service " + ns + "/reviews", "is in ambient namespace " + ns + " (label istio.io/dataplane-mode=ambient) and has no waypoint"}}, rowsOf(t, r.stdout))
 
 	r = c.failCanary(t, "start", "reviews", "-n", ns)

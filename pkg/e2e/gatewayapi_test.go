@@ -116,7 +116,7 @@ spec:
 			object, message, _ := strings.Cut(finding, ": ")
 
 			r := c.failCanary(t, "check", "reviews", "-n", ns)
-			requireExitCode(t, r, 1)
+			requireExitCode(t, r, 3)
 			assertFindings(t, []checkFinding{{"error", object, message}}, rowsOf(t, r.stdout))
 
 			r = c.failCanary(t, "start", "reviews", "-n", ns)

@@ -82,7 +82,7 @@ spec:
 		before := c.versionsOf(t, ns)
 		vsRef := "VirtualService " + ns + "/reviews"
 		r := c.failCanary(t, "check", "reviews", "-n", ns)
-		requireExitCode(t, r, 1)
+		requireExitCode(t, r, 3)
 		assertFindings(t, []checkFinding{{"error", vsRef, finding}}, rowsOf(t, r.stdout))
 		r = c.failCanary(t, "start", "reviews", "-n", ns)
 		assert.Contains(t, r.stderr, "preflight check of service "+ns+"/reviews failed, nothing was changed")

@@ -94,7 +94,7 @@ func TestRunGatedByRealPrometheus(t *testing.T) {
 		}()
 		r := c.canary(t, nil, append([]string{"run", "reviews", "-n", ns}, flags...)...)
 		require.Error(t, r.err, "%s", r)
-		assert.Equal(t, 1, exitCode(r))
+		assert.Equal(t, 3, exitCode(r), "fail: %s", r)
 		assert.Contains(t, r.stdout, "step 1/3 (20%): pass")
 		assert.Contains(t, r.stderr, "failed its analysis at step 2/3 (50%) on error-rate and was aborted")
 		st, run := runStateOf(t, c, ns)
@@ -174,7 +174,7 @@ func TestRunGatedByRealPrometheus(t *testing.T) {
 		ns, _ := service(t, false)
 		for _, mode := range dryRunModes {
 			out := c.mustCanary(t, append([]string{"run", "reviews", "-n", ns, mode.flag}, flags...)...)
-			assert.Contains(t, out, "would start the canary of "+ns+"/reviews", mode.flag)
+			assert.Contains(t, out, "would run the canary of "+ns+"/reviews: starting the canary at step 1/3 (20%)", mode.flag)
 			assert.Contains(t, out, "step 3/3: canary at 100% for 10s", mode.flag)
 			assert.Empty(t, c.versionsOf(t, ns), "run %s wrote", mode.flag)
 		}
