@@ -163,6 +163,16 @@ func (o *RunOptions) Run(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
+	if st != nil {
+		o.warnStartFlagsIgnored(st)
+	}
+	// The first step is planned and checked as the real run's first
+	// change is (a client dry run): what the run would refuse is refused
+	// before anything else is said or asked.
+	first, err := runner.PlanFirstStep(ctx, st, canary.ClientDryRun)
+	if err != nil {
+		return err
+	}
 	withoutSeries, err := runner.CheckPrometheus(ctx)
 	if err != nil {
 		return fmt.Errorf("%w\nNothing was written", err)
@@ -174,22 +184,14 @@ func (o *RunOptions) Run(cmd *cobra.Command) error {
 	if err := longEnough("window", o.window, "in it", minimum); err != nil {
 		return err
 	}
-	if st != nil {
-		o.warnStartFlagsIgnored(st)
-	}
 	var notes []string
 	if withoutSeries != nil {
 		notes = append(notes, runner.NoSeriesYet(withoutSeries))
 	}
-	// The real run plans its first step as its dry run does, so that
-	// what it would refuse is refused before it says how it begins.
-	planned := dryRunOf(o.dryRun)
-	if planned == canary.NoDryRun {
-		planned = canary.ClientDryRun
-	}
-	first, err := runner.PlanFirstStep(ctx, st, planned)
-	if err != nil {
-		return err
+	if o.dryRun == cmdutil.DryRunServer {
+		if first, err = runner.PlanFirstStep(ctx, st, canary.ServerDryRun); err != nil {
+			return err
+		}
 	}
 	if o.dryRun != cmdutil.DryRunNone {
 		o.printPlan(first, notes, minimum, runner.Clusters)
