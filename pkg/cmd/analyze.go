@@ -352,7 +352,11 @@ func printAnalysis(out io.Writer, st routing.CanaryStatus, r analysis.Result, d 
 		fmt.Fprintf(out, "check %s: %s (%s)\n", c.Name, value, strings.Join(bounds, ", "))
 	}
 	printSplit(out, r.Split)
-	fmt.Fprintf(out, "verdict: %s: %s (last %s, versions by %s)\n", d.Verdict, d.Reason, r.Window, r.By)
+	by := ""
+	if r.By != "" {
+		by = ", versions by " + r.By
+	}
+	fmt.Fprintf(out, "verdict: %s: %s (last %s%s)\n", d.Verdict, d.Reason, r.Window, by)
 	return nil
 }
 

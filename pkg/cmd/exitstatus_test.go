@@ -189,7 +189,10 @@ func TestExitStatuses(t *testing.T) {
 				args = append(append([]string{}, args...), "--prometheus-url", c.prometheus(t))
 			}
 			writes := len(f.writes())
-			_, _, err := f.run(args...)
+			out, _, err := f.run(args...)
+			if c.status == exitInconclusive && args[0] == "analyze" {
+				assert.Regexp(t, `(?s)\nverdict: inconclusive: .*\(last 1m0s(, versions by destination_version)?\)\n$`, out)
+			}
 			if c.status == exitOK {
 				require.NoError(t, err)
 				return
