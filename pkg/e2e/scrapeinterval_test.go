@@ -8,6 +8,8 @@ import (
 	"math/rand"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"strconv"
 	"testing"
@@ -141,8 +143,21 @@ func TestRunAndAnalyzeFollowTheScrapeInterval(t *testing.T) {
 		t.Parallel()
 		ns := c.newNamespace(t)
 		c.deployVersions(t, ns, "reviews", "v1", "v2")
-		r := c.failCanary(t, "run", "reviews", "-n", ns, "--interval", "5s", "--prometheus-url", "http://127.0.0.1:1")
-		assert.Contains(t, r.stderr, "--interval 5s is too short; Prometheus needs a few scrapes of each step, give 10s or more (the default minimum, as the scrape interval is unknown: the targets API of Prometheus at http://127.0.0.1:1 is not readable: ")
+		// A proxy in front of Prometheus that passes its queries alone.
+		target, err := url.Parse(everySecond)
+		require.NoError(t, err)
+		forward := httputil.NewSingleHostReverseProxy(target)
+		queriesOnly := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/api/v1/query" {
+				http.NotFound(w, r)
+				return
+			}
+			forward.ServeHTTP(w, r)
+		}))
+		t.Cleanup(queriesOnly.Close)
+		r := c.failCanary(t, "run", "reviews", "-n", ns, "--interval", "5s", "--prometheus-url", queriesOnly.URL)
+		assert.Contains(t, r.stderr, "--interval 5s is too short; Prometheus needs a few scrapes of each step, give 10s or more (the default minimum, as the scrape interval is unknown: the targets API of Prometheus at "+queriesOnly.URL+" is not readable: ")
+		assert.Contains(t, r.stderr, "HTTP 404 for /api/v1/targets")
 		assert.Empty(t, c.versionsOf(t, ns))
 	})
 
