@@ -270,3 +270,23 @@ func TestRunWithCanaryPromotesIt(t *testing.T) {
 	assert.Contains(t, out, "starting the canary at step 1/1 (100%)\n")
 	assert.Contains(t, out, "canary bookinfo/reviews promoted: version=v3 is stable")
 }
+
+// After a promote, run, like start, does not canary the retired version
+// unasked: it asks for --canary, which it takes.
+func TestRunAfterAPromoteAsksForTheCanary(t *testing.T) {
+	f := newFakeCluster(t, "no-istio", "shop")
+	prom := scrapingPrometheus(t, "1s")
+	for _, args := range [][]string{{"start", "reviews"}, {"promote", "reviews"}} {
+		_, _, err := f.run(args...)
+		require.NoError(t, err)
+	}
+	writes := len(f.writes())
+	_, _, err := f.run("run", "reviews", "--interval", "5s", "--prometheus-url", prom)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "was promoted at")
+	assert.Contains(t, err.Error(), "pass --canary v1")
+	assert.Len(t, f.writes(), writes, "a refused run writes nothing")
+	out, _, err := f.run("run", "reviews", "--canary", "v1", "--interval", "5s", "--dry-run", "--prometheus-url", prom)
+	require.NoError(t, err)
+	assert.Contains(t, out, "would run the canary of shop/reviews: starting the canary at step 1/5 (5%)\n")
+}
