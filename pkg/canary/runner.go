@@ -299,6 +299,10 @@ func forEachCluster(clusters []RunCluster, fn func(i int, c *RunCluster) error) 
 		})
 	}
 	wg.Wait()
+	if len(errs) == 1 {
+		// As it is: a joined error hides its Text from Unwrap.
+		return errs[0]
+	}
 	return errors.Join(errs...)
 }
 
