@@ -67,10 +67,19 @@ func (a PrometheusAddress) String() string {
 	if a.Proxied() {
 		return fmt.Sprintf("service %s/%s:%d (through the API server's proxy)", a.Namespace, a.Service, a.Port)
 	}
-	if u, err := url.Parse(a.URL); err == nil {
+	return redactedAddress(a.URL)
+}
+
+// redactedAddress is a Prometheus URL as messages may show it: without its
+// password, and not at all where it does not parse but may hold one.
+func redactedAddress(address string) string {
+	if u, err := url.Parse(address); err == nil {
 		return u.Redacted()
 	}
-	return a.URL
+	if strings.Contains(address, "@") {
+		return "(an address that does not parse, with credentials: not shown)"
+	}
+	return address
 }
 
 // PrometheusError is a request to Prometheus that Prometheus's API did not

@@ -71,3 +71,12 @@ func TestPrometheusErrorsNameTheAddress(t *testing.T) {
 	assert.Equal(t, PrometheusNotAPI, explained.Problem)
 	assert.Contains(t, err.Error(), `answered, but not as Prometheus's HTTP API (HTTP 200 for /api/v1/query: application/json, {"version":"10.2.0","database":"ok"})`)
 }
+
+// A URL that does not parse may still hold a password: no message shows it.
+func TestUnparsableAddressKeepsItsPassword(t *testing.T) {
+	_, err := NewClient("http://admin:s3cret@127.0.0.1:9090/%zz", nil)
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), "s3cret")
+	assert.NotContains(t, PrometheusAddress{URL: "http://admin:s3cret@127.0.0.1:9090/%zz"}.String(), "s3cret")
+	assert.Equal(t, "http://admin:xxxxx@127.0.0.1:9090", PrometheusAddress{URL: "http://admin:s3cret@127.0.0.1:9090"}.String())
+}

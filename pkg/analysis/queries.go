@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/url"
 	"regexp"
 	"sort"
 	"strconv"
@@ -133,7 +134,12 @@ func NewClient(address string, httpClient *http.Client) (api.Client, error) {
 	}
 	c, err := api.NewClient(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("prometheus address %q: %w", address, err)
+		// url.Error repeats the address, password and all.
+		var urlErr *url.Error
+		if errors.As(err, &urlErr) {
+			err = urlErr.Err
+		}
+		return nil, fmt.Errorf("prometheus address %q: %w", redactedAddress(address), err)
 	}
 	return c, nil
 }

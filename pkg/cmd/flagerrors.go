@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 
@@ -110,21 +109,51 @@ func (t flagTerms) error(err error) error {
 	if err == nil {
 		return nil
 	}
-	message := err.Error()
-	// Each error of the chain with a Text has its own words in the
-	// message, those of the errors it wraps among them: reword each one.
-	for e := err; e != nil; e = errors.Unwrap(e) {
-		if preflight, ok := e.(*canary.PreflightError); ok {
-			message = strings.Replace(message, preflight.Error(), preflight.Describe(t.finding, "pass --force", t.target), 1)
-		}
-		if text, ok := routing.Textual(e); ok {
-			message = strings.Replace(message, e.Error(), text.Render(t.name), 1)
-		}
-	}
+	message := t.reword(err)
 	if message == err.Error() {
 		return err
 	}
 	return &flagTermsError{message: message, err: err}
+}
+
+// reword is err's message with each error of its tree that has a Text (or
+// is a preflight error) in the command line's words. An error's own words
+// wrap those of the errors it wraps, in their order (errors.Join, as
+// several clusters' errors come, lists them line by line), so each inner
+// message is found after the previous one: identical messages of two
+// clusters are each reworded once.
+func (t flagTerms) reword(e error) string {
+	if preflight, ok := e.(*canary.PreflightError); ok {
+		return preflight.Describe(t.finding, "pass --force", t.target)
+	}
+	message := e.Error()
+	if text, ok := routing.Textual(e); ok {
+		message = text.Render(t.name)
+	}
+	var inner []error
+	switch wrapping := e.(type) {
+	case interface{ Unwrap() []error }:
+		inner = wrapping.Unwrap()
+	case interface{ Unwrap() error }:
+		if w := wrapping.Unwrap(); w != nil {
+			inner = []error{w}
+		}
+	}
+	var b strings.Builder
+	for _, w := range inner {
+		if w == nil {
+			continue
+		}
+		before, after, found := strings.Cut(message, w.Error())
+		if !found {
+			continue
+		}
+		b.WriteString(before)
+		b.WriteString(t.reword(w))
+		message = after
+	}
+	b.WriteString(message)
+	return b.String()
 }
 
 type flagTermsError struct {

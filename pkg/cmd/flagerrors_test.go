@@ -278,6 +278,16 @@ func TestRoutingErrorsNameTheFlags(t *testing.T) {
 	}
 }
 
+// Several clusters' errors come joined: each cluster's core error inside
+// is reworded too.
+func TestJoinedRoutingErrorsNameTheFlags(t *testing.T) {
+	c := flagErrorCases(t)[0]
+	_, err := routing.Compute(*c.snap(), c.intent)
+	require.Error(t, err)
+	joined := fmt.Errorf("%w\nnothing was changed in any cluster", errors.Join(fmt.Errorf("cluster west: %w", err), fmt.Errorf("cluster east: %w", err)))
+	assert.EqualError(t, flagTerms{}.error(joined), "cluster west: "+c.want+"\ncluster east: "+c.want+"\nnothing was changed in any cluster")
+}
+
 func TestErrorsWithoutFieldsPassUnchanged(t *testing.T) {
 	assert.NoError(t, flagTerms{}.error(nil))
 	plain := errors.New("no canary in progress for service shop/reviews")
