@@ -95,9 +95,9 @@ func TestStatusWatchPrintsAChangedCanary(t *testing.T) {
 	require.NoError(t, err)
 	waitForOutput(t, out, "the changed row", func(s string) bool { return strings.Contains(s, "40%") })
 	require.NoError(t, stop(), "the end of the context ends --watch cleanly")
-	assert.Regexp(t, `^SERVICE\s+STABLE\s+CANARY\s+WEIGHT\s+PHASE\s+STABLE READY\s+CANARY READY\s+AGE\s+ROUTING\n`+
-		`reviews\s+v1\s+v2\s+10%\s+Progressing\s+3/3\s+1/1\s+\S+\s+-\n`+
-		`reviews\s+v1\s+v2\s+40%\s+Progressing\s+3/3\s+1/1\s+\S+\s+-\n$`, out.String())
+	assert.Regexp(t, `^SERVICE\s+STABLE\s+CANARY\s+WEIGHT\s+DRIFT\s+PHASE\s+STABLE READY\s+CANARY READY\s+AGE\s+ROUTING\n`+
+		`reviews\s+v1\s+v2\s+10%\s+-\s+Progressing\s+3/3\s+1/1\s+\S+\s+-\n`+
+		`reviews\s+v1\s+v2\s+40%\s+-\s+Progressing\s+3/3\s+1/1\s+\S+\s+-\n$`, out.String())
 }
 
 // --interval once set how often --watch read the cluster; scripts that
