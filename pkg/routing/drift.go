@@ -579,7 +579,10 @@ func (j *liveJudge) wanted() []versionTarget {
 // wrote, where no other drift says what changed.
 func (j *liveJudge) edited(r recordOn) {
 	name := j.name(r.obj)
-	if r.st.SpecHash == "" || j.drifted[name] {
+	// An object that carries several Services' canaries changes with
+	// each one's writes, which leave the others' hashes behind: no edit
+	// can be told from those.
+	if r.st.SpecHash == "" || j.drifted[name] || len(StatesOn(r.obj)) > 1 {
 		return
 	}
 	if got := specHash(asMap(r.obj.Object["spec"])); got != r.st.SpecHash {
@@ -733,7 +736,7 @@ func (p *planner) driftError(speaking *State, refused []Drift) error {
 // LiveOf judges the snapshot's routing objects against the Service's
 // canary, the one in progress or else the last recorded.
 func LiveOf(snap Snapshot, service string) Live {
-	namespace := service
+	namespace := ""
 	if snap.Service != nil {
 		namespace = snap.Service.Namespace
 	}
