@@ -8,8 +8,11 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	clienttesting "k8s.io/client-go/testing"
 
 	"github.com/kubectl-canary/kubectl-canary/pkg/routing"
 )
@@ -159,4 +162,30 @@ func TestStatusWatchPrintsDrift(t *testing.T) {
 	require.Len(t, lines, 3, "header, row, drifted row:\n%s", out)
 	assert.Regexp(t, `^reviews\s+v1\s+v2\s+0% \(recorded 10%\)\s+split changed\s+Progressing\s`, lines[2])
 	assert.NotContains(t, out.String(), "Warning:", "--watch keeps to its rows")
+}
+
+// A change that loses a race after some of its writes plans again from a
+// new read, where those objects are as wanted: the report still names
+// them, and the warnings that came with them (weight restored a subset,
+// then its VirtualService write conflicted).
+func TestReportKeepsTheWritesOfALostRace(t *testing.T) {
+	f := newFakeCluster(t, "no-istio", "shop")
+	_, _, err := f.run("start", "reviews")
+	require.NoError(t, err)
+	f.edit(drGVR, "reviews", withoutSubsetV2)
+	conflicts := 0
+	f.dynamic.PrependReactor("update", "virtualservices", func(action clienttesting.Action) (bool, runtime.Object, error) {
+		if conflicts > 0 || isDryRun(action) {
+			return false, nil, nil
+		}
+		conflicts++
+		return true, nil, apierrors.NewConflict(vsGVR.GroupResource(), "reviews", nil)
+	})
+	stdout, stderr, err := f.run("weight", "reviews", "30")
+	require.NoError(t, err)
+	assert.Equal(t, 1, conflicts)
+	assert.Equal(t, "destinationrule.networking.istio.io/reviews configured\n"+
+		"virtualservice.networking.istio.io/reviews configured\n"+
+		"canary shop/reviews reweighted: canary version=v2 gets 30%, stable version=v1 gets 70%\n", stdout)
+	assert.Contains(t, stderr, "Warning: DestinationRule shop/reviews had lost subset(s) v2 of the running canary; they are added back")
 }

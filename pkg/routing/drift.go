@@ -758,6 +758,12 @@ func (c *checker) driftFindings() {
 		if d.Route != "" {
 			where = d.Route + " "
 		}
+		if speaking.Phase != PhaseProgressing && d.What != DriftEdited {
+			// Nothing runs that weight could re-assert: the routing is
+			// what it is now, and the record is history.
+			c.add(SeverityWarning, object, "%srecorded %s, live %s: the routing changed since the canary was promoted (%s=%s stable). Set it back by hand or in Git, or start a new canary (kubectl canary start %s)", where, d.Recorded, d.Live, speaking.VersionLabel, speaking.Stable, svc)
+			continue
+		}
 		switch d.What {
 		case DriftWeight:
 			c.add(SeverityWarning, object, "%ssends %s, not the recorded %s: someone changed the split (a hand edit, a re-applied manifest or a GitOps sync). kubectl canary weight %s N re-asserts a split on the live routes; kubectl canary abort %s sends everything to stable", where, d.Live, d.Recorded, svc, svc)

@@ -391,4 +391,9 @@ func TestPromoteOnPromotedCanary(t *testing.T) {
 	_, err = computeChecked(t, *snap, promote)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "The canary was promoted (version=v2 is stable) and the routing changed since")
+	var found []string
+	for _, f := range Check(*snap, Intent{}, CheckOptions{MinAvailable: 1, Drift: true}) {
+		found = append(found, string(f.Severity)+" "+f.Object+": "+f.Message)
+	}
+	assert.Contains(t, found, "warning VirtualService shop/reviews: http route #0 recorded v2 100, live subset v1 100: the routing changed since the canary was promoted (version=v2 stable). Set it back by hand or in Git, or start a new canary (kubectl canary start reviews)")
 }
