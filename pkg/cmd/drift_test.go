@@ -189,3 +189,19 @@ func TestReportKeepsTheWritesOfALostRace(t *testing.T) {
 		"canary shop/reviews reweighted: canary version=v2 gets 30%, stable version=v1 gets 70%\n", stdout)
 	assert.Contains(t, stderr, "Warning: DestinationRule shop/reviews had lost subset(s) v2 of the running canary; they are added back")
 }
+
+// With the VirtualService deleted, only the DestinationRule records the
+// canary, and it does not record the weight: the table says it is not
+// known rather than 0 %.
+func TestStatusWithTheVirtualServiceDeleted(t *testing.T) {
+	f := newFakeCluster(t, "no-istio", "shop")
+	_, _, err := f.run("start", "reviews", "--weight", "30")
+	require.NoError(t, err)
+	require.NoError(t, f.dynamic.Resource(vsGVR).Namespace("shop").Delete(context.Background(), "reviews", metav1DeleteOptions))
+	stdout, _, err := f.run("status")
+	require.NoError(t, err)
+	assert.Regexp(t, `\nreviews\s+v1\s+v2\s+\?\s+VirtualService gone\s+Progressing\s`, stdout)
+	_, _, err = f.run("weight", "reviews", "10")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "live no VirtualService records the canary; no VirtualService routes the Service, which balances over every version's pods")
+}

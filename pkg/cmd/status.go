@@ -363,6 +363,11 @@ func weightText(st routing.CanaryStatus) string {
 	if st.Phase != routing.PhaseProgressing {
 		return "-"
 	}
+	if onlyDestinationRules(st.Objects) {
+		// A DestinationRule does not record the weight (weight writes
+		// none): with no VirtualService left to record it, it is unknown.
+		return "?"
+	}
 	recorded := strconv.Itoa(st.Weight) + "%"
 	switch {
 	case st.LiveWeight != nil && *st.LiveWeight == st.Weight:
@@ -373,6 +378,15 @@ func weightText(st routing.CanaryStatus) string {
 		return "? (recorded " + recorded + ")"
 	}
 	return recorded
+}
+
+func onlyDestinationRules(objects []string) bool {
+	for _, o := range objects {
+		if !strings.HasPrefix(o, "DestinationRule/") {
+			return false
+		}
+	}
+	return len(objects) > 0
 }
 
 // driftText is the DRIFT cell: what differs between the live routing
