@@ -205,3 +205,26 @@ func TestStatusWithTheVirtualServiceDeleted(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "live no VirtualService records the canary; no VirtualService routes the Service, which balances over every version's pods")
 }
+
+// --contexts and -A: each cluster's canary is judged on its own objects;
+// the warning names the cluster.
+func TestStatusDriftAcrossContextsAndNamespaces(t *testing.T) {
+	clusters := map[string]*fakeCluster{"east": newFakeCluster(t, "no-istio", "shop"), "west": newFakeCluster(t, "no-istio", "shop")}
+	_, stderr, err := runOnContexts(clusters, "start", "reviews", "--contexts", "east,west")
+	require.NoError(t, err, stderr)
+	clusters["west"].edit(vsGVR, "reviews", reapplyAllV1)
+
+	out, stderr, err := runOnContexts(clusters, "status", "--contexts", "east,west")
+	require.NoError(t, err)
+	rows := strings.Split(strings.TrimSpace(out), "\n")
+	require.Len(t, rows, 3, out)
+	assert.Regexp(t, `^CLUSTER\s+SERVICE\s+STABLE\s+CANARY\s+WEIGHT\s+DRIFT\s+PHASE`, rows[0])
+	assert.Regexp(t, `^east\s+reviews\s+v1\s+v2\s+10%\s+-\s+Progressing`, rows[1])
+	assert.Regexp(t, `^west\s+reviews\s+v1\s+v2\s+0% \(recorded 10%\)\s+split changed\s+Progressing`, rows[2])
+	assert.Contains(t, stderr, "Warning: shop/reviews in west drifted: VirtualService/reviews http route #0: recorded v1 90 / v2 10, live v1 100\n")
+	assert.NotContains(t, stderr, "in east")
+
+	out, _, err = clusters["west"].run("status", "-A")
+	require.NoError(t, err)
+	assert.Regexp(t, `\nshop\s+reviews\s+v1\s+v2\s+0% \(recorded 10%\)\s+split changed\s+Progressing`, out)
+}
