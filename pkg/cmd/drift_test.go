@@ -158,9 +158,15 @@ func TestStatusWatchPrintsDrift(t *testing.T) {
 	f.edit(vsGVR, "reviews", reapplyAllV1)
 	waitForOutput(t, out, "the drifted row", func(s string) bool { return strings.Contains(s, "split changed") })
 	require.NoError(t, stop())
-	lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
-	require.Len(t, lines, 3, "header, row, drifted row:\n%s", out)
-	assert.Regexp(t, `^reviews\s+v1\s+v2\s+0% \(recorded 10%\)\s+split changed\s+Progressing\s`, lines[2])
+	var rows []string
+	for _, line := range strings.Split(strings.TrimRight(out.String(), "\n"), "\n") {
+		// A header again where a wider cell widens its column.
+		if !strings.HasPrefix(line, "SERVICE ") {
+			rows = append(rows, line)
+		}
+	}
+	require.Len(t, rows, 2, "the row, then the drifted row:\n%s", out)
+	assert.Regexp(t, `^reviews\s+v1\s+v2\s+0% \(recorded 10%\)\s+split changed\s+Progressing\s`, rows[1])
 	assert.NotContains(t, out.String(), "Warning:", "--watch keeps to its rows")
 }
 

@@ -176,6 +176,6 @@ func TestStatusWatchWithoutHeadersAndWide(t *testing.T) {
 	require.NoError(t, err)
 	waitForOutput(t, out, "the changed row", func(s string) bool { return strings.Contains(s, "40%") })
 	require.NoError(t, stop())
-	assert.Regexp(t, `^reviews\s+v1\s+v2\s+10%\s+Progressing\s+3/3\s+1/1\s+\S+\s+-\s+version\s+istio\s+DestinationRule/reviews,VirtualService/reviews\n`+
-		`reviews\s+v1\s+v2\s+40%\s+Progressing\s+3/3\s+1/1\s+\S+\s+-\s+version\s+istio\s+DestinationRule/reviews,VirtualService/reviews\n$`, out.String())
+	assert.Regexp(t, `^reviews\s+v1\s+v2\s+10%\s+-\s+Progressing\s+3/3\s+1/1\s+\S+\s+-\s+version\s+istio\s+DestinationRule/reviews,VirtualService/reviews\n`+
+		`reviews\s+v1\s+v2\s+40%\s+-\s+Progressing\s+3/3\s+1/1\s+\S+\s+-\s+version\s+istio\s+DestinationRule/reviews,VirtualService/reviews\n$`, out.String())
 }
