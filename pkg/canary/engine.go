@@ -3,6 +3,7 @@ package canary
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -102,6 +103,7 @@ func (e *Engine) Change(ctx context.Context, req Request, observers ...Observer)
 func (e *Engine) change(ctx context.Context, req Request, observers []Observer) (*Result, error) {
 	w := &planWriter{store: e.Store}
 	var result *Result
+	var lost []attempt
 	authorised, observed := false, false
 	err := retry.OnError(conflictBackoff, lostRace, func() error {
 		snap, err := e.Store.Read(ctx, queryFor(req))
@@ -142,6 +144,14 @@ func (e *Engine) change(ctx context.Context, req Request, observers []Observer) 
 		}
 		result.Outcomes, err = w.writeAll(ctx, plan, req.DryRun == ServerDryRun)
 		result.FirstWriteAnswered = w.firstAnswered
+		if lostRace(err) {
+			// Planned again from a new read, the objects this attempt
+			// wrote are as wanted and drop out of the plan; the report
+			// must still name them, and the warnings that came with them.
+			lost = append(lost, attempt{plan: plan, sent: w.sent})
+		} else if err == nil {
+			result.Outcomes, plan.Warnings = withLostAttempts(lost, result.Outcomes, plan.Warnings)
+		}
 		return err
 	})
 	if lostRace(err) {
@@ -151,6 +161,52 @@ func (e *Engine) change(ctx context.Context, req Request, observers []Observer) 
 		return nil, err
 	}
 	return result, nil
+}
+
+// attempt is a plan whose writes lost a race with another writer after
+// sending some of them.
+type attempt struct {
+	plan *routing.Plan
+	sent []Outcome
+}
+
+// withLostAttempts adds to the outcomes of the plan carried out the writes
+// that earlier attempts stored and it no longer names as changed, and to
+// its warnings theirs.
+func withLostAttempts(lost []attempt, outcomes []Outcome, warnings []string) ([]Outcome, []string) {
+	changed := map[string]bool{}
+	for _, oc := range outcomes {
+		if oc.Change.Changed() {
+			changed[objectName(oc.Change)] = true
+		}
+	}
+	var earlier []Outcome
+	for _, a := range lost {
+		for _, oc := range a.sent {
+			if name := objectName(oc.Change); !changed[name] {
+				changed[name] = true
+				earlier = append(earlier, oc)
+			}
+		}
+		if len(a.sent) == 0 {
+			continue
+		}
+		for _, w := range a.plan.Warnings {
+			if !slices.Contains(warnings, w) {
+				warnings = append(warnings, w)
+			}
+		}
+	}
+	if len(earlier) == 0 {
+		return outcomes, warnings
+	}
+	kept := earlier
+	for _, oc := range outcomes {
+		if !changed[objectName(oc.Change)] || oc.Change.Changed() {
+			kept = append(kept, oc)
+		}
+	}
+	return kept, warnings
 }
 
 // plan computes the plan of a request and runs the preflight check on it.

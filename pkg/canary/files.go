@@ -326,6 +326,7 @@ func (f *Files) Statuses(ctx context.Context, namespace, service string) ([]rout
 	inv := &kube.Inventory{
 		VirtualServices:  inNamespace(set.Objects("VirtualService"), ""),
 		DestinationRules: inNamespace(set.Objects("DestinationRule"), ""),
+		GatewayAPIRoutes: inNamespace(set.Objects(routing.GatewayAPIRouteKinds...), ""),
 	}
 	for _, obj := range set.Objects("Service") {
 		var svc corev1.Service
@@ -350,6 +351,11 @@ func (f *Files) Statuses(ctx context.Context, namespace, service string) ([]rout
 	}
 	statuses, err := statusesOf(inv, namespace, service)
 	for i := range statuses {
+		if f.Cluster == nil {
+			// Without a cluster, a per-version Service the files lack may
+			// well exist: it is not known to be gone.
+			statuses[i].Drift = withoutServiceGone(statuses[i].Drift)
+		}
 		if unknown[statuses[i].Namespace] {
 			statuses[i].StableReady.Unknown = true
 			if statuses[i].CanaryReady != nil {
@@ -400,4 +406,14 @@ func deploymentsIn(deployments []appsv1.Deployment, namespace string) []appsv1.D
 		}
 	}
 	return out
+}
+
+func withoutServiceGone(drift []routing.Drift) []routing.Drift {
+	kept := []routing.Drift{}
+	for _, d := range drift {
+		if d.What != routing.DriftServiceGone {
+			kept = append(kept, d)
+		}
+	}
+	return kept
 }

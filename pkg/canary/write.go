@@ -24,10 +24,14 @@ type planWriter struct {
 	// firstAnswered is when the answer to the first write that was not a
 	// dry run came back.
 	firstAnswered time.Time
+	// sent are the outcomes of the writes of the last writeAll that were
+	// stored, also when a later write of it failed.
+	sent []Outcome
 }
 
 func (w *planWriter) writeAll(ctx context.Context, plan *routing.Plan, dryRun bool) ([]Outcome, error) {
 	var out []Outcome
+	w.sent = nil
 	for _, c := range plan.Changes {
 		if !c.Changed() {
 			out = append(out, Outcome{Change: c, Object: c.Live})
@@ -41,6 +45,9 @@ func (w *planWriter) writeAll(ctx context.Context, plan *routing.Plan, dryRun bo
 			w.firstAnswered = time.Now()
 		}
 		out = append(out, Outcome{Change: c, Object: object})
+		if !dryRun {
+			w.sent = append(w.sent, Outcome{Change: c, Object: object})
+		}
 		if name := objectName(c); !dryRun && !slices.Contains(w.written, name) {
 			w.written = append(w.written, name)
 		}

@@ -191,6 +191,11 @@ func (o *changeOptions) report(result *canary.Result) error {
 		fmt.Fprintf(o.ErrOut, "Warning: %s\n", w)
 	}
 	if o.printer != nil {
+		// Standard output holds the objects; what the change wrote over
+		// is still said.
+		for _, d := range plan.Replaced {
+			fmt.Fprintf(o.ErrOut, "Note: %s\n", replacedText(d, plan.State, result.Request.DryRun != canary.NoDryRun))
+		}
 		var objects []unstructured.Unstructured
 		for _, oc := range result.Outcomes {
 			// The objects as they must become: a deleted one is no more.
@@ -221,8 +226,32 @@ func (o *changeOptions) report(result *canary.Result) error {
 			fmt.Fprintf(o.Out, "%s %s\n", resourceName(oc.Change.Desired), outcomeVerb(oc))
 		}
 	}
+	for _, d := range plan.Replaced {
+		fmt.Fprintln(o.Out, replacedText(d, plan.State, result.Request.DryRun != canary.NoDryRun))
+	}
 	fmt.Fprintf(o.Out, "%s%s\n", summary(plan, result.Request.Intent.Action), suffix)
 	return nil
+}
+
+// replacedText says what a change wrote over of the live routing, so that
+// its summary, which states the split as written, never hides that the
+// split was another one a moment before.
+func replacedText(d routing.Drift, st routing.State, dryRun bool) string {
+	where := d.Object
+	if d.Route != "" {
+		where += " " + d.Route
+	}
+	if d.What == routing.DriftAddedRouteGone {
+		if dryRun {
+			return fmt.Sprintf("%s, which the canary added, was gone; it would be added again", where)
+		}
+		return fmt.Sprintf("%s, which the canary added, was gone; it is added again", where)
+	}
+	now := "it now sends"
+	if dryRun {
+		now = "it would send"
+	}
+	return fmt.Sprintf("%s sent %s, not the recorded %s (changed by someone else); %s %s", where, d.Live, d.Recorded, now, st.SplitText())
 }
 
 // reportFiles prints, in the GitOps mode, the diff of the files (dry run)

@@ -128,7 +128,7 @@ func (o *CheckOptions) Run(ctx context.Context) error {
 // files with -f, and checks them.
 func (o *CheckOptions) check(ctx context.Context) ([]routing.Finding, error) {
 	intent := routing.Intent{VersionLabel: o.versionLabel, ClusterDomain: o.clusterDomain, RoutingAPI: routing.RoutingAPI(o.routingAPI.value)}
-	opts := routing.CheckOptions{MinAvailable: o.minAvailable}
+	opts := routing.CheckOptions{MinAvailable: o.minAvailable, Drift: true}
 	if o.contextFlags.enabled() {
 		return o.checkOnClusters(ctx)
 	}

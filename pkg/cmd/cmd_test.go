@@ -387,8 +387,8 @@ func TestStatusTable(t *testing.T) {
 	g := &globalOptions{conn: canary.ConnectWith(f), IOStreams: genericiooptions.IOStreams{Out: &out, ErrOut: &out}}
 	o := &StatusOptions{globalOptions: g, namespace: "shop", allNamespaces: true, now: func() time.Time { return time.Now().Add(90 * time.Minute) }}
 	require.NoError(t, o.Run(context.Background()))
-	assert.Regexp(t, `NAMESPACE\s+SERVICE\s+STABLE\s+CANARY\s+WEIGHT\s+PHASE\s+STABLE READY\s+CANARY READY\s+AGE\s+ROUTING\n`+
-		`shop\s+reviews\s+v1\s+v2\s+25%\s+Progressing\s+3/3\s+1/1\s+(89|90)m\s+-\n`, out.String())
+	assert.Regexp(t, `NAMESPACE\s+SERVICE\s+STABLE\s+CANARY\s+WEIGHT\s+DRIFT\s+PHASE\s+STABLE READY\s+CANARY READY\s+AGE\s+ROUTING\n`+
+		`shop\s+reviews\s+v1\s+v2\s+25%\s+-\s+Progressing\s+3/3\s+1/1\s+(89|90)m\s+-\n`, out.String())
 
 	_, _, err = f.run("status", "ratings")
 	require.Error(t, err)

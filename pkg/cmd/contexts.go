@@ -303,7 +303,7 @@ func (o *CheckOptions) checkOnClusters(ctx context.Context) ([]routing.Finding, 
 	var wg sync.WaitGroup
 	for i, m := range members {
 		wg.Go(func() {
-			found[i], errs[i] = m.cluster.CheckService(ctx, o.namespace, o.service, intent, routing.CheckOptions{MinAvailable: o.minAvailable})
+			found[i], errs[i] = m.cluster.CheckService(ctx, o.namespace, o.service, intent, routing.CheckOptions{MinAvailable: o.minAvailable, Drift: true})
 		})
 	}
 	wg.Wait()

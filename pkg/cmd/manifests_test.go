@@ -133,7 +133,7 @@ func TestManifestDryRunStatusAndCheck(t *testing.T) {
 	require.NoError(t, err, stderr)
 	rows := strings.Split(strings.TrimSpace(stdout), "\n")
 	require.Len(t, rows, 2, stdout)
-	assert.Regexp(t, `^reviews\s+v1\s+v2\s+25%\s+Progressing\s+\?/3\s+\?/1\s`, rows[1])
+	assert.Regexp(t, `^reviews\s+v1\s+v2\s+25%\s+-\s+Progressing\s+\?/3\s+\?/1\s`, rows[1])
 	stdout, stderr, err = runLocal("check", "reviews", "-f", dir, "--local")
 	require.NoError(t, err, stderr)
 	assert.Contains(t, stdout, "no findings")

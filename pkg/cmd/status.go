@@ -263,7 +263,7 @@ func (o *StatusOptions) printChanges() func([]routing.CanaryStatus) error {
 		var changed []routing.CanaryStatus
 		for _, st := range statuses {
 			key := st.Namespace + "/" + st.Service
-			fingerprint := fmt.Sprintf("%s %s %d %s %v %v %s", st.Stable, st.Canary, st.Weight, st.Phase, st.StableReady, st.CanaryReady, st.Routing())
+			fingerprint := fmt.Sprintf("%s %s %s %s %s %v %v %s", st.Stable, st.Canary, weightText(st), driftText(st), st.Phase, st.StableReady, st.CanaryReady, st.Routing())
 			if shown[key] != fingerprint {
 				shown[key] = fingerprint
 				changed = append(changed, st)
@@ -330,7 +330,7 @@ func (o *StatusOptions) printRows(w tableWriter, statuses []routing.CanaryStatus
 		if o.observed {
 			fmt.Fprint(w, "OBSERVED\t")
 		}
-		fmt.Fprint(w, "PHASE\tSTABLE READY\tCANARY READY\tAGE\tROUTING")
+		fmt.Fprint(w, "DRIFT\tPHASE\tSTABLE READY\tCANARY READY\tAGE\tROUTING")
 		if wide {
 			fmt.Fprint(w, "\tVERSION LABEL\tROUTING API\tOBJECTS")
 		}
@@ -343,7 +343,7 @@ func (o *StatusOptions) printRows(w tableWriter, statuses []routing.CanaryStatus
 		if o.allNamespaces {
 			fmt.Fprintf(w, "%s\t", st.Namespace)
 		}
-		canary, weight, canaryReady := "-", "-", "-"
+		canary, canaryReady := "-", "-"
 		if st.Canary != "" {
 			canary = st.Canary
 			canaryReady = "?"
@@ -351,9 +351,7 @@ func (o *StatusOptions) printRows(w tableWriter, statuses []routing.CanaryStatus
 				canaryReady = st.CanaryReady.String()
 			}
 		}
-		if st.Phase == routing.PhaseProgressing {
-			weight = strconv.Itoa(st.Weight) + "%"
-		}
+		weight := weightText(st)
 		age := "<unknown>"
 		if !st.StartedAt.IsZero() {
 			age = duration.HumanDuration(o.now().Sub(st.StartedAt))
@@ -362,13 +360,88 @@ func (o *StatusOptions) printRows(w tableWriter, statuses []routing.CanaryStatus
 		if o.observed {
 			fmt.Fprintf(w, "%s\t", observedText(observed[st.Namespace+"/"+st.Service]))
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s", st.Phase, st.StableReady, canaryReady, age, routingText(st))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s", driftText(st), st.Phase, st.StableReady, canaryReady, age, routingText(st))
 		if wide {
 			fmt.Fprintf(w, "\t%s\t%s\t%s", st.VersionLabel, orDash(string(st.RoutingAPI)), orDash(strings.Join(st.Objects, ",")))
 		}
 		fmt.Fprintln(w)
 	}
-	return w.Flush()
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if !o.watch {
+		o.warnDrift(statuses)
+	}
+	return nil
+}
+
+// weightText is the WEIGHT cell: the canary's live share, and the
+// recorded one beside it where they differ ("?" when the live routes do
+// not tell one share).
+func weightText(st routing.CanaryStatus) string {
+	if st.Phase != routing.PhaseProgressing {
+		return "-"
+	}
+	if onlyDestinationRules(st.Objects) {
+		// A DestinationRule does not record the weight (weight writes
+		// none): with no VirtualService left to record it, it is unknown.
+		return "?"
+	}
+	recorded := strconv.Itoa(st.Weight) + "%"
+	switch {
+	case st.LiveWeight != nil && *st.LiveWeight == st.Weight:
+		return recorded
+	case st.LiveWeight != nil:
+		return fmt.Sprintf("%d%% (recorded %s)", *st.LiveWeight, recorded)
+	case len(st.Drift) > 0:
+		return "? (recorded " + recorded + ")"
+	}
+	return recorded
+}
+
+func onlyDestinationRules(objects []string) bool {
+	for _, o := range objects {
+		if !strings.HasPrefix(o, "DestinationRule/") {
+			return false
+		}
+	}
+	return len(objects) > 0
+}
+
+// driftText is the DRIFT cell: what differs between the live routing
+// objects and the record, in a few words, "-" when nothing does.
+func driftText(st routing.CanaryStatus) string {
+	var parts []string
+	seen := map[string]bool{}
+	for _, d := range st.Drift {
+		if short := d.Short(); !seen[short] {
+			seen[short] = true
+			parts = append(parts, short)
+		}
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// warnDrift says on standard error, below the table, exactly what
+// differs for each drifted canary; the table has room for a few words.
+func (o *StatusOptions) warnDrift(statuses []routing.CanaryStatus) {
+	drifted := false
+	for _, st := range statuses {
+		where := st.Namespace + "/" + st.Service
+		if st.Cluster != "" {
+			where += " in " + st.Cluster
+		}
+		for _, d := range st.Drift {
+			fmt.Fprintf(o.ErrOut, "Warning: %s drifted: %s\n", where, d)
+			drifted = true
+		}
+	}
+	if drifted {
+		fmt.Fprintln(o.ErrOut, "kubectl canary check SERVICE says what to do about each drift.")
+	}
 }
 
 func orDash(s string) string {

@@ -95,9 +95,9 @@ func TestStatusWatchPrintsAChangedCanary(t *testing.T) {
 	require.NoError(t, err)
 	waitForOutput(t, out, "the changed row", func(s string) bool { return strings.Contains(s, "40%") })
 	require.NoError(t, stop(), "the end of the context ends --watch cleanly")
-	assert.Regexp(t, `^SERVICE\s+STABLE\s+CANARY\s+WEIGHT\s+PHASE\s+STABLE READY\s+CANARY READY\s+AGE\s+ROUTING\n`+
-		`reviews\s+v1\s+v2\s+10%\s+Progressing\s+3/3\s+1/1\s+\S+\s+-\n`+
-		`reviews\s+v1\s+v2\s+40%\s+Progressing\s+3/3\s+1/1\s+\S+\s+-\n$`, out.String())
+	assert.Regexp(t, `^SERVICE\s+STABLE\s+CANARY\s+WEIGHT\s+DRIFT\s+PHASE\s+STABLE READY\s+CANARY READY\s+AGE\s+ROUTING\n`+
+		`reviews\s+v1\s+v2\s+10%\s+-\s+Progressing\s+3/3\s+1/1\s+\S+\s+-\n`+
+		`reviews\s+v1\s+v2\s+40%\s+-\s+Progressing\s+3/3\s+1/1\s+\S+\s+-\n$`, out.String())
 }
 
 // --interval once set how often --watch read the cluster; scripts that
@@ -130,8 +130,8 @@ func TestStatusObservedFlags(t *testing.T) {
 	assert.ErrorContains(t, err, "--window 0s is not a duration of traffic")
 	stdout, stderr, err := f.run("status", "--observed", "--prometheus-url", "http://127.0.0.1:1")
 	require.NoError(t, err)
-	assert.Regexp(t, `SERVICE\s+STABLE\s+CANARY\s+WEIGHT\s+OBSERVED\s+PHASE`, stdout)
-	assert.Regexp(t, `\nreviews\s+v1\s+v2\s+10%\s+unknown\s+Progressing`, stdout)
+	assert.Regexp(t, `SERVICE\s+STABLE\s+CANARY\s+WEIGHT\s+OBSERVED\s+DRIFT\s+PHASE`, stdout)
+	assert.Regexp(t, `\nreviews\s+v1\s+v2\s+10%\s+unknown\s+-\s+Progressing`, stdout)
 	assert.Regexp(t, `^Warning: Prometheus at http://127.0.0.1:1 cannot be reached \(dial tcp 127.0.0.1:1: connect: connection refused\); check --prometheus-url[^\n]*; the OBSERVED shares are unknown\n$`, stderr)
 	stdout, _, err = f.run("status", "--observed", "--prometheus-url", "http://127.0.0.1:1", "-o", "json")
 	require.NoError(t, err)
@@ -183,6 +183,6 @@ func TestStatusWatchWithoutHeadersAndWide(t *testing.T) {
 	require.NoError(t, err)
 	waitForOutput(t, out, "the changed row", func(s string) bool { return strings.Contains(s, "40%") })
 	require.NoError(t, stop())
-	assert.Regexp(t, `^reviews\s+v1\s+v2\s+10%\s+Progressing\s+3/3\s+1/1\s+\S+\s+-\s+version\s+istio\s+DestinationRule/reviews,VirtualService/reviews\n`+
-		`reviews\s+v1\s+v2\s+40%\s+Progressing\s+3/3\s+1/1\s+\S+\s+-\s+version\s+istio\s+DestinationRule/reviews,VirtualService/reviews\n$`, out.String())
+	assert.Regexp(t, `^reviews\s+v1\s+v2\s+10%\s+-\s+Progressing\s+3/3\s+1/1\s+\S+\s+-\s+version\s+istio\s+DestinationRule/reviews,VirtualService/reviews\n`+
+		`reviews\s+v1\s+v2\s+40%\s+-\s+Progressing\s+3/3\s+1/1\s+\S+\s+-\s+version\s+istio\s+DestinationRule/reviews,VirtualService/reviews\n$`, out.String())
 }

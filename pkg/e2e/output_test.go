@@ -58,7 +58,7 @@ func TestOutputFormatsOfStatus(t *testing.T) {
 	assert.Regexp(t, `^SERVICE\s+WEIGHT\nreviews\s+20\n$`, columns)
 	columns = c.mustCanary(t, "status", "-n", ns, "-o", "custom-columns=SERVICE:.metadata.name,WEIGHT:.weight", "--no-headers")
 	assert.Regexp(t, `^reviews\s+20\n$`, columns)
-	assert.Regexp(t, `^reviews\s+v1\s+v2\s+20%\s+Progressing\s`, c.mustCanary(t, "status", "-n", ns, "--no-headers"))
+	assert.Regexp(t, `^reviews\s+v1\s+v2\s+20%\s+-\s+Progressing\s`, c.mustCanary(t, "status", "-n", ns, "--no-headers"))
 	wide := table(t, c.mustCanary(t, "status", "-n", ns, "-o", "wide"))
 	require.Len(t, wide, 1)
 	assert.Equal(t, "version", wide[0]["VERSION LABEL"])

@@ -45,6 +45,11 @@ type CheckOptions struct {
 	// traffic than it has now (RaisesCanaryShare is false), so a canary
 	// that is not ready only gets less of it.
 	IdleCanary bool
+	// Drift adds the findings about the live routing's drift from the
+	// canary's record (kubectl canary check). The preflight of weight,
+	// route and promote leaves them out: those verbs act on drift
+	// themselves before they plan (actOnDrift).
+	Drift bool
 }
 
 // foreignMark is how an object shows that another tool manages it, and
@@ -156,6 +161,9 @@ func (c *checker) addError(object string, err error) {
 func Check(snap Snapshot, intent Intent, opts CheckOptions) []Finding {
 	c := newChecker(snap, intent)
 	c.p.backend.check(c, opts)
+	if opts.Drift {
+		c.driftFindings()
+	}
 	sort.SliceStable(c.findings, func(i, j int) bool { return c.findings[i].Severity < c.findings[j].Severity })
 	return c.findings
 }

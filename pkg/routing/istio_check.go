@@ -34,6 +34,12 @@ func (b *istioBackend) check(c *checker, opts CheckOptions) {
 	ic.checkRuleCount()
 	deployments, versions := ic.versions()
 	definedSubsets := ic.checkSubsets(deployments)
+	if c.active != nil {
+		// The running canary's own subsets, when gone, are drift: check
+		// reports them with their fix (driftFindings) and weight adds them
+		// back, so its preflight must not stop it for them.
+		definedSubsets = withSubsets(definedSubsets, c.active.StableSubset, c.active.CanarySubset)
+	}
 	ic.findings = append(ic.findings, checkRoutes(ic.routing, b.svc, definedSubsets)...)
 	if b.snap.Services != nil {
 		ic.findings = append(ic.findings, checkBackedHosts(b.snap.VirtualServices, b.snap.Services, b.svc)...)
@@ -251,4 +257,18 @@ func checkHostScopes(virtualServices []*unstructured.Unstructured, svc serviceRe
 	}
 	sort.Slice(findings, func(i, j int) bool { return findings[i].Message < findings[j].Message })
 	return findings
+}
+
+// withSubsets is defined with names added, in a copy.
+func withSubsets(defined map[string]bool, names ...string) map[string]bool {
+	out := make(map[string]bool, len(defined)+len(names))
+	for name, ok := range defined {
+		out[name] = ok
+	}
+	for _, name := range names {
+		if name != "" {
+			out[name] = true
+		}
+	}
+	return out
 }

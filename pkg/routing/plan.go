@@ -145,6 +145,9 @@ type Plan struct {
 	State    State
 	Changes  []Change
 	Warnings []string
+	// Replaced is the drift the plan writes over: live splits someone
+	// changed, and routes the canary added that were gone (actOnDrift).
+	Replaced []Drift
 }
 
 // Changed reports whether any object must be written.
@@ -211,6 +214,8 @@ type planner struct {
 	deployments []*appsv1.Deployment
 	backend     backend
 	warnings    []string
+	// replaced is the drift the plan writes over (Plan.Replaced).
+	replaced []Drift
 }
 
 // newPlanner plans for svc, on the routing API usesGatewayAPI picks.
@@ -238,6 +243,9 @@ func Compute(snap Snapshot, intent Intent) (*Plan, error) {
 	p := newPlanner(snap, intent, serviceRef{name: snap.Service.Name, namespace: snap.Service.Namespace, clusterDomain: intent.ClusterDomain})
 	var err error
 	if p.deployments, err = backingDeployments(snap.Service, snap.Deployments); err != nil {
+		return nil, err
+	}
+	if err := p.actOnDrift(); err != nil {
 		return nil, err
 	}
 	var state *State
@@ -362,7 +370,7 @@ func sameState(a, b *State) bool {
 }
 
 func (p *planner) plan(state *State) *Plan {
-	plan := &Plan{Namespace: p.svc.namespace, Service: p.svc.name, Warnings: append(append([]string(nil), p.snap.Warnings...), p.warnings...)}
+	plan := &Plan{Namespace: p.svc.namespace, Service: p.svc.name, Warnings: append(append([]string(nil), p.snap.Warnings...), p.warnings...), Replaced: p.replaced}
 	if state != nil {
 		plan.State = *state
 		plan.State.PreStartSpec = nil

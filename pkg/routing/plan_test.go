@@ -626,9 +626,15 @@ func TestManagedRoutePointedElsewhereIsRefused(t *testing.T) {
 
 			_, err = computeChecked(t, *snap, intent)
 			require.Error(t, err)
+			if intent.Action != ActionAbort {
+				// Weight and promote find the drift before they plan.
+				assert.Contains(t, err.Error(), "the live routing of service shop/reviews is not what its canary recorded, so "+string(intent.Action)+" would not act on what is live; nothing was changed")
+				assert.Contains(t, err.Error(), "VirtualService shop/reviews http route #1: recorded v1 90 / v2 10, live sends subset legacy 100 (no longer the canary's versions)")
+				assert.Contains(t, err.Error(), "Put the routing back (kubectl edit virtualservice reviews -n shop), or run kubectl canary abort reviews")
+				return
+			}
 			assert.Contains(t, err.Error(), "VirtualService shop/reviews")
 			assert.Contains(t, err.Error(), "sends no traffic to subset v1 or v2")
-			// The same way out from every command.
 			assert.Contains(t, err.Error(), "in VirtualService shop/reviews: someone changed it; set its destinations back to the canary's subsets by hand (kubectl edit virtualservice reviews -n shop), then run the command again")
 		})
 	}

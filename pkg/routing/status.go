@@ -46,6 +46,14 @@ type CanaryStatus struct {
 	// ManagedBy names the GitOps tools that reconcile the canary's objects
 	// from Git, as "Kind/name: tool".
 	ManagedBy []string `json:"managedBy,omitempty"`
+	// LiveWeight is the canary's share that its managed routes give it
+	// now, read from the live objects (Weight is the recorded one); absent
+	// when the routes found disagree or none is found (Drift says why), and
+	// for a canary not in progress.
+	LiveWeight *int `json:"liveWeight,omitempty"`
+	// Drift lists where the live routing objects differ from the record;
+	// empty when they do not.
+	Drift []Drift `json:"drift"`
 }
 
 // Ready counts available and desired replicas of a version.
@@ -77,7 +85,7 @@ func Summarize(services []corev1.Service, deployments []appsv1.Deployment, virtu
 // SummarizeRouting is Summarize over the canaries recorded on Gateway API
 // routes too, whose state speaks for them as a VirtualService's does.
 func SummarizeRouting(services []corev1.Service, deployments []appsv1.Deployment, virtualServices, destinationRules, gatewayAPIRoutes []*unstructured.Unstructured) []CanaryStatus {
-	found := recordedCanaries(append(append(append([]*unstructured.Unstructured{}, virtualServices...), gatewayAPIRoutes...), destinationRules...))
+	found, records := recordedCanaries(append(append(append([]*unstructured.Unstructured{}, virtualServices...), gatewayAPIRoutes...), destinationRules...))
 	servicesByKey := map[canaryKey]*corev1.Service{}
 	for i := range services {
 		servicesByKey[canaryKey{services[i].Namespace, services[i].Name}] = &services[i]
@@ -98,6 +106,20 @@ func SummarizeRouting(services []corev1.Service, deployments []appsv1.Deployment
 			}
 		}
 		sort.Strings(cs.Objects)
+		in := liveInput{svc: serviceRef{name: k.service, namespace: k.namespace}, records: records[k], virtualServices: virtualServices, destinationRules: destinationRules}
+		for _, svc := range services {
+			if svc.Namespace == k.namespace {
+				in.services = append(in.services, svc)
+			}
+		}
+		if in.services == nil {
+			in.services = []corev1.Service{}
+		}
+		live := judgeLive(in, speakingState(records[k]))
+		cs.Drift = append([]Drift{}, live.Drift...)
+		if cs.Phase == PhaseProgressing {
+			cs.LiveWeight = live.Weight
+		}
 		out = append(out, *cs)
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -110,11 +132,20 @@ func SummarizeRouting(services []corev1.Service, deployments []appsv1.Deployment
 }
 
 // recordedCanaries reads the canaries the objects record, by Service; the
-// first object that records one gives its state, every one is listed.
-func recordedCanaries(objects []*unstructured.Unstructured) map[canaryKey]*CanaryStatus {
+// first object that records one gives its state, every one is listed,
+// and its record kept for judging the live routing.
+func recordedCanaries(objects []*unstructured.Unstructured) (map[canaryKey]*CanaryStatus, map[canaryKey][]recordOn) {
 	found := map[canaryKey]*CanaryStatus{}
+	records := map[canaryKey][]recordOn{}
 	for _, obj := range objects {
-		for service, st := range StatesOn(obj) {
+		states := StatesOn(obj)
+		services := make([]string, 0, len(states))
+		for service := range states {
+			services = append(services, service)
+		}
+		sort.Strings(services)
+		for _, service := range services {
+			st := states[service]
 			k := canaryKey{obj.GetNamespace(), service}
 			if st.Namespace != "" {
 				k.namespace = st.Namespace
@@ -134,6 +165,7 @@ func recordedCanaries(objects []*unstructured.Unstructured) map[canaryKey]*Canar
 				ref = obj.GetKind() + "/" + obj.GetNamespace() + "/" + obj.GetName()
 			}
 			cs.Objects = append(cs.Objects, ref)
+			records[k] = append(records[k], recordOn{obj: obj, st: st})
 			for _, m := range GitOpsManagers(obj, nil, service) {
 				cs.ManagedBy = appendUnique(cs.ManagedBy, ref+": "+m.Tool)
 			}
@@ -149,7 +181,7 @@ func recordedCanaries(objects []*unstructured.Unstructured) map[canaryKey]*Canar
 			}
 		}
 	}
-	return found
+	return found, records
 }
 
 func isGatewayAPIRoute(obj *unstructured.Unstructured) bool {
