@@ -234,3 +234,20 @@ func TestStatusDriftAcrossContextsAndNamespaces(t *testing.T) {
 	require.NoError(t, err)
 	assert.Regexp(t, `\nshop\s+reviews\s+v1\s+v2\s+0% \(recorded 10%\)\s+split changed\s+Progressing`, out)
 }
+
+// The commands drift's refusals and findings suggest carry the flags that
+// chose the Service, like every other hint.
+func TestDriftHintsCarryTheTargetFlags(t *testing.T) {
+	f := newFakeCluster(t, "no-istio", "shop")
+	_, _, err := f.run("start", "reviews")
+	require.NoError(t, err)
+	f.edit(vsGVR, "reviews", reapplyAllV1)
+
+	_, _, err = f.runWithKubectlFlags("route", "reviews", "--header", "x-tester=yes", "-n", "shop", "--context", "prod")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "Run kubectl canary weight reviews N -n shop --context prod first: it re-asserts the split")
+	assert.Contains(t, err.Error(), "or kubectl canary abort reviews -n shop --context prod to send everything to stable")
+
+	stdout, _, _ := f.runWithKubectlFlags("check", "reviews", "-n", "shop", "--context", "prod")
+	assert.Contains(t, stdout, "kubectl canary weight reviews N -n shop --context prod re-asserts a split on the live routes; kubectl canary abort reviews -n shop --context prod sends everything to stable")
+}

@@ -39,7 +39,4 @@ type backend interface {
 	// check adds the preflight findings about the Service and its routing
 	// objects.
 	check(c *checker, opts CheckOptions)
-	// liveCanaryWeight is the lowest share the live managed routes of the
-	// running canary st give it, in percent; false when none can be read.
-	liveCanaryWeight(st *State) (int, bool)
 }

@@ -119,6 +119,10 @@ type Live struct {
 	// which balances by pod count).
 	Weight *int
 	Drift  []Drift
+	// lowest is the canary's lowest known share over its managed routes,
+	// nil where none can be told: what a change must stay at or below
+	// not to raise the canary's exposure (LiveCanary).
+	lowest *int
 }
 
 // recordOn is a canary's state as one routing object records it.
@@ -168,8 +172,12 @@ func judgeLive(in liveInput, speaking *State) Live {
 		for _, w := range j.judgeRoutes(r) {
 			if w < 0 {
 				known = false
-			} else {
-				weights[w] = true
+				continue
+			}
+			weights[w] = true
+			if live.lowest == nil || w < *live.lowest {
+				lowest := w
+				live.lowest = &lowest
 			}
 		}
 	}
@@ -190,6 +198,9 @@ func judgeLive(in liveInput, speaking *State) Live {
 	}
 	for _, r := range append(routeRecords, ruleRecords...) {
 		j.edited(r)
+	}
+	if speaking.Phase != PhaseProgressing {
+		live.lowest = nil
 	}
 	if speaking.Phase == PhaseProgressing && known && len(weights) == 1 {
 		for w := range weights {
@@ -721,16 +732,17 @@ func (p *planner) driftError(speaking *State, refused []Drift) error {
 		}
 	}
 	svc := p.svc.namespace + "/" + p.svc.name
-	var fix string
+	head := fmt.Sprintf("the live routing of service %s is not what its canary recorded, so %s would not act on what is live; nothing was changed:\n%s\n", svc, p.intent.Action, strings.Join(lines, "\n"))
+	// The commands suggested carry {Target}: the caller's flags that pick
+	// this Service, so that they act on it when pasted.
 	switch {
 	case speaking.Phase == PhasePromoted:
-		fix = fmt.Sprintf("The canary was promoted (%s=%s is stable) and the routing changed since: promote has nothing to write that is recorded. Set the routes back by hand or in Git, or start a new canary (kubectl canary start %s)", speaking.VersionLabel, speaking.Stable, p.svc.name)
+		return Errorf("%sThe canary was promoted (%s=%s is stable) and the routing changed since: promote has nothing to write that is recorded. Set the routes back by hand or in Git, or start a new canary (kubectl canary start %s{Target})", head, speaking.VersionLabel, speaking.Stable, p.svc.name)
 	case onlySplit:
-		fix = fmt.Sprintf("Run kubectl canary weight %s N first: it re-asserts the split (and the canary's subsets) on the live routes; or kubectl canary abort %s to send everything to stable", p.svc.name, p.svc.name)
+		return Errorf("%sRun kubectl canary weight %s N{Target} first: it re-asserts the split (and the canary's subsets) on the live routes; or kubectl canary abort %s{Target} to send everything to stable", head, p.svc.name, p.svc.name)
 	default:
-		fix = fmt.Sprintf("Which routes carry the canary is no longer known, so nothing is guessed. Put the routing back%s, or run kubectl canary abort %s (all traffic to stable %s=%s) and start again on the routes as they are", edit, p.svc.name, speaking.VersionLabel, speaking.Stable)
+		return Errorf("%sWhich routes carry the canary is no longer known, so nothing is guessed. Put the routing back%s, or run kubectl canary abort %s{Target} (all traffic to stable %s=%s) and start again on the routes as they are", head, edit, p.svc.name, speaking.VersionLabel, speaking.Stable)
 	}
-	return fmt.Errorf("the live routing of service %s is not what its canary recorded, so %s would not act on what is live; nothing was changed:\n%s\n%s", svc, p.intent.Action, strings.Join(lines, "\n"), fix)
 }
 
 // LiveOf judges the snapshot's routing objects against the Service's
@@ -761,24 +773,24 @@ func (c *checker) driftFindings() {
 		if speaking.Phase != PhaseProgressing && d.What != DriftEdited {
 			// Nothing runs that weight could re-assert: the routing is
 			// what it is now, and the record is history.
-			c.add(SeverityWarning, object, "%srecorded %s, live %s: the routing changed since the canary was promoted (%s=%s stable). Set it back by hand or in Git, or start a new canary (kubectl canary start %s)", where, d.Recorded, d.Live, speaking.VersionLabel, speaking.Stable, svc)
+			c.add(SeverityWarning, object, "%srecorded %s, live %s: the routing changed since the canary was promoted (%s=%s stable). Set it back by hand or in Git, or start a new canary (kubectl canary start %s{Target})", where, d.Recorded, d.Live, speaking.VersionLabel, speaking.Stable, svc)
 			continue
 		}
 		switch d.What {
 		case DriftWeight:
-			c.add(SeverityWarning, object, "%ssends %s, not the recorded %s: someone changed the split (a hand edit, a re-applied manifest or a GitOps sync). kubectl canary weight %s N re-asserts a split on the live routes; kubectl canary abort %s sends everything to stable", where, d.Live, d.Recorded, svc, svc)
+			c.add(SeverityWarning, object, "%ssends %s, not the recorded %s: someone changed the split (a hand edit, a re-applied manifest or a GitOps sync). kubectl canary weight %s N{Target} re-asserts a split on the live routes; kubectl canary abort %s{Target} sends everything to stable", where, d.Live, d.Recorded, svc, svc)
 		case DriftRouteGone:
-			c.add(SeverityError, object, "managed %sis %s (it carried %s): weight and promote refuse until it is back. Put the route back, or run kubectl canary abort %s and start again on the routes as they are", where, d.Live, d.Recorded, svc)
+			c.add(SeverityError, object, "managed %sis %s (it carried %s): weight and promote refuse until it is back. Put the route back, or run kubectl canary abort %s{Target} and start again on the routes as they are", where, d.Live, d.Recorded, svc)
 		case DriftAddedRouteGone:
-			c.add(SeverityWarning, object, "%sthat the canary added (it %s) is gone, so those requests no longer reach the canary. kubectl canary weight %s N adds it again", where, d.Recorded, svc)
+			c.add(SeverityWarning, object, "%sthat the canary added (it %s) is gone, so those requests no longer reach the canary. kubectl canary weight %s N{Target} adds it again", where, d.Recorded, svc)
 		case DriftSubsetGone, DriftServiceGone:
 			what := d.Route
 			if d.What == DriftServiceGone {
 				what = "per-version Service " + strings.TrimPrefix(d.Object, "Service/")
 			}
-			c.add(SeverityError, object, "%s of the running canary (it %s) is %s, so the routes that name it fail those requests. kubectl canary weight %s N adds it back; kubectl canary abort %s sends everything to stable", what, d.Recorded, d.Live, svc, svc)
+			c.add(SeverityError, object, "%s of the running canary (it %s) is %s, so the routes that name it fail those requests. kubectl canary weight %s N{Target} adds it back; kubectl canary abort %s{Target} sends everything to stable", what, d.Recorded, d.Live, svc, svc)
 		case DriftObjectGone:
-			c.add(SeverityError, object, "recorded: %s; live: %s. Weight and promote refuse; run kubectl canary abort %s to send everything to stable %s=%s, then start again", d.Recorded, d.Live, svc, speaking.VersionLabel, speaking.Stable)
+			c.add(SeverityError, object, "recorded: %s; live: %s. Weight and promote refuse; run kubectl canary abort %s{Target} to send everything to stable %s=%s, then start again", d.Recorded, d.Live, svc, speaking.VersionLabel, speaking.Stable)
 		case DriftEdited:
 			c.add(SeverityWarning, object, "was changed by someone else since kubectl canary last wrote it (%s, recorded %s); the canary's managed routes are as recorded, and abort resets just them rather than restoring the spec from before start", d.Live, d.Recorded)
 		}

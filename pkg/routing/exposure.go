@@ -43,11 +43,12 @@ func RaisesCanaryShare(before *State, after State) bool {
 }
 
 // LiveCanary is the canary in progress on the snapshot's Service
-// (RunningCanary; clusterDomain as Intent.ClusterDomain), its
-// Weight the canary's share as the live managed routes give it where they
-// can be read: the lowest over the routes, so that a change raising any of
-// them counts as raising. A managed route someone changed past recognition
-// is left out; with none left, the recorded weight stands.
+// (RunningCanary; clusterDomain as Intent.ClusterDomain), its Weight the
+// canary's share as the live managed routes give it where they can be
+// read: the lowest over the routes, so that a change raising any of them
+// counts as raising. A managed route someone changed past recognition is
+// left out; with none left, the recorded weight stands. The live routes
+// are read as status and check read them (drift.go).
 func LiveCanary(snap Snapshot, clusterDomain string) (*State, error) {
 	svc := snap.Service
 	p := newPlanner(snap, Intent{ClusterDomain: clusterDomain}, serviceRef{name: svc.Name, namespace: svc.Namespace, clusterDomain: clusterDomain})
@@ -55,78 +56,8 @@ func LiveCanary(snap Snapshot, clusterDomain string) (*State, error) {
 	if err != nil || st == nil {
 		return st, err
 	}
-	if w, ok := p.backend.liveCanaryWeight(st); ok {
-		st.Weight = w
+	if live, _ := p.live(); live.lowest != nil {
+		st.Weight = *live.lowest
 	}
 	return st, nil
-}
-
-// lowestShare folds one managed route's split into the lowest so far.
-func lowestShare(lowest int, known bool, canary, total int64) (int, bool) {
-	if total <= 0 {
-		return lowest, known
-	}
-	share := int(canary * 100 / total)
-	if !known || share < lowest {
-		return share, true
-	}
-	return lowest, true
-}
-
-func (b *istioBackend) liveCanaryWeight(st *State) (int, bool) {
-	lowest, known := 0, false
-	for _, vs := range b.vss {
-		recorded := b.progressingState(vs)
-		if recorded == nil {
-			continue
-		}
-		finder := newRouteFinder(vs)
-		for _, ref := range recorded.Routes {
-			_, route, err := finder.findManaged(ref, st.StableSubset, st.CanarySubset)
-			if err != nil {
-				continue
-			}
-			dests := destinationsOf(route)
-			var canary, total int64
-			for _, raw := range dests {
-				d := asMap(raw)
-				w := destinationWeight(d, len(dests))
-				total += w
-				if destinationSubset(d) == st.CanarySubset && b.svc.isHost(destinationHost(d), vs.desired.GetNamespace()) {
-					canary += w
-				}
-			}
-			lowest, known = lowestShare(lowest, known, canary, total)
-		}
-	}
-	return lowest, known
-}
-
-func (b *gatewayAPIBackend) liveCanaryWeight(st *State) (int, bool) {
-	lowest, known := 0, false
-	t := targetsOf(st)
-	for _, route := range b.routes {
-		recorded := b.progressingState(route)
-		if recorded == nil {
-			continue
-		}
-		finder := newRouteFinder(route)
-		for _, ref := range recorded.Routes {
-			_, rule, err := b.findManagedRule(finder, ref, t)
-			if err != nil {
-				continue
-			}
-			var canary, total int64
-			for _, raw := range backendRefsOf(rule) {
-				ref := asMap(raw)
-				w := backendWeight(ref)
-				total += w
-				if b.names(route, ref, t.canary) {
-					canary += w
-				}
-			}
-			lowest, known = lowestShare(lowest, known, canary, total)
-		}
-	}
-	return lowest, known
 }
