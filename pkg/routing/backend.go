@@ -17,10 +17,11 @@ type backend interface {
 	// start routes to (Istio: the DestinationRule and its subsets), or says
 	// why there is none start can use.
 	prepareStart() error
-	// routedVersion is the version the live routes send the Service's
-	// traffic to, "" when they name none; start takes it as the stable one.
-	// It follows prepareStart.
-	routedVersion(versions *Versions) (string, error)
+	// routedVersions are the versions the live routes send the Service's
+	// traffic to, sorted, none when they name none; start takes the one as
+	// the stable version, or of two the one that is not the canary asked
+	// for. It follows prepareStart.
+	routedVersions(versions *Versions) []string
 	// startCanary names base.Stable and base.Canary in the API (the
 	// subsets), splits the Service's routes between them at the intent's
 	// weight, adds the extras base asks for (match rules, sticky, mirror)

@@ -1,9 +1,5 @@
 package routing
 
-import (
-	"sort"
-)
-
 // gatewayAPIBackend plans a canary in Kubernetes Gateway API routes
 // (HTTPRoutes, GRPCRoutes, TCPRoutes, TLSRoutes). A route cannot name a
 // subset of a Service, so each version is addressed through a Service of
@@ -38,10 +34,11 @@ func (b *gatewayAPIBackend) objects() []*object {
 // versions, which start knows only later.
 func (b *gatewayAPIBackend) prepareStart() error { return nil }
 
-// routedVersion is the version the routes' backendRefs send the Service's
-// traffic to, through the per-version Services. Catch-all rules speak for
-// the Service; only when there are none do rules with matches count.
-func (b *gatewayAPIBackend) routedVersion(versions *Versions) (string, error) {
+// routedVersions are the versions the routes' backendRefs send the
+// Service's traffic to, through the per-version Services. Catch-all rules
+// speak for the Service; only when there are none do rules with matches
+// count.
+func (b *gatewayAPIBackend) routedVersions(versions *Versions) []string {
 	byService := map[string]string{}
 	for _, value := range versions.Values() {
 		if s := b.versionServiceOf(versions.Label, value); s != nil {
@@ -68,18 +65,7 @@ func (b *gatewayAPIBackend) routedVersion(versions *Versions) (string, error) {
 	if len(tally) == 0 {
 		tally = matched
 	}
-	if len(tally) <= 1 {
-		for v := range tally {
-			return v, nil
-		}
-		return "", nil
-	}
-	names := make([]string, 0, len(tally))
-	for v := range tally {
-		names = append(names, v)
-	}
-	sort.Strings(names)
-	return "", intentErrorf("the routes of service %s/%s already send traffic to several versions (%v); pass {Stable} with the one that serves users today", b.svc.namespace, b.svc.name, names)
+	return sortedKeys(tally)
 }
 
 // isCatchAllRule reports whether a rule takes every request of its route:

@@ -31,16 +31,33 @@ func (b *gatewayAPIBackend) isSplittableRule(route *object, rule map[string]inte
 		ref := asMap(raw)
 		name, ok := b.namedService(route, ref)
 		switch {
-		case !ok:
-			return false
-		case name == b.svc.name || name == t.stable:
+		case ok && (name == b.svc.name || name == t.stable):
 			toStable = toStable || backendWeight(ref) > 0
-		case name == t.canary:
+		case ok && name == t.canary:
+		case backendWeight(ref) == 0:
+			// A backend at weight 0 gets nothing (the conformance
+			// tests' 70/30/0): the rule does not mix it in, and the
+			// split keeps it as it is.
 		default:
 			return false
 		}
 	}
 	return toStable
+}
+
+// idleBackends are the rule's backendRefs at weight 0 to other backends
+// than the Service and the stable and canary Services: a split or a
+// finish keeps them, after the canary's, as the rule had them.
+func (b *gatewayAPIBackend) idleBackends(route *object, rule map[string]interface{}, t splitTargets) []interface{} {
+	var out []interface{}
+	for _, raw := range backendRefsOf(rule) {
+		ref := asMap(raw)
+		name, ok := b.namedService(route, ref)
+		if backendWeight(ref) == 0 && !(ok && (name == b.svc.name || name == t.stable || name == t.canary)) {
+			out = append(out, ref)
+		}
+	}
+	return out
 }
 
 // chooseManagedRules are the splittable rules of a route, those named in
@@ -117,24 +134,30 @@ func (b *gatewayAPIBackend) defaultPort(route *object) int64 {
 
 // splitBackends sets a rule's backendRefs to [stable: 100-w, canary: w].
 func (b *gatewayAPIBackend) splitBackends(route *object, rule map[string]interface{}, t splitTargets, weight int64) {
+	idle := b.idleBackends(route, rule, t)
 	stable, canary := b.backendTemplates(route, rule, t, true)
 	stable["weight"] = 100 - weight
 	canary["weight"] = weight
-	rule["backendRefs"] = []interface{}{stable, canary}
+	rule["backendRefs"] = append([]interface{}{stable, canary}, idle...)
 }
 
 // soleBackend returns the backendRefs that send everything to target, the
 // shape a rule has before and after a canary; replacing as for
 // soleDestination. The weight is the API's default, written out so that
-// the spec recorded is the one the server keeps.
+// the spec recorded is the one the server keeps. Replacing, the rule's
+// idle backends stay after it.
 func (b *gatewayAPIBackend) soleBackend(route *object, rule map[string]interface{}, t splitTargets, target string, replacing bool) []interface{} {
+	var idle []interface{}
+	if replacing {
+		idle = b.idleBackends(route, rule, t)
+	}
 	stable, canary := b.backendTemplates(route, rule, t, replacing)
 	ref := stable
 	if target == t.canary {
 		ref = canary
 	}
 	ref["weight"] = int64(1)
-	return []interface{}{ref}
+	return append([]interface{}{ref}, idle...)
 }
 
 // splitRules splits the recorded rules of a route at weight.

@@ -82,6 +82,11 @@ func isSplittable(route map[string]interface{}, svc serviceRef, objectNamespace,
 	toStable := false
 	for _, raw := range dests {
 		d := asMap(raw)
+		if isIdleDestination(d, len(dests)) && svc.isHost(destinationHost(d), objectNamespace) && !isCanarySubset(destinationSubset(d), stableSubset, canarySubset) {
+			// Another version at weight 0 gets nothing: the route does
+			// not mix it in, and the split keeps it as it is.
+			continue
+		}
 		if d == nil || !svc.isHost(destinationHost(d), objectNamespace) {
 			return false
 		}
@@ -98,16 +103,44 @@ func isSplittable(route map[string]interface{}, svc serviceRef, objectNamespace,
 	return toStable
 }
 
+// isIdleDestination reports whether a destination among siblings has an
+// explicit weight of 0 (a lone one takes everything whatever it says).
+func isIdleDestination(d map[string]interface{}, siblings int) bool {
+	w, ok := asInt(d["weight"])
+	return d != nil && siblings > 1 && ok && w == 0
+}
+
+func isCanarySubset(subset, stableSubset, canarySubset string) bool {
+	return subset == "" || subset == stableSubset || subset == canarySubset
+}
+
+// idleDestinations are a managed route's destinations at weight 0 to
+// other subsets of the Service than the stable and canary ones: a split or
+// a finish keeps them, after the canary's. (A managed route has no
+// destination outside the Service.)
+func idleDestinations(route map[string]interface{}, stableSubset, canarySubset string) []interface{} {
+	dests := destinationsOf(route)
+	var out []interface{}
+	for _, raw := range dests {
+		d := asMap(raw)
+		if isIdleDestination(d, len(dests)) && !isCanarySubset(destinationSubset(d), stableSubset, canarySubset) {
+			out = append(out, raw)
+		}
+	}
+	return out
+}
+
 // splitDestinations returns the new destination list of route, [stable:
 // 100-w, canary: w], for the caller to set as route["route"]. The entries
 // are the route's own destinations, so that ports, header rules and fields
 // unknown to the plugin survive; they are reused, not copied, since the list
 // they were in is being replaced.
 func splitDestinations(route map[string]interface{}, stableSubset, canarySubset string, canaryWeight int64) []interface{} {
+	idle := idleDestinations(route, stableSubset, canarySubset)
 	stable, canary := destinationTemplates(route, stableSubset, canarySubset, true)
 	stable["weight"] = 100 - canaryWeight
 	canary["weight"] = canaryWeight
-	return []interface{}{stable, canary}
+	return append([]interface{}{stable, canary}, idle...)
 }
 
 // soleDestination returns the destination list that sends everything to one
@@ -115,13 +148,22 @@ func splitDestinations(route map[string]interface{}, stableSubset, canarySubset 
 // that the list is to replace route["route"], whose entries may then be
 // reused; otherwise they are copied.
 func soleDestination(route map[string]interface{}, stableSubset, canarySubset, target string, replacing bool) []interface{} {
+	var idle []interface{}
+	if replacing {
+		idle = idleDestinations(route, stableSubset, canarySubset)
+	}
 	stable, canary := destinationTemplates(route, stableSubset, canarySubset, replacing)
 	d := stable
 	if target == canarySubset {
 		d = canary
 	}
 	delete(d, "weight")
-	return []interface{}{d}
+	if len(idle) > 0 {
+		// Among siblings, a destination without a weight is an error to
+		// Istio's validation.
+		d["weight"] = int64(100)
+	}
+	return append([]interface{}{d}, idle...)
 }
 
 // destinationTemplates returns the route's destination entries for the
@@ -268,10 +310,10 @@ func locateRoute(spec map[string]interface{}, ref RouteRef) (int, error) {
 	return found, nil
 }
 
-// stableFromRoutes returns the version the live routes send traffic to.
-// Catch-all routes (no match) speak for the Service; only when there are none
-// do routes with match conditions count. Empty means no route names a version.
-func stableFromRoutes(specs []objectSpec, svc serviceRef, subsetVersions map[string]string) (string, error) {
+// stableFromRoutes returns the versions the live routes send traffic to,
+// sorted. Catch-all routes (no match) speak for the Service; only when
+// there are none do routes with match conditions count.
+func stableFromRoutes(specs []objectSpec, svc serviceRef, subsetVersions map[string]string) []string {
 	catchAll, matched := map[string]int64{}, map[string]int64{}
 	for _, s := range specs {
 		for _, kind := range routeKinds {
@@ -298,20 +340,16 @@ func stableFromRoutes(specs []objectSpec, svc serviceRef, subsetVersions map[str
 	if len(tally) == 0 {
 		tally = matched
 	}
-	switch len(tally) {
-	case 0:
-		return "", nil
-	case 1:
-		for v := range tally {
-			return v, nil
-		}
+	return sortedKeys(tally)
+}
+
+func sortedKeys(m map[string]int64) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
 	}
-	versions := make([]string, 0, len(tally))
-	for v := range tally {
-		versions = append(versions, v)
-	}
-	sort.Strings(versions)
-	return "", intentErrorf("the routes of service %s/%s already send traffic to several versions (%v); pass {Stable} with the one that serves users today", svc.namespace, svc.name, versions)
+	sort.Strings(out)
+	return out
 }
 
 // objectSpec is a spec with the namespace its short host names resolve in.

@@ -22,9 +22,9 @@ func (b *istioBackend) prepareStart() error {
 	return nil
 }
 
-// routedVersion is the version the VirtualServices' routes send the
+// routedVersions are the versions the VirtualServices' routes send the
 // Service's traffic to, through the subsets of its DestinationRule.
-func (b *istioBackend) routedVersion(versions *Versions) (string, error) {
+func (b *istioBackend) routedVersions(versions *Versions) []string {
 	var specs []objectSpec
 	for _, vs := range b.vss {
 		specs = append(specs, objectSpec{namespace: vs.desired.GetNamespace(), spec: vs.spec()})

@@ -76,11 +76,38 @@ func (p *planner) chooseStable(versions *Versions, active *State) (string, error
 	if active != nil && versions.ByName[active.Stable] != nil {
 		return active.Stable, nil
 	}
-	stable, err := p.backend.routedVersion(versions)
-	if err != nil || stable != "" {
-		return stable, err
+	routed := p.backend.routedVersions(versions)
+	switch {
+	case len(routed) == 0:
+		return oldestVersion(versions), nil
+	case len(routed) == 1:
+		return routed[0], nil
 	}
-	return oldestVersion(versions), nil
+	// The routes split the traffic already: between exactly the canary
+	// asked for and one other version, that other one is stable, and the
+	// split is adopted as the canary's.
+	if canary := p.askedCanary(versions.Label); len(routed) == 2 && (canary == routed[0] || canary == routed[1]) {
+		if canary == routed[0] {
+			return routed[1], nil
+		}
+		return routed[0], nil
+	}
+	return "", intentErrorf("the routes of service %s/%s already send traffic to several versions (%v); pass {Stable} with the one that serves users today (or, where they split between two, {Canary} with the other one)", p.svc.namespace, p.svc.name, routed)
+}
+
+// askedCanary is the canary version the intent names, by value or by
+// Deployment, "" when it names none (chooseCanary reports a name that
+// matches nothing).
+func (p *planner) askedCanary(label string) string {
+	if p.intent.Canary != "" {
+		return p.intent.Canary
+	}
+	for _, d := range p.deployments {
+		if name := p.intent.CanaryDeployment; name != "" && d.Name == name {
+			return d.Spec.Template.Labels[label]
+		}
+	}
+	return ""
 }
 
 func (p *planner) chooseCanary(versions *Versions, stable string) (string, error) {
