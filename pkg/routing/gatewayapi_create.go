@@ -27,9 +27,17 @@ var DefaultGatewayAPIVersions = map[string]string{
 func (b *gatewayAPIBackend) startNewRoutes(base State) (*State, error) {
 	ports := b.snap.Service.Spec.Ports
 	var first *State
+	var unserved []string
 	for _, port := range ports {
 		kind := routeKindForPort(port)
 		if kind == "" {
+			continue
+		}
+		if !b.servesPort(base.StableSubset, port) || !b.servesPort(base.CanarySubset, port) {
+			// The versions' own Services (Istio's tcp-echo-v1 and -v2)
+			// serve only the ports the routes use: a route to a port
+			// they lack would fail.
+			unserved = append(unserved, strconv.Itoa(int(port.Port)))
 			continue
 		}
 		name := b.svc.name
@@ -49,6 +57,12 @@ func (b *gatewayAPIBackend) startNewRoutes(base State) (*State, error) {
 		if first == nil {
 			first = recorded
 		}
+	}
+	if len(unserved) > 0 {
+		b.warnings = append(b.warnings, fmt.Sprintf("in-mesh traffic to port(s) %s of service %s/%s is not split: Services %s and %s do not serve them, so no mesh route to them is created (those calls balance over every version's pods); add the port(s) to both Services and start again to split them too", strings.Join(unserved, ", "), b.svc.namespace, b.svc.name, base.StableSubset, base.CanarySubset))
+	}
+	if first == nil && len(unserved) > 0 {
+		return nil, fmt.Errorf("no port of service %s/%s can get a mesh route: Services %s and %s serve none of its ports %s; add them to both Services, then run the command again", b.svc.namespace, b.svc.name, base.StableSubset, base.CanarySubset, strings.Join(unserved, ", "))
 	}
 	if first == nil {
 		return nil, fmt.Errorf("service %s/%s has only UDP ports (%s), which no Gateway API route kubectl canary writes can split; kubectl canary needs a TCP port (HTTP, gRPC, TLS or plain TCP) on the service", b.svc.namespace, b.svc.name, servicePorts(b.snap.Service))
@@ -85,11 +99,25 @@ func portRouteName(service string, port corev1.ServicePort) string {
 // when perPort), sending everything to it. Every field the API server
 // would default is written, so that the spec the plugin records is the
 // one the server keeps and abort can tell nobody changed it.
+//
+// A route of that name that does not attach to the Service (Istio's
+// helloworld sample binds one to its Gateway) keeps its name and its own
+// split; the mesh route is then its sibling NAME-mesh, as a VirtualService
+// is.
 func (b *gatewayAPIBackend) newMeshRoute(kind, name string, port corev1.ServicePort, perPort bool) (*object, error) {
-	for _, route := range b.routes {
-		if route.desired.GetKind() == kind && route.desired.GetName() == name && route.desired.GetNamespace() == b.svc.namespace {
-			return nil, fmt.Errorf("%s %s/%s exists but does not attach to service %s (no parentRef to it); attach it to the service, or rename it, then run the command again", kind, b.svc.namespace, name, b.svc.name)
+	taken := func(candidate string) bool {
+		for _, route := range b.routes {
+			if route.desired.GetKind() == kind && route.desired.GetName() == candidate && route.desired.GetNamespace() == b.svc.namespace {
+				return true
+			}
 		}
+		return false
+	}
+	if taken(name) {
+		if taken(name + "-mesh") {
+			return nil, fmt.Errorf("%ss %s/%s and %s/%s-mesh exist but do not attach to service %s (no parentRef to it); attach one of them to the service, or rename one, then run the command again", kind, b.svc.namespace, name, b.svc.namespace, name, b.svc.name)
+		}
+		name += "-mesh"
 	}
 	parent := map[string]interface{}{"group": "", "kind": "Service", "name": b.svc.name}
 	if perPort {

@@ -43,6 +43,7 @@ func (b *gatewayAPIBackend) finishRules(route *object, st *State, phase Phase) e
 	}
 	if phase == PhaseAborted && err == nil && restored != nil && specHash(route.liveSpec()) == st.SpecHash {
 		route.desired.Object["spec"] = restored
+		b.stopPreStartCanary(route, st)
 		closeState(st, phase)
 		return nil
 	}

@@ -20,21 +20,23 @@ func targetsOf(st *State) splitTargets {
 
 // versionServiceOf is an existing Service that selects exactly the pods of
 // one version, the Gateway API's subset: the Service's selector plus the
-// version label, with every port of the Service (bookinfo's reviews-v1).
-// Of several, the one named as start would name it wins, else the first
-// by name.
+// version label, with the ports of the Service the routes use (bookinfo's
+// reviews-v1; Istio's tcp-echo-v1 serves 9000 alone of tcp-echo's 9000 and
+// 9001, the one port its routes use). Of several, the one named as start
+// would name it wins, else the first by name.
 func (b *gatewayAPIBackend) versionServiceOf(label, value string) *corev1.Service {
 	want := map[string]string{label: value}
 	for k, v := range b.snap.Service.Spec.Selector {
 		want[k] = v
 	}
+	used := b.usedPorts()
 	var found []*corev1.Service
 	for i := range b.snap.Services {
 		s := &b.snap.Services[i]
 		if s.Name == b.svc.name || (s.Namespace != "" && s.Namespace != b.svc.namespace) {
 			continue
 		}
-		if sameLabels(s.Spec.Selector, want) && portsCover(s.Spec.Ports, b.snap.Service.Spec.Ports) {
+		if sameLabels(s.Spec.Selector, want) && portsCover(s.Spec.Ports, used) {
 			found = append(found, s)
 		}
 	}
@@ -57,6 +59,66 @@ func sameLabels(a, b map[string]string) bool {
 	for k, v := range a {
 		if w, ok := b[k]; !ok || w != v {
 			return false
+		}
+	}
+	return true
+}
+
+// usedPorts are the ports of the Service its live routes send traffic to:
+// those of the backendRefs to the Service or to a Service selecting a
+// version of it, and of parentRefs to the Service, in the routes that
+// carry its traffic. With no route naming a port, every port of the
+// Service: start routes them all.
+func (b *gatewayAPIBackend) usedPorts() []corev1.ServicePort {
+	svc := b.snap.Service
+	backends := map[string]bool{b.svc.name: true}
+	for _, name := range versionServices(svc, b.snap.Services) {
+		backends[name] = true
+	}
+	numbers := map[int64]bool{}
+	for _, route := range b.routes {
+		if route.live == nil || gatewayAPIRouting(route.live, svc, b.snap.Services) == "" {
+			continue
+		}
+		spec := route.liveSpec()
+		for _, raw := range asSlice(spec["parentRefs"]) {
+			ref := asMap(raw)
+			if port, ok := asInt(ref["port"]); ok && asString(ref["kind"]) == "Service" && serviceRefNamespace(ref, route.live.GetNamespace()) == b.svc.namespace && asString(ref["name"]) == b.svc.name {
+				numbers[port] = true
+			}
+		}
+		for _, rule := range rulesOf(spec) {
+			for _, raw := range backendRefsOf(asMap(rule)) {
+				ref := asMap(raw)
+				name, ok := b.namedService(route, ref)
+				if port, has := asInt(ref["port"]); ok && has && backends[name] {
+					numbers[port] = true
+				}
+			}
+		}
+	}
+	if len(numbers) == 0 {
+		return svc.Spec.Ports
+	}
+	var out []corev1.ServicePort
+	for _, p := range svc.Spec.Ports {
+		if numbers[int64(p.Port)] {
+			out = append(out, p)
+			delete(numbers, int64(p.Port))
+		}
+	}
+	for n := range numbers {
+		out = append(out, corev1.ServicePort{Port: int32(n), Protocol: corev1.ProtocolTCP})
+	}
+	return out
+}
+
+// servesPort reports whether the Service name of the snapshot serves
+// port; a Service the plan creates serves every port of the canary's.
+func (b *gatewayAPIBackend) servesPort(name string, port corev1.ServicePort) bool {
+	for _, s := range b.snap.Services {
+		if s.Name == name && (s.Namespace == "" || s.Namespace == b.svc.namespace) {
+			return portsCover(s.Spec.Ports, []corev1.ServicePort{port})
 		}
 	}
 	return true

@@ -143,6 +143,7 @@ func (b *istioBackend) finishRoutes(vs *object, st *State, phase Phase) error {
 		vs.desired.Object["spec"] = restored
 	} else if phase == PhaseAborted && err == nil && restored != nil && specHash(vs.liveSpec()) == st.SpecHash {
 		vs.desired.Object["spec"] = restored
+		b.stopPreStartCanary(vs, st)
 	} else {
 		if phase == PhaseAborted && st.PreStartSpec != nil {
 			b.warnings = append(b.warnings, fmt.Sprintf("%s changed since the canary started, so its pre-start spec is not restored; only its managed routes are set back to 100%% %s", vs.ref(), st.Stable))

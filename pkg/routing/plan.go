@@ -148,6 +148,9 @@ type Plan struct {
 	// Replaced is the drift the plan writes over: live splits someone
 	// changed, and routes the canary added that were gone (actOnDrift).
 	Replaced []Drift
+	// PreStartShares are the shares of traffic the managed routes gave the
+	// canary before start, which an abort sent to stable too.
+	PreStartShares []PreStartShare
 }
 
 // Changed reports whether any object must be written.
@@ -216,6 +219,8 @@ type planner struct {
 	warnings    []string
 	// replaced is the drift the plan writes over (Plan.Replaced).
 	replaced []Drift
+	// preStartShares are found by abort (Plan.PreStartShares).
+	preStartShares []PreStartShare
 }
 
 // newPlanner plans for svc, on the routing API usesGatewayAPI picks.
@@ -370,7 +375,7 @@ func sameState(a, b *State) bool {
 }
 
 func (p *planner) plan(state *State) *Plan {
-	plan := &Plan{Namespace: p.svc.namespace, Service: p.svc.name, Warnings: append(append([]string(nil), p.snap.Warnings...), p.warnings...), Replaced: p.replaced}
+	plan := &Plan{Namespace: p.svc.namespace, Service: p.svc.name, Warnings: append(append([]string(nil), p.snap.Warnings...), p.warnings...), Replaced: p.replaced, PreStartShares: p.preStartShares}
 	if state != nil {
 		plan.State = *state
 		plan.State.PreStartSpec = nil

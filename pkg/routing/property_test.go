@@ -287,6 +287,10 @@ func TestGeneratedVirtualServicesComeBackExactly(t *testing.T) {
 		}
 		for _, obj := range append(append([]*unstructured.Unstructured{}, s.VirtualServices...), s.DestinationRules...) {
 			if want, ok := originals[obj.GetKind()+"/"+obj.GetName()]; ok {
+				if obj.GetKind() == "VirtualService" {
+					requireAbortRestored(t, want, obj, "reviews", "generated case %d: start, weight, abort must restore %s but the canary's share", i, obj.GetName())
+					continue
+				}
 				require.Equal(t, want, obj.Object["spec"], "generated case %d: start, weight, abort must restore %s", i, obj.GetName())
 			}
 		}
