@@ -24,6 +24,10 @@ func requireAbortRestored(t testing.TB, before map[string]interface{}, after *un
 		return
 	}
 	require.Equal(t, PhaseAborted, st.Phase, msgAndArgs...)
+	svcNamespace := st.Namespace // set where the object is in another namespace
+	if svcNamespace == "" {
+		svcNamespace = after.GetNamespace()
+	}
 	want := runtime.DeepCopyJSON(before)
 	got := runtime.DeepCopyJSON(asMap(after.Object["spec"]))
 	for _, kind := range append(append([]string{}, routeKinds...), gatewayRules) {
@@ -31,8 +35,8 @@ func requireAbortRestored(t testing.TB, before map[string]interface{}, after *un
 		require.Len(t, gotRoutes, len(wantRoutes), msgAndArgs...)
 		for i := range wantRoutes {
 			wantTargets, gotTargets := targetList(asMap(wantRoutes[i]), kind), targetList(asMap(gotRoutes[i]), kind)
-			wantTotal, wantCanary, splitsAlone := targetWeights(wantTargets, st, service, after.GetNamespace())
-			gotTotal, gotCanary, _ := targetWeights(gotTargets, st, service, after.GetNamespace())
+			wantTotal, wantCanary, splitsAlone := targetWeights(wantTargets, st, serviceRef{name: service, namespace: svcNamespace, clusterDomain: DefaultClusterDomain}, after.GetNamespace())
+			gotTotal, gotCanary, _ := targetWeights(gotTargets, st, serviceRef{name: service, namespace: svcNamespace, clusterDomain: DefaultClusterDomain}, after.GetNamespace())
 			if splitsAlone && wantCanary > 0 {
 				require.Zero(t, gotCanary, "%s route #%d of %s still sends the canary traffic after abort: %v then %v", kind, i, after.GetName(), wantRoutes[i], gotRoutes[i])
 				require.Equal(t, wantTotal, gotTotal, "%s route #%d of %s keeps its total weight", kind, i, after.GetName())
@@ -49,8 +53,7 @@ func requireAbortRestored(t testing.TB, before map[string]interface{}, after *un
 // targetWeights sums a route's weights, and those to the canary, and says
 // whether it sends traffic to nothing but the Service's stable and canary
 // versions (idle ones aside).
-func targetWeights(targets []map[string]interface{}, st *State, service, namespace string) (total, canary int64, splitsAlone bool) {
-	svc := serviceRef{name: service, namespace: namespace, clusterDomain: DefaultClusterDomain}
+func targetWeights(targets []map[string]interface{}, st *State, svc serviceRef, namespace string) (total, canary int64, splitsAlone bool) {
 	stable := false
 	for _, d := range targets {
 		w := targetWeight(d, len(targets))
@@ -63,7 +66,7 @@ func targetWeights(targets []map[string]interface{}, st *State, service, namespa
 			toStable = svc.isHost(asString(dest["host"]), namespace) && (asString(dest["subset"]) == st.StableSubset || asString(dest["subset"]) == "")
 		} else {
 			toCanary = asString(d["name"]) == st.CanarySubset
-			toStable = asString(d["name"]) == st.StableSubset || asString(d["name"]) == service
+			toStable = asString(d["name"]) == st.StableSubset || asString(d["name"]) == svc.name
 		}
 		if toCanary {
 			canary += w
