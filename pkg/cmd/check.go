@@ -17,11 +17,17 @@ type CheckOptions struct {
 	namespace    string
 	service      string
 	versionLabel string
-	minAvailable int32
-	output       *outputFlags
-	printer      printers.ResourcePrinter
-	manifests    manifestFlags
-	routingAPI   routingAPIFlag
+	// canary, canaryDeployment, stable and routes are start's: check plans
+	// the start they describe.
+	canary           string
+	canaryDeployment string
+	stable           string
+	routes           []string
+	minAvailable     int32
+	output           *outputFlags
+	printer          printers.ResourcePrinter
+	manifests        manifestFlags
+	routingAPI       routingAPIFlag
 }
 
 func newCmdCheck(g *globalOptions) *cobra.Command {
@@ -31,7 +37,10 @@ func newCmdCheck(g *globalOptions) *cobra.Command {
 		Short: "Check a Service and its routing before (or during) a canary",
 		Long: withExitStatuses(templates.LongDesc(`
 			Run the preflight check that start, weight, route and promote run
-			before they write: the canary's readiness, subsets that select no
+			before they write, and, with no canary in progress, plan the start
+			that --canary, --canary-deployment, --stable and --route describe
+			(writing nothing): each reason start would refuse is a finding, so
+			"ready for a canary" means start would go ahead. It checks the canary's readiness, subsets that select no
 			pods, routes to undefined subsets, weights that do not sum to 100,
 			several VirtualServices or DestinationRules for one host, and routing
 			objects another tool (Flagger, Argo Rollouts, a Kiali wizard) manages.
@@ -60,6 +69,10 @@ func newCmdCheck(g *globalOptions) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&o.versionLabel, "version-label", "", "Pod label that tells the versions apart, instead of inferring it.")
+	cmd.Flags().StringVar(&o.canary, "canary", "", "Version label value of the canary, as start would be given it.")
+	cmd.Flags().StringVar(&o.canaryDeployment, "canary-deployment", "", "Deployment of the canary, instead of --canary.")
+	cmd.Flags().StringVar(&o.stable, "stable", "", "Version label value of the stable version, as start would be given it.")
+	cmd.Flags().StringArrayVar(&o.routes, "route", nil, "Check a start that manages only the named routes (repeatable).")
 	cmd.Flags().Int32Var(&o.minAvailable, "min-available", 1, "Fewest available canary replicas that may take traffic.")
 	o.routingAPI.addFlag(cmd)
 	o.output = addOutputFlags(cmd, "a table", true)
@@ -127,8 +140,7 @@ func (o *CheckOptions) Run(ctx context.Context) error {
 // check reads the Service and its routing from the cluster, or from the
 // files with -f, and checks them.
 func (o *CheckOptions) check(ctx context.Context) ([]routing.Finding, error) {
-	intent := routing.Intent{VersionLabel: o.versionLabel, ClusterDomain: o.clusterDomain, RoutingAPI: routing.RoutingAPI(o.routingAPI.value)}
-	opts := routing.CheckOptions{MinAvailable: o.minAvailable, Drift: true}
+	intent, opts := o.intent(), o.checkOptions()
 	if o.contextFlags.enabled() {
 		return o.checkOnClusters(ctx)
 	}
@@ -148,4 +160,18 @@ func (o *CheckOptions) check(ctx context.Context) ([]routing.Finding, error) {
 		return nil, err
 	}
 	return cluster.CheckService(ctx, o.namespace, o.service, intent, opts)
+}
+
+// intent is the start check plans: the version flags as start takes them.
+func (o *CheckOptions) intent() routing.Intent {
+	return routing.Intent{
+		VersionLabel: o.versionLabel, ClusterDomain: o.clusterDomain, RoutingAPI: routing.RoutingAPI(o.routingAPI.value),
+		Canary: o.canary, CanaryDeployment: o.canaryDeployment, Stable: o.stable, Routes: o.routes,
+	}
+}
+
+// checkOptions run the preflight with start's planning, so that "ready for
+// a canary" means start would go ahead.
+func (o *CheckOptions) checkOptions() routing.CheckOptions {
+	return routing.CheckOptions{MinAvailable: o.minAvailable, Drift: true, PlanStart: true}
 }

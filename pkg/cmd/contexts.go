@@ -297,13 +297,13 @@ func (o *CheckOptions) checkOnClusters(ctx context.Context) ([]routing.Finding, 
 		return nil, err
 	}
 	o.namespace = members[0].namespace
-	intent := routing.Intent{VersionLabel: o.versionLabel, ClusterDomain: o.clusterDomain}
+	intent := o.intent()
 	found := make([][]routing.Finding, len(members))
 	errs := make([]error, len(members))
 	var wg sync.WaitGroup
 	for i, m := range members {
 		wg.Go(func() {
-			found[i], errs[i] = m.cluster.CheckService(ctx, o.namespace, o.service, intent, routing.CheckOptions{MinAvailable: o.minAvailable, Drift: true})
+			found[i], errs[i] = m.cluster.CheckService(ctx, o.namespace, o.service, intent, o.checkOptions())
 		})
 	}
 	wg.Wait()

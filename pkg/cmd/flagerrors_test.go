@@ -231,7 +231,7 @@ spec:
 		{"no route to the stable version alone", fixture("bookinfo-adopted"), startIntent(func(i *routing.Intent) { i.Stable, i.Canary = "v3", "v2" }),
 			"VirtualService reviews routes service bookinfo/reviews, but no route sends its traffic to stable version=v3 alone (each is pinned to a subset or mixes other hosts); pass --stable or --route, or add a default route"},
 		{"routes split already", fixture("no-istio", splitRoute), startIntent(nil),
-			"the routes of service shop/reviews already send traffic to several versions ([v1 v2]); pass --stable with the one that serves users today"},
+			"the routes of service shop/reviews already send traffic to several versions ([v1 v2]); pass --stable with the one that serves users today (or, where they split between two, --canary with the other one)"},
 		{"--mirror of someone else", userMirror, startIntent(func(i *routing.Intent) { mirror := 20; i.Canary, i.Mirror = "v3", &mirror }),
 			`http route "default" of VirtualService bookinfo/reviews already mirrors to reviews-shadow; kubectl canary will not replace a mirror it did not set: remove it, or run without --mirror`},
 		{"--gateway unknown", fixture("hosts-and-gateway"), startIntent(func(i *routing.Intent) {

@@ -50,7 +50,15 @@ type CheckOptions struct {
 	// route and promote leaves them out: those verbs act on drift
 	// themselves before they plan (actOnDrift).
 	Drift bool
+	// PlanStart also plans the start the intent describes, as start would
+	// and writing nothing, when no canary is in progress, and reports its
+	// refusal as the first finding in start's words: a check without
+	// errors then means start would go ahead (kubectl canary check).
+	PlanStart bool
 }
+
+// DefaultStartWeight is the canary's share a start without a weight asks for.
+const DefaultStartWeight = 10
 
 // foreignMark is how an object shows that another tool manages it, and
 // what to do about it besides running the canary with that tool.
@@ -160,12 +168,47 @@ func (c *checker) addError(object string, err error) {
 // checks that need the versions are skipped.
 func Check(snap Snapshot, intent Intent, opts CheckOptions) []Finding {
 	c := newChecker(snap, intent)
+	if opts.PlanStart && c.active == nil {
+		c.checkStartPlan()
+	}
 	c.p.backend.check(c, opts)
 	if opts.Drift {
 		c.driftFindings()
 	}
+	c.findings = uniqueFindings(c.findings)
 	sort.SliceStable(c.findings, func(i, j int) bool { return c.findings[i].Severity < c.findings[j].Severity })
 	return c.findings
+}
+
+// checkStartPlan plans the start of the checker's intent and reports
+// start's refusal, if any, with start's own words: the planning finds
+// what the preflight's checks do not (several canary candidates, routes
+// that split between other versions or mix in other hosts, an object in
+// the way of one start would create).
+func (c *checker) checkStartPlan() {
+	intent := c.intent
+	intent.Action = ActionStart
+	if intent.Weight == 0 {
+		intent.Weight = DefaultStartWeight
+	}
+	if _, err := Compute(c.snap, intent); err != nil {
+		c.addError(c.svcRef, err)
+	}
+}
+
+// uniqueFindings drops a finding said already: start's planning and the
+// preflight reach some problems (a single version, say) the same way.
+func uniqueFindings(findings []Finding) []Finding {
+	seen := map[string]bool{}
+	out := findings[:0]
+	for _, f := range findings {
+		key := string(f.Severity) + "\x00" + f.Message
+		if !seen[key] {
+			seen[key] = true
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // checkOwners reports the routing objects of the Service another tool manages.
