@@ -203,7 +203,11 @@ func (o *changeOptions) report(result *canary.Result) error {
 				objects = append(objects, *oc.Object)
 			}
 		}
-		return printObjects(o.printer, objects, o.Out)
+		if err := printObjects(o.printer, objects, o.Out); err != nil {
+			return err
+		}
+		printPreStartShares(o.ErrOut, plan)
+		return nil
 	}
 	suffix := ""
 	switch result.Request.DryRun {
@@ -230,6 +234,7 @@ func (o *changeOptions) report(result *canary.Result) error {
 		fmt.Fprintln(o.Out, replacedText(d, plan.State, result.Request.DryRun != canary.NoDryRun))
 	}
 	fmt.Fprintf(o.Out, "%s%s\n", summary(plan, result.Request.Intent.Action), suffix)
+	printPreStartShares(o.Out, plan)
 	return nil
 }
 
