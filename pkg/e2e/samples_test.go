@@ -13,6 +13,7 @@ package e2e
 // Like the other mesh tests these do not call t.Parallel (see mesh_test.go).
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -178,6 +179,8 @@ func TestSampleTCPEchoGatewayAPI(t *testing.T) {
 		servicesBefore[name] = shared.get(t, coreServices, ns, name).GetResourceVersion()
 	}
 	assert.Contains(t, shared.mustCanary(t, "check", "tcp-echo", "-n", ns), "no findings, ready for a canary")
+	ip := clusterIP(t, ns, "tcp-echo")
+	sidecar := m.dialListening(t, xds.Sidecar(ns, "client-0", podIP(), map[string]string{"app": "client"}), ip, 9000)
 
 	for _, step := range []struct {
 		args []string
@@ -185,7 +188,7 @@ func TestSampleTCPEchoGatewayAPI(t *testing.T) {
 	}{
 		{[]string{"start", "tcp-echo"}, map[string]int64{"tcp-echo-v1": 90, "tcp-echo-v2": 10}},
 		{[]string{"weight", "tcp-echo", "40"}, map[string]int64{"tcp-echo-v1": 60, "tcp-echo-v2": 40}},
-		{[]string{"abort", "tcp-echo"}, nil},
+		{[]string{"abort", "tcp-echo"}, map[string]int64{"tcp-echo-v1": 100}},
 	} {
 		r := shared.canary(t, nil, append([]string{"-n", ns}, step.args...)...)
 		require.NoError(t, r.err, "%s", r)
@@ -211,8 +214,36 @@ func TestSampleTCPEchoGatewayAPI(t *testing.T) {
 			assert.Equal(t, rv, shared.get(t, coreServices, ns, name).GetResourceVersion(), "the sample's %s is used as it is, never written", name)
 		}
 		shared.requireAbsent(t, coreServices, ns, "tcp-echo-v1-2")
+		servedTCP(t, sidecar, ip, 9000, portClusters(ns, 9000, uint32s(step.want)))
 		m.noNewFindings(t, ns, before, strings.Join(step.args, " "))
 	}
+}
+
+func uint32s(weights map[string]int64) map[string]uint32 {
+	out := map[string]uint32{}
+	for k, w := range weights {
+		out[k] = uint32(w)
+	}
+	return out
+}
+
+// servedTCP waits until the listener at address:port proxies TCP, in one
+// filter chain, to the clusters want gives (0-weight ones left out).
+func servedTCP(t *testing.T, c *xds.Client, address string, port uint32, want map[string]uint32) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), meshTimeout)
+	defer cancel()
+	var last xds.Listener
+	_, err := c.WaitForListener(ctx, address, port, func(l xds.Listener) bool {
+		last = l
+		for _, fc := range l.TCPChains() {
+			if fmt.Sprint(positive(fc.TCP.Weights())) == fmt.Sprint(want) {
+				return true
+			}
+		}
+		return false
+	})
+	require.NoError(t, err, "TCP at %s:%d should go to %v; istiod serves\n%s", address, port, want, last)
 }
 
 // TestSampleTCPEcho20V2VirtualService: Istio's tcp-echo with the
