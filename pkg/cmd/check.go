@@ -52,6 +52,9 @@ func newCmdCheck(g *globalOptions) *cobra.Command {
 			# Is reviews ready for a canary?
 			kubectl canary check reviews
 
+			# Would kubectl canary start reviews --canary v3 go ahead?
+			kubectl canary check reviews --canary v3
+
 			# The same, for scripts
 			kubectl canary check reviews -o json
 
