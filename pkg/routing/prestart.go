@@ -61,13 +61,19 @@ func (b *istioBackend) stopPreStartCanary(vs *object, st *State) {
 			switch destinationSubset(d) {
 			case st.CanarySubset:
 				share.canary += w
-				d["weight"] = int64(0)
 				if firstCanary == nil {
 					firstCanary = d
 				}
 			case st.StableSubset:
 				if stable == nil {
 					stable = d
+				}
+			}
+		}
+		if share.canary > 0 {
+			for _, raw := range dests {
+				if d := asMap(raw); destinationSubset(d) == st.CanarySubset && b.svc.isHost(destinationHost(d), vs.desired.GetNamespace()) {
+					d["weight"] = int64(0)
 				}
 			}
 		}
@@ -110,7 +116,9 @@ func (b *gatewayAPIBackend) stopPreStartCanary(route *object, st *State) {
 			switch name {
 			case t.canary:
 				share.canary += w
-				backend["weight"] = int64(0)
+				if w > 0 {
+					backend["weight"] = int64(0)
+				}
 				if firstCanary == nil {
 					firstCanary = backend
 				}

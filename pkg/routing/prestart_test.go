@@ -74,7 +74,12 @@ func targetWeights(targets []map[string]interface{}, st *State, svc serviceRef, 
 		if !toCanary && !toStable && (w > 0 || otherHost) {
 			return total, canary, false
 		}
-		stable = stable || (toStable && w > 0)
+		sends := w > 0
+		if _, isDestination := d["destination"]; isDestination {
+			// A missing weight among several is "some" to the planner.
+			sends = sendsTraffic(d, len(targets))
+		}
+		stable = stable || (toStable && sends)
 	}
 	return total, canary, stable
 }
