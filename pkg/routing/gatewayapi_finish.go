@@ -38,6 +38,7 @@ func (b *gatewayAPIBackend) finishRules(route *object, st *State, phase Phase) e
 	if phase == PhaseAborted && err == nil && restored != nil && revertedByOthers(route, restored, st) {
 		b.warnings = append(b.warnings, fmt.Sprintf("%s was set back to its pre-start spec by someone else while the canary ran; it keeps that spec, whose managed rules send all their traffic to stable %s", route.ref(), st.StableSubset))
 		route.desired.Object["spec"] = restored
+		b.stopPreStartCanary(route, st)
 		closeState(st, phase)
 		return nil
 	}

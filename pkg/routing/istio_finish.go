@@ -141,6 +141,7 @@ func (b *istioBackend) finishRoutes(vs *object, st *State, phase Phase) error {
 		// the plugin's annotations): it is what abort restores anyway.
 		b.warnings = append(b.warnings, fmt.Sprintf("%s was set back to its pre-start spec by someone else while the canary ran; it keeps that spec, whose managed routes send all their traffic to stable subset %s", vs.ref(), st.StableSubset))
 		vs.desired.Object["spec"] = restored
+		b.stopPreStartCanary(vs, st)
 	} else if phase == PhaseAborted && err == nil && restored != nil && specHash(vs.liveSpec()) == st.SpecHash {
 		vs.desired.Object["spec"] = restored
 		b.stopPreStartCanary(vs, st)

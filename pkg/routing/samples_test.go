@@ -195,3 +195,23 @@ func assertSendsNoCanary(t *testing.T, snap *Snapshot, obj *unstructured.Unstruc
 		}
 	}
 }
+
+// TestAbortAfterARevertToAPreStartSplit: someone applies tcp-echo-20-v2's
+// VirtualService again while the canary runs (a GitOps revert); abort
+// keeps that spec but for v2's 20 %, which goes to v1 as after any abort.
+func TestAbortAfterARevertToAPreStartSplit(t *testing.T) {
+	snap := tcpEcho20Istio.snapshot(t)
+	before := runtime.DeepCopyJSON(asMap(snap.object("VirtualService", "tcp-echo").Object["spec"]))
+	plan, err := Compute(*snap, Intent{Action: ActionStart, Canary: "v2", Stable: "v1", Weight: 10})
+	require.NoError(t, err)
+	snap.apply(plan)
+	snap.object("VirtualService", "tcp-echo").Object["spec"] = runtime.DeepCopyJSON(before)
+
+	plan, err = Compute(*snap, abort)
+	require.NoError(t, err)
+	assert.Equal(t, []PreStartShare{{Object: "VirtualService default/tcp-echo", Route: "tcp route #0", Percent: 20}}, plan.PreStartShares)
+	snap.apply(plan)
+	requireAbortRestored(t, before, snap.object("VirtualService", "tcp-echo"), "tcp-echo", "abort after the revert")
+	vs := snap.object("VirtualService", "tcp-echo")
+	assert.Equal(t, map[string]int64{"v1": 100, "v2": 0}, subsetWeights(asMap(routesOf(asMap(vs.Object["spec"]), "tcp")[0])))
+}
