@@ -47,7 +47,7 @@ func newCmdAbort(g *globalOptions) *cobra.Command {
 // printPreStartShares says, after an abort, which managed routes had given
 // the canary a share before start, which abort sent to stable too, and how
 // to return to that split.
-func printPreStartShares(w io.Writer, plan *routing.Plan) {
+func printPreStartShares(w io.Writer, plan *routing.Plan, target string) {
 	shares := plan.PreStartShares
 	if len(shares) == 0 {
 		return
@@ -67,7 +67,9 @@ func printPreStartShares(w io.Writer, plan *routing.Plan) {
 		fmt.Fprintf(w, "To return to that split (its weights differ between routes): %s\n", apply)
 		return
 	}
-	start := []string{"kubectl canary start", plan.Service, "-n", plan.Namespace, "--canary", st.Canary, "--stable", st.Stable, fmt.Sprintf("--weight %d", weight)}
+	// target is the user's own -n, --context, -f... (flagTerms), each after
+	// a space, so that the pasted command acts on the same Service.
+	start := []string{"kubectl canary start " + plan.Service + target, "--canary", st.Canary, "--stable", st.Stable, fmt.Sprintf("--weight %d", weight)}
 	if st.VersionLabel != "" && st.VersionLabel != "version" {
 		start = append(start, "--version-label", st.VersionLabel)
 	}

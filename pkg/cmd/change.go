@@ -206,7 +206,7 @@ func (o *changeOptions) report(result *canary.Result) error {
 		if err := printObjects(o.printer, objects, o.Out); err != nil {
 			return err
 		}
-		printPreStartShares(o.ErrOut, plan)
+		printPreStartShares(o.ErrOut, plan, o.terms.target)
 		return nil
 	}
 	suffix := ""
@@ -234,7 +234,7 @@ func (o *changeOptions) report(result *canary.Result) error {
 		fmt.Fprintln(o.Out, replacedText(d, plan.State, result.Request.DryRun != canary.NoDryRun))
 	}
 	fmt.Fprintf(o.Out, "%s%s\n", summary(plan, result.Request.Intent.Action), suffix)
-	printPreStartShares(o.Out, plan)
+	printPreStartShares(o.Out, plan, o.terms.target)
 	return nil
 }
 

@@ -52,7 +52,7 @@ func TestAbortOfAnAdoptedSplitSaysHowToReturn(t *testing.T) {
 	require.NoError(t, err, stderr)
 	assert.Contains(t, stdout, "canary shop/tcp-echo aborted: stable version=v1 gets 100% of the traffic again\n")
 	assert.Contains(t, stdout, "Note: before the canary started, VirtualService shop/tcp-echo (tcp route #0) gave canary version=v2 20% of its traffic; abort sent that share to stable version=v1 too\n")
-	assert.Contains(t, stdout, "To return to that split: kubectl canary start tcp-echo -n shop --canary v2 --stable v1 --weight 20 (a canary again, at that share), or kubectl apply the manifest that gave it\n")
+	assert.Contains(t, stdout, "To return to that split: kubectl canary start tcp-echo -f "+dir+" --local --canary v2 --stable v1 --weight 20 (a canary again, at that share), or kubectl apply the manifest that gave it\n")
 
 	vs := testutil.ReadObjects(t, filepath.Join(dir, "tcp-echo-20-v2.yaml"))
 	require.Len(t, vs, 1)
