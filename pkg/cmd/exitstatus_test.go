@@ -170,7 +170,7 @@ func TestExitStatuses(t *testing.T) {
 		"run Prometheus gone":          {args: run, prometheus: closedPrometheus, status: exitError, says: "cannot be reached"},
 		"check ready":                  {args: []string{"check", "reviews"}, status: exitOK},
 		"check finds an error":         {args: []string{"check", "reviews", "--version-label", "nosuch"}, status: exitFail, says: "error(s) found"},
-		"check unknown flag":           {args: []string{"check", "reviews", "--canary", "v2"}, status: exitError, says: "unknown flag: --canary"},
+		"check unknown flag":           {args: []string{"check", "reviews", "--weight", "20"}, status: exitError, says: "unknown flag: --weight"},
 		"check unknown Service":        {args: []string{"check", "nosuch"}, status: exitError, says: "nosuch"},
 		"check bad flags together":     {args: []string{"check", "reviews", "--local"}, status: exitError, says: "--local"},
 		"analyze verdict across a run": {args: analyze, prometheus: judging(healthy), status: exitError, says: "no canary"},
