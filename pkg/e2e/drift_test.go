@@ -134,7 +134,7 @@ func TestDriftIstio(t *testing.T) {
 		// route would keep the split while its summary states the record.
 		r := shared.failCanary(t, "route", "reviews", "--header", "x-tester=yes", "-n", ns)
 		assert.Contains(t, r.stderr, "so route would not act on what is live; nothing was changed")
-		assert.Contains(t, r.stderr, "Run kubectl canary weight reviews N first")
+		assert.Contains(t, r.stderr, "Run kubectl canary weight reviews N -n "+ns+" first")
 		serves(map[string]uint32{"v1": 70, "v2": 30})
 
 		out := shared.mustCanary(t, "weight", "reviews", "50", "-n", ns)
@@ -168,7 +168,7 @@ func TestDriftIstio(t *testing.T) {
 		assert.Equal(t, "20%", row["WEIGHT"], "the routes still give v2 its 20 %%, which fails now")
 		findings, failed := shared.checkFindings(t, ns)
 		assert.True(t, failed, "requests fail: an error")
-		assert.Contains(t, strings.Join(findings["error"], "\n"), "subset v2 of the running canary (it selects version=v2) is gone, so the routes that name it fail those requests. kubectl canary weight reviews N adds it back")
+		assert.Contains(t, strings.Join(findings["error"], "\n"), "subset v2 of the running canary (it selects version=v2) is gone, so the routes that name it fail those requests. kubectl canary weight reviews N -n "+ns+" adds it back")
 		r := shared.failCanary(t, "promote", "reviews", "-n", ns)
 		assert.Contains(t, r.stderr, "DestinationRule "+ns+"/reviews subset v2: recorded selects version=v2, live gone")
 
@@ -201,7 +201,7 @@ func TestDriftIstio(t *testing.T) {
 		for _, verb := range [][]string{{"weight", "reviews", "10"}, {"promote", "reviews"}} {
 			r := shared.failCanary(t, append(verb, "-n", ns)...)
 			assert.Contains(t, r.stderr, "live no VirtualService records the canary", "%v", verb)
-			assert.Contains(t, r.stderr, "run kubectl canary abort reviews (all traffic to stable version=v1) and start again", "%v", verb)
+			assert.Contains(t, r.stderr, "run kubectl canary abort reviews -n "+ns+" (all traffic to stable version=v1) and start again", "%v", verb)
 		}
 	})
 }
