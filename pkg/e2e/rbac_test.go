@@ -27,7 +27,7 @@ var userSteps = []struct {
 	{[]string{"status"}, false},
 	{[]string{"status", "reviews", "-o", "json"}, false},
 	{[]string{"promote", "reviews"}, true},
-	{[]string{"start", "reviews"}, true}, // a new canary: v2 is stable now
+	{[]string{"start", "reviews", "--canary", "v1"}, true}, // a new canary: v2 is stable now, v1 named (start never picks the retired version itself)
 	{[]string{"abort", "reviews"}, true},
 }
 
