@@ -70,17 +70,18 @@ func Golden(t testing.TB, path string, got []byte) {
 // the file when the tests run with -update.
 func GoldenJSON(t testing.TB, path string, got []byte) {
 	t.Helper()
-	if *update {
-		Golden(t, path, got)
-		return
-	}
-	want, err := os.ReadFile(path)
-	require.NoError(t, err, "golden file missing; run the tests with -update to create it")
-	require.JSONEq(t, string(want), string(got), "output differs from %s; run the tests with -update if the change is intended", path)
+	goldenDocuments(t, path, got, require.JSONEq)
 }
 
 // GoldenYAML is GoldenJSON for YAML documents.
 func GoldenYAML(t testing.TB, path string, got []byte) {
+	t.Helper()
+	goldenDocuments(t, path, got, require.YAMLEq)
+}
+
+// goldenDocuments compares got with the golden file at path by equal, or
+// rewrites the file when the tests run with -update.
+func goldenDocuments(t testing.TB, path string, got []byte, equal func(require.TestingT, string, string, ...interface{})) {
 	t.Helper()
 	if *update {
 		Golden(t, path, got)
@@ -88,5 +89,5 @@ func GoldenYAML(t testing.TB, path string, got []byte) {
 	}
 	want, err := os.ReadFile(path)
 	require.NoError(t, err, "golden file missing; run the tests with -update to create it")
-	require.YAMLEq(t, string(want), string(got), "output differs from %s; run the tests with -update if the change is intended", path)
+	equal(t, string(want), string(got), "output differs from %s; run the tests with -update if the change is intended", path)
 }
